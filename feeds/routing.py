@@ -1,0 +1,3 @@
+"""WebSocket routes (chat rooms arrive with the chat issue)."""
+
+websocket_urlpatterns: list = []

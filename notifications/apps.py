@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class NotificationsConfig(AppConfig):
+    name = "notifications"
+
+    def ready(self) -> None:
+        from notifications import signals
+        from notifications.replay import NotificationReplay, ReadChangeReplay
+        from notifications.storage import register_source
+
+        signals.connect()
+        register_source("user", NotificationReplay())
+        register_source("user-read", ReadChangeReplay())

@@ -1,0 +1,100 @@
+"""Who may read which SSE channel: one place, default deny.
+
+Channel names: `user-42` (a user's notifications), `user-42-read` (their read-state
+changes), `group-7` (announcements to members of auth group 7), and the public
+`announcements` and `activity` channels.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
+from django_eventstream.channelmanager import ChannelManagerBase
+
+PUBLIC_CHANNELS = frozenset({"announcements", "activity"})
+# Channels a page subscribes to when it names none; `activity` is asked for by the feed only.
+DEFAULT_PUBLIC_CHANNELS = ("announcements",)
+
+_CHANNEL_RE = re.compile(r"(?P<kind>user|group)-(?P<key>[1-9][0-9]{0,17})(?P<read>-read)?")
+
+
+def user_channel(user_id: int) -> str:
+    return f"user-{user_id}"
+
+
+def read_channel(user_id: int) -> str:
+    return f"user-{user_id}-read"
+
+
+def group_channel(group_id: int) -> str:
+    return f"group-{group_id}"
+
+
+def parse_channel(channel: str) -> tuple[str, int | None]:
+    """Split a channel name into (kind, key); kind is "" for names that are not ours."""
+    if channel in PUBLIC_CHANNELS:
+        return channel, None
+    match = _CHANNEL_RE.fullmatch(channel)
+    if not match:
+        return "", None
+    kind = match["kind"]
+    if match["read"]:
+        if kind != "user":
+            return "", None
+        kind = "user-read"
+    return kind, int(match["key"])
+
+
+def _group_ids(user: Any) -> set[int]:
+    cached = getattr(user, "_rt_group_ids", None)
+    if cached is None:
+        cached = set(user.groups.values_list("id", flat=True))
+        user._rt_group_ids = cached
+    return cached
+
+
+def can_read_channel(user: Any, channel: str) -> bool:
+    """True only for the user's own channels, their groups' channels and public ones."""
+    if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
+        return False
+    if not user.is_active:
+        return False
+    kind, key = parse_channel(channel)
+    if kind in PUBLIC_CHANNELS:
+        return True
+    if kind in ("user", "user-read"):
+        return key == user.pk
+    if kind == "group":
+        return key in _group_ids(user)
+    return False
+
+
+def channels_for_user(user: Any) -> list[str]:
+    """The channels a logged-in page listens to by default."""
+    channels = [user_channel(user.pk), read_channel(user.pk), *DEFAULT_PUBLIC_CHANNELS]
+    channels.extend(group_channel(gid) for gid in sorted(_group_ids(user)))
+    return channels
+
+
+def requested_channels(request: HttpRequest) -> list[str]:
+    """The channels a request asks for (`?channel=` repeated), or the user's defaults."""
+    asked = [c for c in request.GET.getlist("channel") if c]
+    if asked:
+        return list(dict.fromkeys(asked))
+    return channels_for_user(request.user)
+
+
+class AccessChannelManager(ChannelManagerBase):
+    """django-eventstream hook: channels from the session, never trusted from the URL alone."""
+
+    def get_channels_for_request(self, request: HttpRequest, view_kwargs: dict) -> set[str]:
+        return set(requested_channels(request))
+
+    def can_read_channel(self, user: Any, channel: str) -> bool:
+        return can_read_channel(user, channel)
+
+    def is_channel_reliable(self, channel: str) -> bool:
+        return True

@@ -1,0 +1,19 @@
+"""Template context for the header bell on every page."""
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from notifications import selectors
+
+
+def bell(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    from notifications.views.stream import stream_start_id
+
+    return {
+        "bell_unread": selectors.unread_count(user_id=user.pk),
+        "stream_start_id": stream_start_id(request),
+    }

@@ -1,0 +1,53 @@
+"""Create the demo users (alice, bob, charlie) and a few notifications; safe to re-run."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from notifications.models import Notification
+from notifications.services import notification_create
+
+DEMO_PASSWORD = "pulse-demo-2026"
+DEMO_USERS = (("alice", True), ("bob", False), ("charlie", False))
+
+
+class Command(BaseCommand):
+    help = "Create demo users alice (staff), bob and charlie, and sample notifications."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--password", default=DEMO_PASSWORD)
+
+    @transaction.atomic
+    def handle(self, *args: Any, password: str, **options: Any) -> None:
+        User = get_user_model()
+        for username, staff in DEMO_USERS:
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"email": f"{username}@example.com"}
+            )
+            if created:
+                user.set_password(password)
+                user.is_staff = user.is_superuser = staff
+                user.save()
+                self._welcome(user)
+        self.stdout.write(
+            self.style.SUCCESS(f"demo users: alice (staff), bob, charlie; password: {password}")
+        )
+
+    def _welcome(self, user: Any) -> None:
+        if Notification.objects.filter(recipient=user).exists():
+            return
+        notification_create(
+            recipient=user,
+            title=f"Welcome to Pulse, {user.username}",
+            body="New notifications appear here live, without reloading the page.",
+            level="success",
+        )
+        notification_create(
+            recipient=user,
+            title="Try it from a shell",
+            body='python manage.py shell -c "...notification_create(...)" and watch the bell.',
+            level="info",
+            url="/notifications/",
+        )

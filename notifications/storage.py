@@ -1,0 +1,70 @@
+"""Serve SSE replay (`Last-Event-ID`) from the application's own tables.
+
+django-eventstream asks its storage for "events after id N on channel C". Each channel
+kind has a replay source reading the table that is already the source of truth
+(notifications, read changes, announcements, activity), so the inbox and the stream
+cannot disagree and nothing expires from a second event store.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from django_eventstream.event import Event
+from django_eventstream.storage import EventDoesNotExist, StorageBase
+
+from notifications.channels import parse_channel
+
+
+class ReplaySource(Protocol):
+    def current_id(self, channel: str, key: int | None) -> int: ...
+
+    def events_after(
+        self, channel: str, key: int | None, last_id: int, limit: int
+    ) -> list[Event]: ...
+
+
+_SOURCES: dict[str, ReplaySource] = {}
+
+
+def register_source(kind: str, source: ReplaySource) -> None:
+    """Make `source` answer replay for every channel of `kind` (see channels.parse_channel)."""
+    _SOURCES[kind] = source
+
+
+def source_for(channel: str) -> tuple[ReplaySource | None, int | None]:
+    kind, key = parse_channel(channel)
+    return _SOURCES.get(kind), key
+
+
+class ReplayStorage(StorageBase):
+    """django-eventstream storage backed by the replay sources; it never stores anything."""
+
+    def append_event(self, channel: str, event_type: str, data: str) -> Event:
+        raise NotImplementedError("publish through notifications.events, not send_event()")
+
+    def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[Event]:
+        source, key = source_for(channel)
+        if source is None:
+            return []
+        events = source.events_after(channel, key, last_id, limit)
+        if not events:
+            current = source.current_id(channel, key)
+            if last_id > current:
+                # An id this server never issued (a reset database, a forged header):
+                # tell the client to reload rather than wait for ids that never come.
+                raise EventDoesNotExist(f"no event {last_id} on {channel}", current)
+        return events
+
+    def get_current_id(self, channel: str) -> int:
+        source, key = source_for(channel)
+        return source.current_id(channel, key) if source else 0
+
+
+def stream_position(channels: list[str]) -> dict[str, int]:
+    """The newest event id of each channel: where a fresh stream starts."""
+    out = {}
+    for channel in channels:
+        source, key = source_for(channel)
+        out[channel] = source.current_id(channel, key) if source else 0
+    return out

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from notifications.views import api, pages, stream
+
+app_name = "notifications"
+
+urlpatterns = [
+    path("notifications/", pages.inbox, name="inbox"),
+    path("events/", stream.events, name="events"),
+    path("api/notifications/", api.notification_list, name="api-list"),
+    path("api/notifications/unread-count/", api.unread_count, name="api-unread-count"),
+    path("api/notifications/read-all/", api.mark_all_read, name="api-read-all"),
+    path("api/notifications/<int:notification_id>/read/", api.mark_read, name="api-read"),
+]

@@ -1,0 +1,75 @@
+"""The notifications JSON API (session auth, CSRF on writes, JSON errors)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from notifications import selectors, services
+from notifications.http import json_error, login_required_json
+from notifications.models import Notification
+
+DEFAULT_LIMIT = 20
+
+
+def _int_param(request: HttpRequest, name: str, *, minimum: int, maximum: int) -> int | None:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise ValueError(f"{name} must be a positive integer")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}")
+    return value
+
+
+@require_GET
+@login_required_json
+def notification_list(request: HttpRequest) -> HttpResponse:
+    unread_raw = request.GET.get("unread", "")
+    if unread_raw not in ("", "0", "1", "true", "false"):
+        return json_error(400, "unread must be 1 or 0")
+    try:
+        before = _int_param(request, "before", minimum=1, maximum=2**63 - 1)
+        limit = _int_param(request, "limit", minimum=1, maximum=selectors.MAX_PAGE)
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    page = selectors.notification_list(
+        user_id=request.user.pk,
+        unread=unread_raw in ("1", "true"),
+        before=before,
+        limit=limit or DEFAULT_LIMIT,
+    )
+    return JsonResponse(page)
+
+
+@require_GET
+@login_required_json
+def unread_count(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"unread": selectors.unread_count(user_id=request.user.pk)})
+
+
+@require_POST
+@login_required_json
+def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
+    try:
+        unread = services.notification_mark_read(user=request.user, notification_id=notification_id)
+    except Notification.DoesNotExist:
+        return json_error(404, "no such notification")
+    return JsonResponse({"unread": unread})
+
+
+@require_POST
+@login_required_json
+def mark_all_read(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"unread": services.notification_mark_all_read(user=request.user)})
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF rejections as JSON for API callers, Django's page for everyone else."""
+    if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
+        return json_error(403, f"CSRF check failed: {reason}")
+    from django.views.csrf import csrf_failure as default_failure
+
+    return default_failure(request, reason=reason)

@@ -1,0 +1,370 @@
+// Live notifications: one SSE stream per tab, the bell, the dropdown, toasts and the inbox.
+// Every piece of text goes through textContent: nothing from the server is parsed as HTML.
+
+const body = document.body;
+const STREAM_URL = body.dataset.streamUrl;
+const TOAST_MS = 6000;
+
+// ---------------------------------------------------------------- helpers
+
+export function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+export async function api(path, { method = "GET" } = {}) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  const response = await fetch(path, { method, headers, credentials: "same-origin" });
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = new Error((data && data.error) || `HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = text;
+  return node;
+}
+
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+
+export function timeAgo(iso) {
+  const then = new Date(iso);
+  const seconds = Math.round((then.getTime() - Date.now()) / 1000);
+  const abs = Math.abs(seconds);
+  if (abs < 45) return "just now";
+  if (abs < 3600) return relative.format(Math.round(seconds / 60), "minute");
+  if (abs < 86400) return relative.format(Math.round(seconds / 3600), "hour");
+  if (abs < 86400 * 7) return relative.format(Math.round(seconds / 86400), "day");
+  return then.toLocaleDateString();
+}
+
+function safeHref(url) {
+  return url && (url.startsWith("/") || /^https?:\/\//i.test(url)) ? url : null;
+}
+
+// ---------------------------------------------------------------- bell badge
+
+const badge = document.getElementById("bell-badge");
+
+function setUnread(count) {
+  if (!badge || typeof count !== "number") return;
+  badge.dataset.count = String(count);
+  badge.textContent = count > 99 ? "99+" : String(count);
+  badge.hidden = count === 0;
+  document.title = document.title.replace(/^\(\d+\+?\) /, "");
+  if (count > 0) document.title = `(${count > 99 ? "99+" : count}) ${document.title}`;
+}
+
+// ---------------------------------------------------------------- toasts
+
+const toasts = document.getElementById("toasts");
+
+export function toast({ title, body: text, level = "info", url }) {
+  if (!toasts) return;
+  const node = el("div", `toast level-${level}`);
+  node.setAttribute("role", "status");
+  const head = el("div", "toast-title", title);
+  node.append(head);
+  if (text) node.append(el("div", "toast-body", text));
+  const href = safeHref(url);
+  if (href) {
+    node.classList.add("clickable");
+    node.addEventListener("click", () => (window.location.href = href));
+  }
+  const close = el("button", "toast-close", "×");
+  close.type = "button";
+  close.setAttribute("aria-label", "Dismiss");
+  close.addEventListener("click", (event) => {
+    event.stopPropagation();
+    node.remove();
+  });
+  node.append(close);
+  toasts.append(node);
+  setTimeout(() => node.classList.add("leaving"), TOAST_MS);
+  setTimeout(() => node.remove(), TOAST_MS + 400);
+}
+
+// ---------------------------------------------------------------- notification rows
+
+function notificationRow(n, { compact = false } = {}) {
+  const li = el("li", `item level-${n.level}${n.read ? "" : " unread"}`);
+  li.dataset.id = String(n.id);
+  li.append(el("span", "level-dot"));
+  const main = el("div", "item-main");
+  const title = el("div", "item-title");
+  const href = safeHref(n.url);
+  if (href) {
+    const a = el("a", null, n.title);
+    a.href = href;
+    title.append(a);
+  } else {
+    title.textContent = n.title;
+  }
+  main.append(title);
+  if (n.body && !compact) main.append(el("div", "item-body", n.body));
+  const time = el("time", "item-time", timeAgo(n.created_at));
+  time.dateTime = n.created_at;
+  main.append(time);
+  li.append(main);
+  if (!n.read) {
+    const button = el("button", "link-button mark-read", compact ? "✓" : "Mark read");
+    button.type = "button";
+    button.title = "Mark read";
+    li.append(button);
+  }
+  return li;
+}
+
+function markRowsRead(ids) {
+  for (const id of ids) {
+    for (const row of document.querySelectorAll(`li.item[data-id="${Number(id)}"]`)) {
+      row.classList.remove("unread");
+      row.querySelector(".mark-read")?.remove();
+      if (inboxUnreadOnly?.checked && row.closest("#inbox-list")) row.remove();
+    }
+  }
+}
+
+async function markRead(id) {
+  const data = await api(`/api/notifications/${Number(id)}/read/`, { method: "POST" });
+  markRowsRead([id]);
+  setUnread(data.unread);
+}
+
+async function markAllRead() {
+  const data = await api("/api/notifications/read-all/", { method: "POST" });
+  markRowsRead([...document.querySelectorAll("li.item.unread")].map((r) => r.dataset.id));
+  setUnread(data.unread);
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest(".mark-read");
+  if (!button) return;
+  const row = button.closest("li.item");
+  if (row) markRead(row.dataset.id).catch((err) => toast({ title: "Could not mark read", body: err.message, level: "error" }));
+});
+
+// ---------------------------------------------------------------- dropdown
+
+const bellButton = document.getElementById("bell-button");
+const dropdown = document.getElementById("bell-dropdown");
+const bellList = document.getElementById("bell-list");
+
+async function refreshDropdown() {
+  if (!bellList) return;
+  try {
+    const page = await api("/api/notifications/?limit=8");
+    bellList.replaceChildren();
+    if (page.results.length === 0) bellList.append(el("li", "empty", "No notifications yet."));
+    for (const n of page.results) bellList.append(notificationRow(n, { compact: true }));
+    setUnread(page.unread);
+  } catch (err) {
+    bellList.replaceChildren(el("li", "empty", `Could not load notifications (${err.message}).`));
+  }
+}
+
+function setDropdown(open) {
+  if (!dropdown) return;
+  dropdown.hidden = !open;
+  bellButton.setAttribute("aria-expanded", String(open));
+  if (open) refreshDropdown();
+}
+
+bellButton?.addEventListener("click", (event) => {
+  event.stopPropagation();
+  setDropdown(dropdown.hidden);
+});
+document.addEventListener("click", (event) => {
+  if (dropdown && !dropdown.hidden && !event.target.closest("#bell")) setDropdown(false);
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") setDropdown(false);
+});
+document.getElementById("bell-read-all")?.addEventListener("click", () => {
+  markAllRead().catch((err) => toast({ title: "Could not mark all read", body: err.message, level: "error" }));
+});
+
+function prependToDropdown(n) {
+  if (!bellList || dropdown.hidden) return;
+  bellList.querySelector(".empty")?.remove();
+  bellList.prepend(notificationRow(n, { compact: true }));
+  while (bellList.children.length > 8) bellList.lastElementChild.remove();
+}
+
+// ---------------------------------------------------------------- inbox page
+
+const inboxList = document.getElementById("inbox-list");
+const inboxMore = document.getElementById("inbox-more");
+const inboxUnreadOnly = document.getElementById("inbox-unread-only");
+
+async function loadInbox({ append = false } = {}) {
+  const params = new URLSearchParams({ limit: "30" });
+  if (inboxUnreadOnly.checked) params.set("unread", "1");
+  if (append && inboxList.dataset.next) params.set("before", inboxList.dataset.next);
+  const page = await api(`/api/notifications/?${params}`);
+  if (!append) inboxList.replaceChildren();
+  for (const n of page.results) inboxList.append(notificationRow(n));
+  if (!inboxList.querySelector("li.item")) {
+    inboxList.replaceChildren(el("li", "empty", inboxUnreadOnly.checked ? "No unread notifications." : "You're all caught up."));
+  }
+  inboxList.dataset.next = page.next ?? "";
+  inboxMore.hidden = !page.next;
+  setUnread(page.unread);
+}
+
+if (inboxList) {
+  for (const time of inboxList.querySelectorAll("time.item-time")) time.textContent = timeAgo(time.dateTime);
+  inboxMore?.addEventListener("click", () => loadInbox({ append: true }));
+  inboxUnreadOnly?.addEventListener("change", () => loadInbox());
+  document.getElementById("inbox-read-all")?.addEventListener("click", () => {
+    markAllRead().catch((err) => toast({ title: "Could not mark all read", body: err.message, level: "error" }));
+  });
+}
+
+function prependToInbox(n) {
+  if (!inboxList || inboxList.querySelector(`li.item[data-id="${Number(n.id)}"]`)) return;
+  inboxList.querySelector(".empty")?.remove();
+  const row = notificationRow({ ...n, read: false });
+  row.classList.add("arriving");
+  inboxList.prepend(row);
+}
+
+// ---------------------------------------------------------------- the stream
+
+const connState = document.getElementById("conn-state");
+let lastEventId = body.dataset.streamStart || "";
+let source = null;
+let retries = 0;
+
+function setConnState(state) {
+  if (connState) {
+    connState.dataset.state = state;
+    connState.title = { open: "Live", connecting: "Connecting…", offline: "Offline, retrying…", "signed-out": "Signed out" }[state] || state;
+  }
+}
+
+function emit(type, detail) {
+  document.dispatchEvent(new CustomEvent(`pulse:${type}`, { detail }));
+}
+
+function parse(event) {
+  if (event.lastEventId) lastEventId = event.lastEventId;
+  try {
+    return JSON.parse(event.data);
+  } catch {
+    return null;
+  }
+}
+
+const seen = new Set();
+
+function onNotification(event) {
+  const n = parse(event);
+  if (!n) return;
+  setUnread(n.unread);
+  if (seen.has(n.id)) return;
+  seen.add(n.id);
+  prependToDropdown(n);
+  prependToInbox(n);
+  toast(n);
+  emit("notification", n);
+}
+
+function onRead(event) {
+  const data = parse(event);
+  if (!data) return;
+  markRowsRead(data.ids || []);
+  setUnread(data.unread);
+  emit("read", data);
+}
+
+function onReset() {
+  // The server could not replay what this tab missed: reload the state from the API.
+  lastEventId = "";
+  refreshCount();
+  if (dropdown && !dropdown.hidden) refreshDropdown();
+  if (inboxList) loadInbox();
+  emit("reset", {});
+}
+
+async function refreshCount() {
+  try {
+    setUnread((await api("/api/notifications/unread-count/")).unread);
+    return true;
+  } catch (err) {
+    if (err.status === 403) {
+      setConnState("signed-out");
+      return false;
+    }
+    return true;
+  }
+}
+
+function connect() {
+  if (!STREAM_URL) return;
+  const url = new URL(STREAM_URL, window.location.href);
+  for (const channel of (body.dataset.streamChannels || "").split(" ").filter(Boolean)) {
+    url.searchParams.append("channel", channel);
+  }
+  if (lastEventId) url.searchParams.set("lastEventId", lastEventId);
+  setConnState("connecting");
+  source = new EventSource(url);
+  source.addEventListener("open", () => {
+    retries = 0;
+    setConnState("open");
+  });
+  source.addEventListener("message", (event) => parse(event));
+  source.addEventListener("notification", onNotification);
+  source.addEventListener("read", onRead);
+  source.addEventListener("stream-reset", onReset);
+  for (const type of ["announcement", "activity"]) {
+    source.addEventListener(type, (event) => {
+      const data = parse(event);
+      if (data) emit(type, data);
+    });
+  }
+  source.addEventListener("stream-error", () => {
+    source.close();
+    scheduleReconnect();
+  });
+  source.addEventListener("error", () => {
+    // EventSource retries network errors itself (with Last-Event-ID); an HTTP error
+    // closes it for good, so this tab reconnects with its own backoff.
+    if (source.readyState === EventSource.CLOSED) scheduleReconnect();
+    else setConnState("offline");
+  });
+}
+
+async function scheduleReconnect() {
+  setConnState("offline");
+  retries += 1;
+  const delay = Math.min(30000, 500 * 2 ** Math.min(retries, 6)) * (0.5 + Math.random());
+  setTimeout(async () => {
+    if (await refreshCount()) connect();
+  }, delay);
+}
+
+export const stream = {
+  on(type, handler) {
+    document.addEventListener(`pulse:${type}`, (event) => handler(event.detail));
+  },
+  get lastEventId() {
+    return lastEventId;
+  },
+};
+window.pulse = stream;
+
+setUnread(Number(body.dataset.unread || 0));
+connect();

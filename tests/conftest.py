@@ -1,0 +1,102 @@
+"""Test harness: a private Redis for the whole run, named users, real servers on demand."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from config.redis_server import EmbeddedRedis
+from tests.servers import Server
+
+PASSWORD = "correct-horse-battery-staple"
+_RUN_DIR = Path(tempfile.mkdtemp(prefix="rt-"))
+_redis = EmbeddedRedis(_RUN_DIR / "redis.sock")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _redis.start()
+    os.environ["REDIS_URL"] = _redis.url
+    settings.REDIS_URL = _redis.url
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+        {"address": _redis.url, "socket_timeout": None}
+    ]
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        # A file, so that server processes started by the tests share the test database.
+        settings.DATABASES["default"]["TEST"]["NAME"] = str(_RUN_DIR / "test.sqlite3")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _redis.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> EmbeddedRedis:
+    return _redis
+
+
+@pytest.fixture(autouse=True)
+def _redis_is_up(redis_server: EmbeddedRedis) -> None:
+    """A test that stopped Redis must not leave it down for the next one."""
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()
+
+
+def make_user(username: str, **extra):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user(
+        username=username, password=PASSWORD, email=f"{username}@example.com", **extra
+    )
+
+
+@pytest.fixture
+def alice(db):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(db):
+    return make_user("bob")
+
+
+@pytest.fixture
+def charlie(db):
+    return make_user("charlie")
+
+
+def session_cookie(user) -> str:
+    """Log `user` in and return the session id a browser would hold."""
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture(scope="session")
+def server(django_db_setup, django_db_blocker, redis_server) -> Iterator[Server]:
+    """One real daphne process for the whole run (tests reach it over TCP)."""
+    with django_db_blocker.unblock():
+        srv = Server(redis_url=redis_server.url, log_path=_RUN_DIR / "server-1.log").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def second_server(django_db_setup, django_db_blocker, redis_server) -> Iterator[Server]:
+    """Another server process on the same Redis and database."""
+    with django_db_blocker.unblock():
+        srv = Server(redis_url=redis_server.url, log_path=_RUN_DIR / "server-2.log").start()
+    yield srv
+    srv.stop()

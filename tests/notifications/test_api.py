@@ -1,0 +1,98 @@
+import pytest
+from django.test import Client
+
+from notifications.models import Notification
+from notifications.services import notification_create
+
+pytestmark = pytest.mark.django_db
+
+
+def csrf_post(client: Client, path: str):
+    client.get("/notifications/")  # sets the csrftoken cookie, as a page load does
+    token = client.cookies["csrftoken"].value
+    return client.post(path, HTTP_X_CSRFTOKEN=token)
+
+
+def test_list_is_newest_first_with_unread_count_and_cursor(alice, alice_client):
+    ns = [notification_create(recipient=alice, title=f"n{i}") for i in range(5)]
+    body = alice_client.get("/api/notifications/?limit=2").json()
+    assert [r["id"] for r in body["results"]] == [ns[4].pk, ns[3].pk]
+    assert body["unread"] == 5
+    assert body["next"] == ns[3].pk
+    page2 = alice_client.get(f"/api/notifications/?limit=2&before={body['next']}").json()
+    assert [r["id"] for r in page2["results"]] == [ns[2].pk, ns[1].pk]
+    last = alice_client.get(f"/api/notifications/?limit=2&before={ns[1].pk}").json()
+    assert [r["id"] for r in last["results"]] == [ns[0].pk]
+    assert last["next"] is None
+
+
+def test_list_item_format(alice, alice_client):
+    n = notification_create(recipient=alice, title="t", body="b", level="warning", url="/x/")
+    (item,) = alice_client.get("/api/notifications/").json()["results"]
+    assert item == {
+        "id": n.pk, "title": "t", "body": "b", "level": "warning", "url": "/x/",
+        "created_at": n.created_at.isoformat(), "read": False,
+    }  # fmt: skip
+
+
+def test_unread_filter(alice, alice_client):
+    a = notification_create(recipient=alice, title="a")
+    notification_create(recipient=alice, title="b")
+    Notification.objects.filter(pk=a.pk).update(read_at="2026-01-01T00:00:00Z")
+    body = alice_client.get("/api/notifications/?unread=1").json()
+    assert [r["title"] for r in body["results"]] == ["b"]
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=101", "limit=abc", "before=-1", "before=x", "unread=maybe"]
+)
+def test_bad_parameters_get_400_with_a_message(alice_client, query):
+    response = alice_client.get(f"/api/notifications/?{query}")
+    assert response.status_code == 400
+    assert response.json()["error"]
+
+
+def test_anonymous_gets_403_json_everywhere(client):
+    for path in ("/api/notifications/", "/api/notifications/unread-count/"):
+        response = client.get(path)
+        assert response.status_code == 403
+        assert response.json() == {"error": "authentication required"}
+
+
+def test_unread_count(alice, alice_client):
+    notification_create(recipient=alice, title="a")
+    assert alice_client.get("/api/notifications/unread-count/").json() == {"unread": 1}
+
+
+def test_mark_read_and_read_all(alice, alice_client):
+    a = notification_create(recipient=alice, title="a")
+    notification_create(recipient=alice, title="b")
+    response = csrf_post(alice_client, f"/api/notifications/{a.pk}/read/")
+    assert response.status_code == 200
+    assert response.json() == {"unread": 1}
+    assert csrf_post(alice_client, "/api/notifications/read-all/").json() == {"unread": 0}
+
+
+def test_another_users_notification_is_404(bob, alice_client):
+    theirs = notification_create(recipient=bob, title="private")
+    response = csrf_post(alice_client, f"/api/notifications/{theirs.pk}/read/")
+    assert response.status_code == 404
+    assert response.json() == {"error": "no such notification"}
+    theirs.refresh_from_db()
+    assert theirs.read_at is None
+
+
+def test_writes_without_csrf_are_refused_as_json(alice, alice_client):
+    a = notification_create(recipient=alice, title="a")
+    response = alice_client.post(f"/api/notifications/{a.pk}/read/")
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["error"]
+    a.refresh_from_db()
+    assert a.read_at is None
+
+
+def test_list_query_count_is_constant(alice, alice_client, django_assert_max_num_queries):
+    for i in range(30):
+        notification_create(recipient=alice, title=str(i))
+    with django_assert_max_num_queries(4):  # session, user, page, count
+        alice_client.get("/api/notifications/?limit=30")

@@ -1,0 +1,60 @@
+import json
+
+import pytest
+from django_eventstream.storage import EventDoesNotExist
+
+from notifications.services import notification_create, notification_mark_read
+from notifications.storage import ReplayStorage, stream_position
+
+pytestmark = pytest.mark.django_db
+
+
+def test_replay_returns_exactly_the_notifications_after_an_id_in_order(alice, bob):
+    storage = ReplayStorage()
+    channel = f"user-{alice.pk}"
+    first = notification_create(recipient=alice, title="1")
+    notification_create(recipient=bob, title="bob's")
+    later = [notification_create(recipient=alice, title=str(i)) for i in range(2, 5)]
+    events = storage.get_events(channel, first.pk, limit=100)
+    assert [e.id for e in events] == [n.pk for n in later]
+    assert [json.loads(e.data)["title"] for e in events] == ["2", "3", "4"]
+    assert {json.loads(e.data)["unread"] for e in events} == {4}
+    assert all(e.type == "notification" for e in events)
+
+
+def test_replay_pages_by_limit(alice):
+    ns = [notification_create(recipient=alice, title=str(i)) for i in range(5)]
+    events = ReplayStorage().get_events(f"user-{alice.pk}", 0, limit=2)
+    assert [e.id for e in events] == [ns[0].pk, ns[1].pk]
+
+
+def test_an_id_beyond_the_newest_asks_the_client_to_reset(alice):
+    n = notification_create(recipient=alice, title="1")
+    with pytest.raises(EventDoesNotExist) as err:
+        ReplayStorage().get_events(f"user-{alice.pk}", n.pk + 1000)
+    assert err.value.current_id == n.pk
+
+
+def test_read_changes_replay_with_the_current_unread_count(alice):
+    a = notification_create(recipient=alice, title="a")
+    notification_create(recipient=alice, title="b")
+    notification_mark_read(user=alice, notification_id=a.pk)
+    (event,) = ReplayStorage().get_events(f"user-{alice.pk}-read", 0)
+    assert event.type == "read"
+    assert json.loads(event.data) == {"ids": [a.pk], "unread": 1}
+
+
+def test_stream_position_is_the_newest_id_per_channel(alice):
+    n = notification_create(recipient=alice, title="a")
+    assert stream_position([f"user-{alice.pk}", f"user-{alice.pk}-read", "nothing-here"]) == {
+        f"user-{alice.pk}": n.pk,
+        f"user-{alice.pk}-read": 0,
+        "nothing-here": 0,
+    }
+
+
+def test_replay_query_count_does_not_grow_with_events(alice, django_assert_num_queries):
+    for i in range(20):
+        notification_create(recipient=alice, title=str(i))
+    with django_assert_num_queries(2):  # the rows, the unread count
+        ReplayStorage().get_events(f"user-{alice.pk}", 0)

@@ -1,0 +1,133 @@
+import json
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from notifications import relay
+from notifications.models import Notification, ReadChange
+from notifications.services import (
+    notification_create,
+    notification_mark_all_read,
+    notification_mark_read,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def pubsub():
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    ps = client.pubsub()
+    ps.subscribe(relay.PUBSUB_CHANNEL)
+    assert ps.get_message(timeout=1)["type"] == "subscribe"
+    yield ps
+    ps.close()
+    client.close()
+
+
+def published(ps) -> list[dict]:
+    out = []
+    while (message := ps.get_message(timeout=0.3)) is not None:
+        out.append(json.loads(message["data"]))
+    return out
+
+
+def test_notification_is_published_only_after_commit(
+    alice, pubsub, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        n = notification_create(recipient=alice, title="Deploy finished", level="success")
+    assert published(pubsub) == []  # not before commit
+    for callback in callbacks:
+        callback()
+    (message,) = published(pubsub)
+    assert message["c"] == f"user-{alice.pk}"
+    assert message["t"] == "notification"
+    assert message["i"] == n.pk
+    data = json.loads(message["d"])
+    assert data == {
+        "id": n.pk,
+        "title": "Deploy finished",
+        "body": "",
+        "level": "success",
+        "url": "",
+        "created_at": n.created_at.isoformat(),
+        "unread": 1,
+    }
+
+
+def test_a_rolled_back_notification_is_never_published(
+    alice, pubsub, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        notification_create(recipient=alice, title="never")
+    # the test transaction rolls back: the callbacks are discarded, not run
+    assert published(pubsub) == []
+    assert len(callbacks) == 1
+
+
+def test_saving_a_notification_anywhere_publishes_it(
+    alice, pubsub, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        Notification.objects.create(recipient=alice, title="from the shell")
+    (message,) = published(pubsub)
+    assert json.loads(message["d"])["title"] == "from the shell"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"title": ""}, "title must not be empty"),
+        ({"title": "x" * 201}, "title is longer than 200 characters"),
+        ({"title": "ok", "level": "panic"}, "level must be one of"),
+        ({"title": "ok", "url": "javascript:alert(1)"}, "url must be a path"),
+        ({"title": "ok", "body": "b" * 5001}, "body is longer than 5000"),
+    ],
+)
+def test_invalid_notifications_are_refused_with_a_message(alice, kwargs, message):
+    with pytest.raises(ValidationError, match=message):
+        notification_create(recipient=alice, **kwargs)
+    assert not Notification.objects.exists()
+
+
+def test_mark_read_records_a_read_change_and_returns_unread(
+    alice, pubsub, django_capture_on_commit_callbacks
+):
+    a = notification_create(recipient=alice, title="a")
+    notification_create(recipient=alice, title="b")
+    published(pubsub)
+    with django_capture_on_commit_callbacks(execute=True):
+        unread = notification_mark_read(user=alice, notification_id=a.pk)
+    assert unread == 1
+    change = ReadChange.objects.get()
+    assert change.notification_ids == [a.pk]
+    (message,) = published(pubsub)
+    assert message["c"] == f"user-{alice.pk}-read"
+    assert json.loads(message["d"]) == {"ids": [a.pk], "unread": 1}
+
+
+def test_marking_an_already_read_notification_changes_nothing(alice):
+    a = notification_create(recipient=alice, title="a")
+    notification_mark_read(user=alice, notification_id=a.pk)
+    notification_mark_read(user=alice, notification_id=a.pk)
+    assert ReadChange.objects.count() == 1
+
+
+def test_bob_cannot_mark_alices_notification(alice, bob):
+    a = notification_create(recipient=alice, title="a")
+    with pytest.raises(Notification.DoesNotExist):
+        notification_mark_read(user=bob, notification_id=a.pk)
+    a.refresh_from_db()
+    assert a.read_at is None
+    assert not ReadChange.objects.exists()
+
+
+def test_mark_all_read_marks_only_the_users_own(alice, bob):
+    ids = [notification_create(recipient=alice, title=str(i)).pk for i in range(3)]
+    notification_create(recipient=bob, title="bob's")
+    assert notification_mark_all_read(user=alice) == 0
+    assert ReadChange.objects.get(user=alice).notification_ids == ids
+    assert Notification.objects.filter(recipient=bob, read_at__isnull=True).count() == 1
