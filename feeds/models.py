@@ -1,0 +1,77 @@
+"""Chat rooms and their messages, and the site-wide activity feed."""
+
+from django.conf import settings
+from django.db import models
+
+CONTENT_MAX = 2000
+
+
+class Room(models.Model):
+    slug = models.SlugField(max_length=50, unique=True)
+    title = models.CharField(max_length=100)
+    is_private = models.BooleanField(default=False)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="chat_rooms"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Message(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages"
+    )
+    content = models.TextField(max_length=CONTENT_MAX)
+    # Set by clients so a resend after a reconnect is stored and broadcast once.
+    client_msg_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["room", "id"], name="message_room_id")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["author", "client_msg_id"],
+                condition=~models.Q(client_msg_id=""),
+                name="message_unique_client_msg_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.author_id}@{self.room_id}: {self.content[:40]}"
+
+
+class Activity(models.Model):
+    """One public item of the live feed; private things are never written here."""
+
+    verb = models.CharField(max_length=100)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    target = models.CharField(max_length=200, blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "activities"
+
+    def __str__(self) -> str:
+        return f"{self.actor_id} {self.verb} {self.target}"
