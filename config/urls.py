@@ -9,5 +9,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("notifications.urls")),
-    path("", include("feeds.urls")),
+    path("", include("feeds.chat_urls")),
+    path("", include("feeds.feed_urls")),
 ]

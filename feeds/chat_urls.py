@@ -1,3 +1,3 @@
-app_name = "feeds"
+app_name = "chat"
 
 urlpatterns: list = []

@@ -1,0 +1,5 @@
+"""Wire chat models to other apps (mentions → notifications)."""
+
+
+def connect() -> None:
+    pass
