@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from notifications import selectors
@@ -17,3 +18,8 @@ def bell(request: HttpRequest) -> dict[str, Any]:
         "bell_unread": selectors.unread_count(user_id=user.pk),
         "stream_start_id": stream_start_id(request),
     }
+
+
+def site(request: HttpRequest) -> dict[str, Any]:
+    # The demo credentials are printed by `bin/run`; show them only in a DEBUG install.
+    return {"show_demo_hint": settings.DEBUG}

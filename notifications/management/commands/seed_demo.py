@@ -1,5 +1,6 @@
 """Create the demo users (alice, bob, charlie) and a few notifications; safe to re-run."""
 
+import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -21,6 +22,8 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, password: str, **options: Any) -> None:
+        # Nobody is connected while seeding: a server that is not up yet is not worth a warning.
+        logging.getLogger("notifications.relay").setLevel(logging.ERROR)
         User = get_user_model()
         for username, staff in DEMO_USERS:
             user, created = User.objects.get_or_create(

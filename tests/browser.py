@@ -1,0 +1,41 @@
+"""Headless Chromium for page tests (Debian's chromium driven by Playwright's async API)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.conftest import PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def log_in(page: Page, base_url: str, username: str, password: str = PASSWORD) -> None:
+    """Log in through the real login form, as a person would."""
+    await page.goto(f"{base_url}/login/")
+    await page.fill("#id_username", username)
+    await page.fill("#id_password", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base_url}/notifications/")
