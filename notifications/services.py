@@ -16,6 +16,11 @@ BODY_MAX = 5000
 URL_MAX = Notification._meta.get_field("url").max_length
 
 
+def clean_text(text: str) -> str:
+    """Replace NUL, which PostgreSQL cannot store, so every database keeps the same text."""
+    return text.replace("\x00", "\ufffd")
+
+
 def notification_check(*, title: str, body: str = "", level: str = "info", url: str = "") -> None:
     """Raise ValidationError with a readable message for content no client should get."""
     if not title or not title.strip():
@@ -43,6 +48,7 @@ def notification_create(
     target: models.Model | None = None,
 ) -> Notification:
     """Create a notification; the post_save wiring pushes it to the recipient after commit."""
+    title, body = clean_text(title), clean_text(body)
     notification_check(title=title, body=body, level=level, url=url)
     return Notification.objects.create(
         recipient=recipient,

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from asgiref.sync import SyncToAsync
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 
 from config.redis_server import EmbeddedRedis
@@ -45,6 +47,16 @@ def _redis_is_up(redis_server: EmbeddedRedis) -> None:
     """A test that stopped Redis must not leave it down for the next one."""
     if redis_server.process is None or redis_server.process.poll() is not None:
         redis_server.start()
+
+
+@pytest.fixture(autouse=True)
+def _close_async_test_connections() -> Iterator[None]:
+    """Close the DB connection that sync_to_async calls in async tests opened in their thread.
+
+    Left open, it keeps PostgreSQL from dropping the test database at the end of the run.
+    """
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 def make_user(username: str, **extra):
