@@ -28,6 +28,12 @@ def read_changed_on_commit(*, change: ReadChange) -> None:
     transaction.on_commit(lambda: _publish_read_change(change))
 
 
+def streams_close_on_commit(*, user_id: int, session_key: str | None) -> None:
+    """End the user's live streams on every process (one session's, or all if None)."""
+    message = {"kick": {"user": user_id, "session": session_key}}
+    transaction.on_commit(lambda: relay.publish_control(message))
+
+
 def _publish_notifications(notifications: list[Notification]) -> None:
     counts = selectors.unread_counts(user_ids={n.recipient_id for n in notifications})
     relay.publish(

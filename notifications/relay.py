@@ -69,10 +69,23 @@ def publish(messages: Iterable[tuple[str, str, str, int]]) -> bool:
     return True
 
 
+def publish_control(message: dict[str, Any]) -> bool:
+    """Publish a control message (a kick) to every process; False if Redis failed."""
+    try:
+        _redis().publish(PUBSUB_CHANNEL, json.dumps(message))
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("control publish failed (%s)", exc)
+        return False
+    return True
+
+
 def deliver_locally(message: dict[str, Any]) -> None:
     """Hand one pub/sub message to this process's SSE listeners."""
     if message.get("resync"):
         resync_local_streams()
+        return
+    if "kick" in message:
+        kick_local_streams(user_id=message["kick"]["user"], session_key=message["kick"]["session"])
         return
     event = Event(message["c"], message["t"], message["d"], id=message["i"])
     get_listener_manager().add_to_queues(event.channel, event)
@@ -86,6 +99,29 @@ def resync_local_streams() -> None:
         for listener in listeners:
             listener.overflow = True
             listener.wake_threadsafe()
+
+
+def kick_local_streams(*, user_id: int, session_key: str | None) -> int:
+    """End this process's streams of a user (of one session, or all): they send
+    `stream-error` and close. Returns how many were ended."""
+    manager = get_listener_manager()
+    with manager.lock:
+        listeners = {
+            li
+            for group in manager.listeners_by_channel.values()
+            for li in group
+            if li.user_id == user_id
+            and (session_key is None or getattr(li, "session_key", None) == session_key)
+        }
+        for listener in listeners:
+            listener.closing = True
+            listener.error = {
+                "condition": "forbidden",
+                "text": "session ended",
+                "extra": {"reason": "session-ended"},
+            }
+            listener.wake_threadsafe()
+    return len(listeners)
 
 
 class Subscriber:

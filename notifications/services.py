@@ -71,6 +71,12 @@ def notifications_publish_bulk(*, notifications: list[Notification]) -> None:
     events.notify_users_on_commit(notifications=notifications)
 
 
+def user_streams_close(*, user_id: int, session_key: str | None = None) -> None:
+    """Close a user's SSE streams everywhere: on logout (that session), on password change
+    or deactivation (all of them). Their old cookie is refused when they reconnect."""
+    events.streams_close_on_commit(user_id=user_id, session_key=session_key)
+
+
 def notification_mark_read(*, user: Any, notification_id: int) -> int:
     """Mark one of the user's notifications read; return their unread count.
 

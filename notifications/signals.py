@@ -1,8 +1,10 @@
-"""Wire the Notification model to its publish service."""
+"""Wire models and auth events to the notifications services."""
 
 from typing import Any
 
-from django.db.models.signals import post_save
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_out
+from django.db.models.signals import post_save, pre_save
 
 from notifications.models import Notification
 
@@ -14,7 +16,34 @@ def _on_notification_saved(sender: Any, instance: Notification, created: bool, *
         notification_publish(notification=instance)
 
 
+def _on_logged_out(sender: Any, request: Any, user: Any, **kw: Any) -> None:
+    if user is not None:
+        from notifications.services import user_streams_close
+
+        user_streams_close(user_id=user.pk, session_key=request.session.session_key)
+
+
+def _remember_credentials(sender: Any, instance: Any, **kw: Any) -> None:
+    # The values before this save, to tell a password change or deactivation on post_save.
+    if instance.pk:
+        instance._rt_before = (
+            sender.objects.filter(pk=instance.pk).values_list("password", "is_active").first()
+        )
+
+
+def _on_user_saved(sender: Any, instance: Any, created: bool, **kw: Any) -> None:
+    before = getattr(instance, "_rt_before", None)
+    if not created and before and before != (instance.password, instance.is_active):
+        from notifications.services import user_streams_close
+
+        user_streams_close(user_id=instance.pk)
+
+
 def connect() -> None:
     post_save.connect(
         _on_notification_saved, sender=Notification, dispatch_uid="notifications.publish"
     )
+    user_logged_out.connect(_on_logged_out, dispatch_uid="notifications.logout")
+    user = get_user_model()
+    pre_save.connect(_remember_credentials, sender=user, dispatch_uid="notifications.user-pre")
+    post_save.connect(_on_user_saved, sender=user, dispatch_uid="notifications.user-post")

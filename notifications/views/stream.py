@@ -56,12 +56,17 @@ def _client_event_id(request: HttpRequest) -> str:
     return ""
 
 
-async def _starting_with(prefix: str, body: AsyncGenerator[str, None]) -> AsyncIterator[str]:
+async def _starting_with(
+    prefix: str, body: AsyncGenerator[str, None], listener: Listener
+) -> AsyncIterator[str]:
     subscriber.ensure_running()
     try:
         yield prefix
         async for chunk in body:
             yield chunk
+            if getattr(listener, "closing", False):
+                # Kicked (logout, deactivation): the library would carry on streaming.
+                break
     finally:
         # Closing the library's generator removes its listener at once, not at GC time.
         await body.aclose()
@@ -93,11 +98,14 @@ def events(request: HttpRequest) -> HttpResponse:
     event_request.user = request.user
     listener = Listener()
     listener.user_id = request.user.pk
+    listener.session_key = request.session.session_key  # so a logout ends just its streams
     listener.channels = event_request.channels
 
     start_id = make_id(start)
     response = StreamingHttpResponse(
-        _starting_with(f"id: {start_id}\nretry: 2000\n\n", stream(event_request, listener)),
+        _starting_with(
+            f"id: {start_id}\nretry: 2000\n\n", stream(event_request, listener), listener
+        ),
         content_type="text/event-stream",
     )
     add_default_headers(response, request=request)
