@@ -1,3 +1,9 @@
-"""WebSocket routes (chat rooms arrive with the chat issue)."""
+"""WebSocket routes; config.asgi wraps them in the origin check and session auth."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from feeds.consumers import ChatConsumer
+
+websocket_urlpatterns = [
+    path("ws/chat/<slug:slug>/", ChatConsumer.as_asgi()),
+]

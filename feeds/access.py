@@ -1,0 +1,46 @@
+"""Who may enter which chat room: one place, default deny.
+
+Public rooms are open to every active, logged-in user; private rooms to their members
+only. Everything else (anonymous, inactive, unknown room) is refused, and refusals
+look the same from outside, so a private room's existence does not leak.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+
+from feeds.models import Room
+
+
+def _is_active_user(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def rooms_visible_to(user: Any) -> QuerySet[Room]:
+    """The rooms `user` may list and enter."""
+    if not _is_active_user(user):
+        return Room.objects.none()
+    member_of = Room.members.through.objects.filter(user_id=user.pk).values("room_id")
+    return Room.objects.filter(Q(is_private=False) | Q(id__in=member_of))
+
+
+def room_for(user: Any, slug: str) -> Room | None:
+    """The room `slug` if `user` may enter it, else None (unknown and forbidden alike)."""
+    return rooms_visible_to(user).filter(slug=slug).first()
+
+
+def can_stay(*, user_id: int, room_id: int) -> bool:
+    """Re-check an open connection after a room or membership change (fresh from the DB)."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    return user is not None and rooms_visible_to(user).filter(pk=room_id).exists()
+
+
+def user_ids_who_can_see(room: Room, user_ids: set[int]) -> set[int]:
+    """The subset of `user_ids` that are active and may read `room`."""
+    users = get_user_model().objects.filter(pk__in=user_ids, is_active=True)
+    if room.is_private:
+        users = users.filter(chat_rooms=room)
+    return set(users.values_list("pk", flat=True))

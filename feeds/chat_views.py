@@ -1,0 +1,44 @@
+"""Chat pages (the room list, one room) and the JSON list behind the live online counts."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from feeds import selectors, services
+from feeds.chat_forms import RoomCreateForm
+from notifications.http import login_required_json
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def room_list(request: HttpRequest) -> HttpResponse:
+    form = RoomCreateForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            room = services.room_create(title=form.cleaned_data["title"], created_by=request.user)
+        except ValidationError as exc:
+            form.add_error("title", exc)
+        else:
+            return redirect("chat:room", slug=room.slug)
+    rooms = selectors.room_list(user=request.user)
+    status = 400 if form.errors else 200
+    return render(request, "feeds/room_list.html", {"rooms": rooms, "form": form}, status=status)
+
+
+@login_required
+@require_GET
+def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    room = selectors.room_entry(user=request.user, slug=slug)
+    if room is None:
+        raise Http404("no such room")  # the same for private rooms one may not enter
+    return render(request, "feeds/room.html", {"room": room})
+
+
+@require_GET
+@login_required_json
+def api_room_list(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"rooms": selectors.room_list(user=request.user)})

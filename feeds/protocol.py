@@ -1,0 +1,255 @@
+"""The chat WebSocket wire format: client frames checked here, server frames built here.
+
+Every way a client frame can be wrong maps to one error code, so a consumer never sees
+input it has not validated and bad input never reaches the database (docs/chat-protocol.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from feeds.models import CONTENT_MAX
+
+WELCOME_HISTORY = 50
+HISTORY_MAX = 100
+CLIENT_MSG_ID_MAX = 64
+# Other client fields of a message are echoed to the whole room: keep them small.
+EXTRA_FIELDS_MAX = 16
+EXTRA_NAME_MAX = 50
+EXTRA_VALUE_MAX = 200
+DB_ID_MAX = 2**63 - 1
+
+# Close codes the application sends (daphne lets it send only 1000 and 3000-4999).
+CLOSE_SIGNED_OUT = 4001
+CLOSE_ACCESS_REVOKED = 4003
+CLOSE_RATE_LIMITED = 4008
+
+BAD_JSON = "bad_json"
+UNKNOWN_TYPE = "unknown_type"
+INVALID = "invalid"
+RATE_LIMITED = "rate_limited"
+
+CLIENT_TYPES = ("message", "history", "typing", "join")
+# Fields the server sets in a broadcast, whatever the client sent under those names.
+SERVER_FIELDS = ("id", "user", "room", "content", "created_at", "client_msg_id")
+# Rate-limit cost per frame: naive clients send `typing` on every keystroke.
+_COSTS = {"typing": 0.25}
+
+
+class FrameError(Exception):
+    """A client frame the server refuses; becomes an error frame, the socket stays open."""
+
+    def __init__(self, code: str, message: str, *, client_msg_id: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.client_msg_id = client_msg_id
+
+
+@dataclass(frozen=True)
+class MessageIn:
+    content: str
+    client_msg_id: str
+    client_fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HistoryIn:
+    before: int | None
+    after: int | None
+    limit: int
+
+
+# ---------------------------------------------------------------- client frames
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse(text: str | None) -> dict[str, Any]:
+    """Decode one client frame into a JSON object, or raise FrameError(bad_json)."""
+    if text is None:
+        raise FrameError(BAD_JSON, "frames must be JSON text, not binary")
+    try:
+        data = json.loads(text, parse_constant=_no_constants)
+    except (ValueError, RecursionError):
+        raise FrameError(BAD_JSON, "frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise FrameError(BAD_JSON, "frame must be a JSON object")
+    return data
+
+
+def frame_type(data: dict[str, Any]) -> str:
+    kind = data.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise FrameError(INVALID, '"type" must be a non-empty string')
+    if kind not in CLIENT_TYPES:
+        raise FrameError(UNKNOWN_TYPE, f"unknown type {kind[:40]!r}")
+    return kind
+
+
+def cost(kind: str) -> float:
+    """Rate-limit tokens a frame of this type spends (unparseable frames cost a full one)."""
+    return _COSTS.get(kind, 1.0)
+
+
+def _storable(text: str) -> bool:
+    # NUL and lone surrogates: valid JSON, but no database column takes them.
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _client_msg_id(data: dict[str, Any]) -> str:
+    value = data.get("client_msg_id")
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or len(value) > CLIENT_MSG_ID_MAX or not _storable(value):
+        raise FrameError(INVALID, f"client_msg_id must be a string of at most {CLIENT_MSG_ID_MAX}")
+    return value
+
+
+def _extra_fields(data: dict[str, Any], client_msg_id: str) -> dict[str, Any]:
+    extra = {k: v for k, v in data.items() if k not in SERVER_FIELDS}
+    if len(extra) > EXTRA_FIELDS_MAX:
+        raise FrameError(INVALID, "too many fields", client_msg_id=client_msg_id)
+    for name, value in extra.items():
+        small = not isinstance(value, str) or (len(value) <= EXTRA_VALUE_MAX and _storable(value))
+        scalar = value is None or isinstance(value, str | int | float | bool)
+        if len(name) > EXTRA_NAME_MAX or not _storable(name) or not scalar or not small:
+            raise FrameError(
+                INVALID,
+                f"extra fields must be short scalars (at most {EXTRA_VALUE_MAX} characters)",
+                client_msg_id=client_msg_id,
+            )
+    return extra
+
+
+def message_in(data: dict[str, Any]) -> MessageIn:
+    """Validate a `message` frame: content 1..CONTENT_MAX characters once trimmed."""
+    client_msg_id = _client_msg_id(data)
+    content = data.get("content")
+    if not isinstance(content, str):
+        raise FrameError(INVALID, "content must be a string", client_msg_id=client_msg_id)
+    content = content.strip()
+    if not content:
+        raise FrameError(INVALID, "message is empty", client_msg_id=client_msg_id)
+    if len(content) > CONTENT_MAX:
+        raise FrameError(
+            INVALID,
+            f"message is longer than {CONTENT_MAX} characters",
+            client_msg_id=client_msg_id,
+        )
+    if not _storable(content):
+        raise FrameError(
+            INVALID,
+            "message contains characters that cannot be stored",
+            client_msg_id=client_msg_id,
+        )
+    return MessageIn(content, client_msg_id, _extra_fields(data, client_msg_id))
+
+
+def rate_limited(data: dict[str, Any]) -> FrameError:
+    """The refusal of a frame over the rate limit, naming the message it drops."""
+    value = data.get("client_msg_id")
+    ok = isinstance(value, str) and len(value) <= CLIENT_MSG_ID_MAX
+    return FrameError(RATE_LIMITED, "too many frames: slow down", client_msg_id=value if ok else "")
+
+
+def _message_id(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= DB_ID_MAX:
+        raise FrameError(INVALID, f"{name} must be a message id (a non-negative integer)")
+    return value
+
+
+def history_in(data: dict[str, Any]) -> HistoryIn:
+    """Validate a `history` frame: at most one of before/after, limit 1..HISTORY_MAX."""
+    before, after = _message_id(data, "before"), _message_id(data, "after")
+    if before is not None and after is not None:
+        raise FrameError(INVALID, "send either before or after, not both")
+    limit = data.get("limit", HISTORY_MAX)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= HISTORY_MAX:
+        raise FrameError(INVALID, f"limit must be an integer from 1 to {HISTORY_MAX}")
+    return HistoryIn(before, after, limit)
+
+
+# ---------------------------------------------------------------- server frames
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"))
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def welcome(
+    *, room: str, user: str, history: list[dict[str, Any]], online: list[str]
+) -> dict[str, Any]:
+    return {
+        "type": "welcome",
+        "message": "Connected to WebSocket server",
+        "room": room,
+        "user": user,
+        "history": history,
+        "online": online,
+    }
+
+
+def broadcast(data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "broadcast", "data": data, "timestamp": now_ms()}
+
+
+def history(
+    messages: list[dict[str, Any]], *, has_more: bool, request: HistoryIn
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "history", "messages": messages, "has_more": has_more}
+    if request.before is not None:
+        frame["before"] = request.before
+    if request.after is not None:
+        frame["after"] = request.after
+    return frame
+
+
+def typing(*, user: str) -> dict[str, Any]:
+    return {"type": "typing", "user": user}
+
+
+def presence(*, joined: list[str], left: list[str]) -> dict[str, Any]:
+    return {"type": "presence", "joined": joined, "left": left}
+
+
+def error(code: str, message: str, *, client_msg_id: str = "") -> dict[str, Any]:
+    frame = {"type": "error", "code": code, "message": message}
+    if client_msg_id:
+        frame["client_msg_id"] = client_msg_id
+    return frame
+
+
+def ack_join(*, room: str, user: str) -> dict[str, Any]:
+    return {"type": "ack", "for": "join", "room": room, "user": user}
+
+
+def ack_duplicate(message: dict[str, Any]) -> dict[str, Any]:
+    """The reply to a resent client_msg_id: already stored, not broadcast again."""
+    return {
+        "type": "ack",
+        "for": "message",
+        "duplicate": True,
+        "id": message["id"],
+        "client_msg_id": message["client_msg_id"],
+        "room": message["room"],
+        "created_at": message["created_at"],
+    }

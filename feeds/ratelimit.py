@@ -1,0 +1,91 @@
+"""How often a user may send chat frames, counted in Redis across processes and tabs.
+
+A token bucket per user: BUCKET_SIZE frames at once, refilled at REFILL_PER_SECOND
+(a `typing` frame costs a quarter, see feeds.protocol.cost). Far above a person's pace,
+far below a script's. Each refused frame is a strike; FLOOD_STRIKES strikes within
+FLOOD_WINDOW_MS mean a sustained flood, and the connection is closed. Redis being down
+lets frames through: the limit protects the service, it must not stop it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis
+
+from feeds.redis_state import async_client, key, run_script
+
+logger = logging.getLogger(__name__)
+
+BUCKET_SIZE = 30
+REFILL_PER_SECOND = 5
+FLOOD_STRIKES = 20
+FLOOD_WINDOW_MS = 10_000
+TYPING_INTERVAL_MS = 2_000
+
+# KEYS: bucket, strikes. ARGV: size, refill per ms, cost, flood window.
+# Returns {allowed (1/0), strikes in the current window}.
+_SPEND = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local size = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or size
+local at = tonumber(state[2]) or now
+if now > at then
+  tokens = math.min(size, tokens + (now - at) * rate)
+  at = now
+end
+local allowed = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
+redis.call('PEXPIRE', KEYS[1], math.ceil(size / rate) + 1000)
+if allowed == 1 then return {1, 0} end
+local strikes = redis.call('INCR', KEYS[2])
+if strikes == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+return {0, strikes}
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    flood: bool = False
+
+
+ALLOW = Verdict(allowed=True)
+
+
+async def frame_verdict(*, user_id: int, cost: float) -> Verdict:
+    """Spend `cost` tokens of the user's bucket; refuse, and call it a flood when sustained."""
+    try:
+        allowed, strikes = await run_script(
+            _SPEND,
+            [key("rate", user_id), key("flood", user_id)],
+            [BUCKET_SIZE, REFILL_PER_SECOND / 1000, cost, FLOOD_WINDOW_MS],
+        )
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("rate limit check for user %s failed, allowing: %s", user_id, exc)
+        return ALLOW
+    if allowed:
+        return ALLOW
+    return Verdict(allowed=False, flood=strikes >= FLOOD_STRIKES)
+
+
+async def typing_allowed(*, room_id: int, user_id: int) -> bool:
+    """At most one `typing` announcement per user and room every TYPING_INTERVAL_MS."""
+    try:
+        return bool(
+            await async_client().set(
+                key("typing", room_id, user_id), "1", nx=True, px=TYPING_INTERVAL_MS
+            )
+        )
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("typing throttle for user %s failed: %s", user_id, exc)
+        return False

@@ -1,0 +1,90 @@
+"""Read rooms and messages; plain data out, so async code never touches a lazy queryset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+
+from feeds import access, presence
+from feeds.models import Message, Room
+
+_HISTORY_FIELDS = ("id", "content", "client_msg_id", "created_at", "author__username", "room__slug")
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    """The public wire format of one message (history items and broadcast data)."""
+    return {
+        "id": message.pk,
+        "user": message.author.username,
+        "room": message.room.slug,
+        "content": message.content,
+        "client_msg_id": message.client_msg_id,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def _row_payload(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "user": row["author__username"],
+        "room": row["room__slug"],
+        "content": row["content"],
+        "client_msg_id": row["client_msg_id"],
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+def message_history(
+    *, room_id: int, before: int | None = None, after: int | None = None, limit: int = 50
+) -> tuple[list[dict[str, Any]], bool]:
+    """Up to `limit` messages, oldest first, and whether more lie beyond them.
+
+    `after` pages forward from an id (backfill after a reconnect); otherwise the page
+    ends at the newest message, or just before `before` (scrolling back).
+    """
+    qs = Message.objects.filter(room_id=room_id)
+    if after is not None:
+        rows = list(qs.filter(id__gt=after).order_by("id").values(*_HISTORY_FIELDS)[: limit + 1])
+        return [_row_payload(r) for r in rows[:limit]], len(rows) > limit
+    if before is not None:
+        qs = qs.filter(id__lt=before)
+    rows = list(qs.order_by("-id").values(*_HISTORY_FIELDS)[: limit + 1])
+    page = rows[:limit]
+    page.reverse()
+    return [_row_payload(r) for r in page], len(rows) > limit
+
+
+def message_by_client_id(*, author_id: int, client_msg_id: str) -> dict[str, Any] | None:
+    """The message `author_id` already sent under `client_msg_id`, if any."""
+    message = (
+        Message.objects.filter(author_id=author_id, client_msg_id=client_msg_id)
+        .select_related("author", "room")
+        .first()
+    )
+    return message_payload(message) if message else None
+
+
+def room_list(*, user: Any) -> list[dict[str, Any]]:
+    """The rooms `user` may enter, with how many people are in each right now."""
+    rooms = list(
+        access.rooms_visible_to(user)
+        .order_by("title", "id")
+        .values("id", "slug", "title", "is_private")
+    )
+    counts = presence.online_counts([room["id"] for room in rooms])
+    return [
+        {
+            "slug": room["slug"],
+            "title": room["title"],
+            "is_private": room["is_private"],
+            "online": counts.get(room["id"], 0),
+            "url": reverse("chat:room", args=[room["slug"]]),
+        }
+        for room in rooms
+    ]
+
+
+def room_entry(*, user: Any, slug: str) -> Room | None:
+    """The room a connection or page may open, or None (see feeds.access)."""
+    return access.room_for(user, slug)

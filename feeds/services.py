@@ -1,0 +1,156 @@
+"""Change chat state; the only callers of feeds.events."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils.text import slugify
+
+from feeds import access, events, protocol, ratelimit, selectors
+from feeds.models import CONTENT_MAX, Message, Room
+from notifications.models import Notification
+from notifications.services import TITLE_MAX as NOTIFICATION_TITLE_MAX
+from notifications.services import notification_create
+
+ROOM_TITLE_MAX = Room._meta.get_field("title").max_length
+ROOM_SLUG_BASE_MAX = 40
+MENTIONS_MAX = 20
+# `@name` not glued to a preceding word (so e-mail addresses are not mentions).
+_MENTION = re.compile(r"(?<![\w@.+-])@([\w.@+-]{1,150})")
+
+
+def room_create(*, title: str, created_by: Any) -> Room:
+    """Create a public room whose slug comes from its title (`-2`, `-3`… when taken)."""
+    title = title.strip()
+    if not title:
+        raise ValidationError("title must not be empty")
+    if len(title) > ROOM_TITLE_MAX:
+        raise ValidationError(f"title is longer than {ROOM_TITLE_MAX} characters")
+    base = slugify(title)[:ROOM_SLUG_BASE_MAX].strip("-") or "room"
+    for n in range(1, 1000):
+        slug = base if n == 1 else f"{base}-{n}"
+        if Room.objects.filter(slug=slug).exists():
+            continue
+        try:
+            with transaction.atomic():
+                return Room.objects.create(slug=slug, title=title, created_by=created_by)
+        except IntegrityError:
+            continue  # created by someone else in between: try the next suffix
+    raise ValidationError("too many rooms with this title; choose another")
+
+
+def message_check(*, content: str) -> None:
+    """Raise ValidationError for content no room should get."""
+    if not content.strip():
+        raise ValidationError("message is empty")
+    if len(content) > CONTENT_MAX:
+        raise ValidationError(f"message is longer than {CONTENT_MAX} characters")
+
+
+def message_post(
+    *,
+    room: Room,
+    author: Any,
+    content: str,
+    client_msg_id: str = "",
+    client_fields: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Store a message, then broadcast it to the room after commit.
+
+    Returns (payload, created). A client_msg_id the author already used returns the
+    stored message with created=False, and nothing is stored or broadcast again.
+    """
+    message_check(content=content)
+    if client_msg_id:
+        existing = selectors.message_by_client_id(author_id=author.pk, client_msg_id=client_msg_id)
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                room=room, author=author, content=content, client_msg_id=client_msg_id
+            )
+            payload = selectors.message_payload(message)
+            events.message_broadcast_on_commit(
+                room_id=room.pk, data={**(client_fields or {}), **payload}
+            )
+    except IntegrityError:
+        # The same resend raced in on another connection: the unique constraint decided.
+        if not client_msg_id:
+            raise
+        existing = selectors.message_by_client_id(author_id=author.pk, client_msg_id=client_msg_id)
+        if existing is None:
+            raise
+        return existing, False
+    return payload, True
+
+
+def mentioned_usernames(content: str) -> set[str]:
+    """The names written as `@name`; trailing sentence punctuation is tried both ways."""
+    if "@" not in content:
+        return set()
+    names: set[str] = set()
+    for match in _MENTION.finditer(content):
+        name = match[1]
+        names.update({name, name.rstrip(".-")} - {""})
+        if len(names) >= 2 * MENTIONS_MAX:
+            break
+    return names
+
+
+def message_notify_mentions(*, message: Message) -> list[Notification]:
+    """Notify each user mentioned in `message` who can read its room (never the author)."""
+    names = mentioned_usernames(message.content)
+    if not names:
+        return []
+    User = get_user_model()
+    candidates = set(
+        User.objects.filter(username__in=names)
+        .exclude(pk=message.author_id)
+        .values_list("pk", flat=True)[:MENTIONS_MAX]
+    )
+    recipients = access.user_ids_who_can_see(message.room, candidates)
+    if not recipients:
+        return []
+    author, room = message.author, message.room
+    title = f"{author.username} mentioned you in {room.title}"[:NOTIFICATION_TITLE_MAX]
+    url = f"{reverse('chat:room', args=[room.slug])}#m{message.pk}"
+    return [
+        notification_create(
+            recipient=recipient,
+            title=title,
+            body=message.content,
+            url=url,
+            actor=author,
+            target=message,
+        )
+        for recipient in User.objects.filter(pk__in=recipients).order_by("pk")
+    ]
+
+
+async def typing_announce(*, room_id: int, user_id: int, username: str) -> bool:
+    """Tell the room the user is typing, at most once per throttle interval."""
+    if not await ratelimit.typing_allowed(room_id=room_id, user_id=user_id):
+        return False
+    await events.typing_broadcast(room_id=room_id, user_id=user_id, username=username)
+    return True
+
+
+def user_chat_sockets_close(*, user_id: int) -> None:
+    """Close all of the user's chat sockets on every process once this commits."""
+    events.user_sockets_close_on_commit(user_id=user_id, code=protocol.CLOSE_SIGNED_OUT)
+
+
+def room_access_changed(*, room_id: int) -> None:
+    """After a room's privacy, members or existence changed: connections re-check access."""
+    events.room_recheck_on_commit(room_id=room_id)
+
+
+def user_access_changed(*, user_id: int) -> None:
+    """After a user's memberships changed: their connections re-check access."""
+    events.user_recheck_on_commit(user_id=user_id)

@@ -1,0 +1,508 @@
+// A chat room: one WebSocket per tab (protocol: docs/chat-protocol.md).
+// Reconnects with backoff, backfills what it missed, keeps unsent messages and resends
+// them with their client_msg_id (the server stores each once). All user text goes
+// through textContent: nothing from the server or other users is parsed as HTML.
+
+const root = document.getElementById("chat");
+const ROOM = root.dataset.room;
+const ME = root.dataset.me;
+const ROOMS_API = root.dataset.roomsApi;
+const WS_URL = new URL(root.dataset.wsPath, window.location.href);
+WS_URL.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
+
+const CONTENT_MAX = 2000;
+const TYPING_SEND_MS = 1500;
+const TYPING_SHOW_MS = 4000;
+const PENDING_KEY = `pulse-chat-pending:${ME}:${ROOM}`;
+const CLOSE_SIGNED_OUT = 4001;
+const CLOSE_ACCESS_REVOKED = 4003;
+const CLOSE_RATE_LIMITED = 4008;
+
+const log = document.getElementById("chat-log");
+const list = document.getElementById("chat-messages");
+const empty = document.getElementById("chat-empty");
+const olderButton = document.getElementById("chat-older");
+const statusEl = document.getElementById("chat-status");
+const banner = document.getElementById("chat-banner");
+const typingEl = document.getElementById("chat-typing");
+const form = document.getElementById("chat-form");
+const input = document.getElementById("chat-input");
+const counter = document.getElementById("chat-count");
+const onlineList = document.getElementById("chat-online");
+const onlineCount = document.getElementById("chat-online-count");
+
+let socket = null;
+let attempts = 0;
+let reconnectTimer = null;
+let stopped = false;
+let lastSeenId = 0; // the newest message id this tab has shown
+let oldestId = null;
+let lastTypingSent = 0;
+let hashShown = false;
+const shown = new Set();
+const online = new Set();
+const typers = new Map(); // username -> timer
+const pending = new Map(loadPending()); // client_msg_id -> {content, failed, reason}
+
+// ---------------------------------------------------------------- helpers
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = text;
+  return node;
+}
+
+function newId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function avatar(name) {
+  let hash = 0;
+  for (const ch of name) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  const node = el("span", "avatar", [...name][0] || "?");
+  node.style.background = `hsl(${hash % 360} 55% 48%)`;
+  node.setAttribute("aria-hidden", "true");
+  return node;
+}
+
+function timeNode(iso) {
+  const time = el("time", "msg-time");
+  if (!iso) return time;
+  const date = new Date(iso);
+  time.dateTime = iso;
+  time.title = date.toLocaleString();
+  const today = new Date().toDateString() === date.toDateString();
+  time.textContent = today
+    ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : date.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return time;
+}
+
+// Text with @mentions highlighted, built from text nodes and spans only.
+function bodyNode(content) {
+  const body = el("div", "msg-body");
+  const parts = content.split(/(@[\w.@+-]+)/u);
+  parts.forEach((part, i) => {
+    if (i % 2 === 1) {
+      const name = part.slice(1).replace(/[.-]+$/, "");
+      body.append(el("span", `mention${name === ME ? " me" : ""}`, part));
+    } else if (part) {
+      body.append(document.createTextNode(part));
+    }
+  });
+  return body;
+}
+
+function nearBottom() {
+  return log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+}
+
+function scrollToBottom() {
+  log.scrollTop = log.scrollHeight;
+}
+
+function setStatus(state, text) {
+  statusEl.dataset.state = state;
+  statusEl.textContent = text;
+  onlineList.classList.toggle("stale", state !== "open");
+}
+
+function showBanner(text, link) {
+  banner.replaceChildren(document.createTextNode(`${text} `));
+  if (link) {
+    const a = el("a", null, link.text);
+    a.href = link.href;
+    banner.append(a);
+  }
+  banner.hidden = false;
+}
+
+// ---------------------------------------------------------------- messages
+
+function messageNode(m) {
+  const li = el("li", `msg${m.user === ME ? " mine" : ""}`);
+  li.id = `m${m.id}`;
+  li.dataset.id = String(m.id);
+  const main = el("div", "msg-main");
+  const head = el("div", "msg-head");
+  head.append(el("span", "msg-author", m.user), timeNode(m.created_at));
+  main.append(head, bodyNode(m.content));
+  li.append(avatar(m.user), main);
+  return li;
+}
+
+// Insert in id order: live messages append, backfilled and older ones slot in.
+function showMessage(m, { animate = false } = {}) {
+  if (shown.has(m.id)) return;
+  shown.add(m.id);
+  const stick = nearBottom();
+  const node = messageNode(m);
+  if (animate) node.classList.add("arriving");
+  let next = list.querySelector("li.msg.pending"); // unsent messages stay last
+  if (m.id < lastSeenId) {
+    for (const row of list.querySelectorAll("li.msg[data-id]")) {
+      if (Number(row.dataset.id) > m.id) {
+        next = row;
+        break;
+      }
+    }
+  }
+  list.insertBefore(node, next);
+  lastSeenId = Math.max(lastSeenId, m.id);
+  oldestId = oldestId === null ? m.id : Math.min(oldestId, m.id);
+  empty.hidden = true;
+  if (m.user === ME && m.client_msg_id) resolvePending(m.client_msg_id);
+  if (stick || m.user === ME) scrollToBottom();
+}
+
+function showOlder(messages) {
+  const before = log.scrollHeight - log.scrollTop;
+  for (const m of messages) showMessage(m);
+  log.scrollTop = log.scrollHeight - before; // keep what the reader was looking at
+}
+
+function revealHash() {
+  if (hashShown || !window.location.hash.startsWith("#m")) return;
+  const target = document.getElementById(window.location.hash.slice(1));
+  if (!target) return;
+  hashShown = true;
+  target.scrollIntoView({ block: "center" });
+  target.classList.add("highlight");
+  setTimeout(() => target.classList.remove("highlight"), 2500);
+}
+
+// ---------------------------------------------------------------- unsent messages
+
+function loadPending() {
+  try {
+    const saved = JSON.parse(window.localStorage.getItem(PENDING_KEY) || "[]");
+    return Array.isArray(saved) ? saved.filter((e) => Array.isArray(e) && typeof e[0] === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function savePending() {
+  try {
+    if (pending.size) window.localStorage.setItem(PENDING_KEY, JSON.stringify([...pending]));
+    else window.localStorage.removeItem(PENDING_KEY);
+  } catch {
+    // storage full or disabled: unsent messages then live as long as the tab
+  }
+}
+
+function pendingNode(id) {
+  let li = document.getElementById(`pending-${id}`);
+  if (!li) {
+    const entry = pending.get(id);
+    li = el("li", "msg pending mine");
+    li.id = `pending-${id}`;
+    const main = el("div", "msg-main");
+    const head = el("div", "msg-head");
+    head.append(el("span", "msg-author", ME), el("span", "msg-state"));
+    main.append(head, bodyNode(entry.content));
+    li.append(avatar(ME), main);
+    list.append(li);
+    empty.hidden = true;
+  }
+  return li;
+}
+
+function renderPending(id) {
+  const entry = pending.get(id);
+  if (!entry) return;
+  const li = pendingNode(id);
+  li.classList.toggle("failed", Boolean(entry.failed));
+  const state = li.querySelector(".msg-state");
+  state.replaceChildren(document.createTextNode(entry.failed ? `Not sent: ${entry.reason}` : "Sending…"));
+  if (entry.failed) {
+    if (entry.retry) state.append(actionButton("Retry", () => retryPending(id)));
+    state.append(actionButton("Discard", () => resolvePending(id)));
+  }
+  scrollToBottom();
+}
+
+function actionButton(label, onClick) {
+  const button = el("button", "link-button", label);
+  button.type = "button";
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function resolvePending(id) {
+  if (!pending.delete(id)) return;
+  document.getElementById(`pending-${id}`)?.remove();
+  savePending();
+}
+
+function failPending(id, reason, retry) {
+  const entry = pending.get(id);
+  if (!entry) return;
+  Object.assign(entry, { failed: true, reason, retry });
+  savePending();
+  renderPending(id);
+}
+
+function transmit(id) {
+  const entry = pending.get(id);
+  if (!entry || !socket || socket.readyState !== WebSocket.OPEN) return;
+  socket.send(JSON.stringify({ type: "message", content: entry.content, client_msg_id: id }));
+}
+
+function retryPending(id) {
+  const entry = pending.get(id);
+  if (!entry) return;
+  entry.failed = false;
+  savePending();
+  renderPending(id);
+  transmit(id);
+}
+
+function sendMessage(content) {
+  const id = newId();
+  pending.set(id, { content, failed: false });
+  savePending();
+  renderPending(id);
+  transmit(id); // if the socket is down, the next welcome sends it
+}
+
+// Once per connection, after backfill: whatever is still unconfirmed goes again, same id.
+function resendPending() {
+  for (const [id, entry] of pending) {
+    if (!entry.failed) transmit(id);
+  }
+}
+
+// ---------------------------------------------------------------- presence and typing
+
+function renderOnline() {
+  onlineList.replaceChildren();
+  const names = [...online].sort((a, b) => (a === ME ? -1 : b === ME ? 1 : a.localeCompare(b)));
+  for (const name of names) {
+    const li = el("li");
+    li.append(avatar(name), el("span", "online-name", name));
+    if (name === ME) li.append(el("span", "you", "(you)"));
+    onlineList.append(li);
+  }
+  onlineCount.textContent = String(online.size);
+}
+
+function renderTyping() {
+  const names = [...typers.keys()];
+  if (names.length === 0) typingEl.textContent = "";
+  else if (names.length === 1) typingEl.textContent = `${names[0]} is typing…`;
+  else if (names.length === 2) typingEl.textContent = `${names[0]} and ${names[1]} are typing…`;
+  else typingEl.textContent = "Several people are typing…";
+}
+
+function setTyping(name) {
+  clearTimeout(typers.get(name));
+  typers.set(name, setTimeout(() => stopTyping(name), TYPING_SHOW_MS));
+  renderTyping();
+}
+
+function stopTyping(name) {
+  if (!typers.has(name)) return;
+  clearTimeout(typers.get(name));
+  typers.delete(name);
+  renderTyping();
+}
+
+// ---------------------------------------------------------------- frames
+
+const handlers = {
+  welcome(frame) {
+    attempts = 0;
+    banner.hidden = true;
+    setStatus("open", "Live");
+    online.clear();
+    for (const name of frame.online) online.add(name);
+    renderOnline();
+    const first = oldestId === null;
+    const previous = lastSeenId;
+    // Reconnected, and the history starts after what this tab last saw: fetch the gap.
+    const gap = previous > 0 && frame.history.length > 0 && frame.history[0].id > previous;
+    for (const m of frame.history) showMessage(m);
+    if (first) olderButton.hidden = frame.history.length < 50;
+    empty.hidden = shown.size > 0 || pending.size > 0;
+    if (gap) {
+      requestHistory({ after: previous });
+    } else {
+      resendPending();
+      scrollToBottom();
+    }
+    revealHash();
+  },
+  broadcast(frame) {
+    stopTyping(frame.data.user);
+    showMessage(frame.data, { animate: true });
+  },
+  history(frame) {
+    if (frame.before !== undefined) {
+      showOlder(frame.messages);
+      olderButton.hidden = !frame.has_more;
+      olderButton.disabled = false;
+      return;
+    }
+    for (const m of frame.messages) showMessage(m);
+    const last = frame.messages.at(-1);
+    if (frame.has_more && last) requestHistory({ after: last.id });
+    else resendPending(); // backfill done
+  },
+  ack(frame) {
+    if (frame.for === "message" && frame.client_msg_id) resolvePending(frame.client_msg_id);
+  },
+  typing(frame) {
+    if (frame.user !== ME) setTyping(frame.user);
+  },
+  presence(frame) {
+    for (const name of frame.joined) online.add(name);
+    for (const name of frame.left) {
+      online.delete(name);
+      stopTyping(name);
+    }
+    renderOnline();
+  },
+  error(frame) {
+    if (frame.client_msg_id && pending.has(frame.client_msg_id)) {
+      const retry = frame.code === "rate_limited";
+      failPending(frame.client_msg_id, retry ? "you are sending too fast" : frame.message, retry);
+    } else if (frame.code === "rate_limited") {
+      typingEl.textContent = "Slow down: you are sending too fast.";
+    } else {
+      console.warn("chat error", frame.code, frame.message);
+    }
+  },
+};
+
+function requestHistory(query) {
+  if (socket && socket.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify({ type: "history", ...query }));
+  }
+}
+
+// ---------------------------------------------------------------- connection
+
+function connect() {
+  reconnectTimer = null;
+  setStatus("connecting", attempts ? "Reconnecting…" : "Connecting…");
+  const ws = new WebSocket(WS_URL);
+  socket = ws;
+  ws.addEventListener("message", (event) => {
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (frame && Object.hasOwn(handlers, frame.type)) handlers[frame.type](frame);
+  });
+  ws.addEventListener("close", (event) => {
+    if (socket !== ws) return;
+    socket = null;
+    for (const name of [...typers.keys()]) stopTyping(name);
+    onClose(event.code);
+  });
+}
+
+async function onClose(code) {
+  if (code === CLOSE_SIGNED_OUT) return stop("You were signed out.", { text: "Log in again", href: loginUrl() });
+  if (code === CLOSE_ACCESS_REVOKED) return stop("You no longer have access to this room.", { text: "All rooms", href: "/chat/" });
+  attempts += 1;
+  // A refused handshake looks like any network error from here: after a few, ask the API why.
+  if (attempts >= 3 && !(await stillWelcome())) return;
+  const base = code === CLOSE_RATE_LIMITED ? 10000 : Math.min(15000, 500 * 2 ** Math.min(attempts - 1, 5));
+  const delay = base * (0.75 + Math.random() * 0.5);
+  setStatus("connecting", `Reconnecting in ${Math.round(delay / 1000)} s…`);
+  if (code === CLOSE_RATE_LIMITED) showBanner("Disconnected for sending too fast. Reconnecting shortly.");
+  reconnectTimer = setTimeout(connect, delay);
+}
+
+async function stillWelcome() {
+  try {
+    const response = await fetch(ROOMS_API, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    if (response.status === 403) {
+      stop("You were signed out.", { text: "Log in again", href: loginUrl() });
+      return false;
+    }
+    if (response.ok) {
+      const data = await response.json();
+      if (!data.rooms.some((room) => room.slug === ROOM)) {
+        stop("This room is gone, or you no longer have access to it.", { text: "All rooms", href: "/chat/" });
+        return false;
+      }
+    }
+  } catch {
+    // offline: keep retrying
+  }
+  return true;
+}
+
+function loginUrl() {
+  return `/login/?next=${encodeURIComponent(window.location.pathname)}`;
+}
+
+function stop(text, link) {
+  stopped = true;
+  setStatus("closed", "Disconnected");
+  showBanner(text, link);
+  input.disabled = true;
+  form.querySelector("button").disabled = true;
+}
+
+function reconnectNow() {
+  if (stopped || socket || !reconnectTimer) return;
+  clearTimeout(reconnectTimer);
+  connect();
+}
+
+window.addEventListener("online", reconnectNow);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") reconnectNow();
+});
+
+// ---------------------------------------------------------------- composer
+
+function updateCounter() {
+  const left = CONTENT_MAX - input.value.length;
+  counter.textContent = left <= 200 ? `${left} characters left` : "";
+  counter.classList.toggle("over", left < 0);
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const content = input.value.trim();
+  if (!content || content.length > CONTENT_MAX || stopped) return;
+  sendMessage(content);
+  input.value = "";
+  lastTypingSent = 0;
+  updateCounter();
+  input.focus();
+});
+
+input.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    form.requestSubmit();
+  }
+});
+
+input.addEventListener("input", () => {
+  updateCounter();
+  const now = Date.now();
+  if (input.value.trim() && now - lastTypingSent > TYPING_SEND_MS && socket?.readyState === WebSocket.OPEN) {
+    lastTypingSent = now;
+    socket.send(JSON.stringify({ type: "typing" }));
+  }
+});
+
+olderButton.addEventListener("click", () => {
+  if (oldestId === null) return;
+  olderButton.disabled = true;
+  requestHistory({ before: oldestId });
+});
+
+for (const id of pending.keys()) renderPending(id);
+connect();

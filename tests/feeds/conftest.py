@@ -1,0 +1,50 @@
+"""Chat test fixtures: clean chat keys in Redis, channel layers, WebSocket clients."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import redis
+from django.conf import settings
+
+from feeds import presence, redis_state
+
+
+@pytest.fixture(autouse=True)
+def _clean_chat_keys(redis_server) -> None:
+    """Room and user ids repeat between tests; their presence and rate limits must not."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{redis_state.KEY_PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def fast_presence(monkeypatch) -> None:
+    """Presence diffs every 0.2 s instead of 1 s, so tests wait less."""
+    monkeypatch.setattr(presence, "FLUSH_INTERVAL_MS", 200)
+    monkeypatch.setattr(presence, "COALESCE_MS", 20)
+
+
+@pytest.fixture(autouse=True)
+async def chat_loop(fast_presence):
+    """What an async chat test leaves on its loop: scheduled flushes, the Redis client."""
+    yield
+    await presence.settle()
+    await redis_state.close_async_client()
+
+
+@pytest.fixture
+def memory_layer(settings) -> None:
+    """The in-memory layer: for tests of one consumer in one process only."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture
+def redis_layer(settings) -> None:
+    """The real Redis layer, as a fresh instance bound to this test's event loop."""
+    settings.CHANNEL_LAYERS = copy.deepcopy(settings.CHANNEL_LAYERS)

@@ -1,0 +1,150 @@
+"""Chat services against the real database (and a channel layer where they publish)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.core.exceptions import ValidationError
+
+from feeds import events, selectors, services
+from feeds.models import Message, Room
+from notifications.models import Notification
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def room(db) -> Room:
+    return Room.objects.create(slug="general", title="General")
+
+
+async def listen(room_id: int) -> tuple[object, str]:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(events.room_group(room_id), channel)
+    return layer, channel
+
+
+def test_a_message_is_broadcast_only_after_commit(room, alice, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        payload, created = services.message_post(
+            room=room, author=alice, content="hi", client_fields={"type": "message", "x": 1}
+        )
+    assert created and Message.objects.filter(pk=payload["id"]).exists()
+    assert len(callbacks) == 1  # nothing was sent yet: the broadcast waits for the commit
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_broadcast_carries_the_stored_message_and_the_client_fields(memory_layer, alice):
+    room = await sync_to_async(Room.objects.create)(slug="general", title="General")
+    layer, channel = await listen(room.pk)
+    payload, _ = await sync_to_async(services.message_post)(
+        room=room, author=alice, content="hi", client_fields={"type": "message", "x": 1}
+    )
+    event = await layer.receive(channel)
+    assert event["type"] == "chat.frame" and event["skip_user"] is None
+    frame = json.loads(event["text"])
+    assert frame["type"] == "broadcast"
+    assert frame["data"] == {"type": "message", "x": 1, **payload}
+
+
+def test_a_repeated_client_msg_id_returns_the_stored_message(room, alice, bob):
+    first, created = services.message_post(
+        room=room, author=alice, content="once", client_msg_id="abc"
+    )
+    again, created_again = services.message_post(
+        room=room, author=alice, content="changed", client_msg_id="abc"
+    )
+    assert (created, created_again) == (True, False)
+    assert again == first
+    # the id is per author: bob may use the same one
+    _, bobs = services.message_post(room=room, author=bob, content="mine", client_msg_id="abc")
+    assert bobs is True
+    assert Message.objects.count() == 2
+
+
+def test_a_resend_racing_the_original_is_caught_by_the_constraint(room, alice, monkeypatch):
+    original, _ = services.message_post(room=room, author=alice, content="x", client_msg_id="r")
+    # The lookup ran before the other connection's insert committed:
+    monkeypatch.setattr(selectors, "message_by_client_id", _second_call_finds(original))
+    payload, created = services.message_post(
+        room=room, author=alice, content="x", client_msg_id="r"
+    )
+    assert (payload, created) == (original, False)
+    assert Message.objects.count() == 1
+
+
+def _second_call_finds(found):
+    calls = []
+
+    def lookup(**kw):
+        calls.append(kw)
+        return None if len(calls) == 1 else found
+
+    return lookup
+
+
+def test_message_content_is_checked(room, alice):
+    for content in ("", "   ", "x" * 2001):
+        with pytest.raises(ValidationError):
+            services.message_post(room=room, author=alice, content=content)
+
+
+@pytest.mark.parametrize(
+    ("content", "names"),
+    [
+        ("hi @bob", {"bob"}),
+        ("@bob, @carol.", {"bob", "carol", "carol."}),
+        ("mail me at alice@example.com", set()),
+        ("@a.b-c+d@e_f", {"a.b-c+d@e_f"}),
+        ("no mentions", set()),
+        ("@", set()),
+    ],
+)
+def test_mentioned_usernames(content, names):
+    assert services.mentioned_usernames(content) == names
+
+
+def test_mentions_notify_readers_once_but_not_the_author(room, alice, bob, charlie):
+    charlie.is_active = False
+    charlie.save()
+    message = Message.objects.create(
+        room=room, author=alice, content="@bob @bob @alice @charlie @nobody look"
+    )
+    notes = list(Notification.objects.all())
+    assert [(n.recipient, n.actor, n.target) for n in notes] == [(bob, alice, message)]
+    assert notes[0].body == "@bob @bob @alice @charlie @nobody look"
+    assert notes[0].url == f"/chat/general/#m{message.pk}"
+
+
+def test_a_room_slug_comes_from_the_title(alice):
+    assert services.room_create(title="  Release Planning ", created_by=alice).slug == (
+        "release-planning"
+    )
+    assert services.room_create(title="Release planning!", created_by=alice).slug == (
+        "release-planning-2"
+    )
+    assert services.room_create(title="日本語", created_by=alice).slug == "room"
+    with pytest.raises(ValidationError):
+        services.room_create(title=" ", created_by=alice)
+    with pytest.raises(ValidationError):
+        services.room_create(title="x" * 101, created_by=alice)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_typing_is_announced_at_most_once_per_interval(memory_layer, alice):
+    room = await sync_to_async(Room.objects.create)(slug="general", title="General")
+    layer, channel = await listen(room.pk)
+    announced = [
+        await services.typing_announce(room_id=room.pk, user_id=alice.pk, username="alice")
+        for _ in range(3)
+    ]
+    assert announced == [True, False, False]
+    event = await layer.receive(channel)
+    assert (json.loads(event["text"]), event["skip_user"]) == (
+        {"type": "typing", "user": "alice"},
+        alice.pk,
+    )

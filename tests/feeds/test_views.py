@@ -1,0 +1,125 @@
+"""The chat pages and the room list API."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from feeds import presence, selectors
+from feeds.models import Room
+from feeds.redis_state import key, sync_client
+from tests.conftest import session_cookie
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rooms(alice, bob):
+    general = Room.objects.create(slug="general", title="General")
+    secret = Room.objects.create(slug="secret", title="Secret <b>plans</b>", is_private=True)
+    secret.members.add(alice)
+    Room.objects.create(slug="ops", title="Ops", is_private=True)
+    return general, secret
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.cookies["sessionid"] = session_cookie(user)
+    return client
+
+
+def mark_online(room: Room, username: str, conn: str) -> None:
+    """What a connected consumer leaves in Redis (see feeds.presence)."""
+    client = sync_client()
+    seconds, _ = client.time()
+    client.zadd(key("presence", room.pk), {f"{username}|{conn}": seconds * 1000 + 60_000})
+
+
+def test_the_room_list_shows_only_rooms_the_user_may_enter(rooms, alice, bob):
+    page = logged_in(alice).get("/chat/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'href="/chat/general/"' in html and 'href="/chat/secret/"' in html
+    assert "/chat/ops/" not in html
+    assert "Secret &lt;b&gt;plans&lt;/b&gt;" in html  # escaped
+    bobs = logged_in(bob).get("/chat/").content.decode()
+    assert "/chat/general/" in bobs and "/chat/secret/" not in bobs
+
+
+def test_anonymous_users_are_sent_to_log_in(rooms):
+    for path in ("/chat/", "/chat/general/"):
+        response = Client().get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+    api = Client().get("/api/chat/rooms/")
+    assert api.status_code == 403 and api.json() == {"error": "authentication required"}
+
+
+def test_a_room_page_is_404_for_unknown_and_forbidden_rooms_alike(rooms, bob):
+    client = logged_in(bob)
+    assert client.get("/chat/secret/").status_code == 404
+    assert client.get("/chat/missing/").status_code == 404
+    page = client.get("/chat/general/")
+    assert page.status_code == 200
+    assert b'data-ws-path="/ws/chat/general/"' in page.content
+
+
+def test_the_api_counts_people_not_tabs(rooms, alice, bob):
+    general, _ = rooms
+    mark_online(general, "alice", "tab-1")
+    mark_online(general, "alice", "tab-2")
+    mark_online(general, "bob", "tab-1")
+    data = logged_in(alice).get("/api/chat/rooms/").json()
+    assert data == {
+        "rooms": [
+            {
+                "slug": "general",
+                "title": "General",
+                "is_private": False,
+                "online": 2,
+                "url": "/chat/general/",
+            },
+            {
+                "slug": "secret",
+                "title": "Secret <b>plans</b>",
+                "is_private": True,
+                "online": 0,
+                "url": "/chat/secret/",
+            },
+        ]
+    }
+
+
+def test_expired_connections_are_not_counted(rooms, alice):
+    general, _ = rooms
+    client = sync_client()
+    client.zadd(key("presence", general.pk), {"ghost|gone": 1})
+    assert presence.online_counts([general.pk]) == {general.pk: 0}
+
+
+def test_creating_a_room_redirects_to_it_with_a_unique_slug(rooms, alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    client.get("/chat/")
+    token = client.cookies["csrftoken"].value
+    response = client.post("/chat/", {"title": "General", "csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and response["Location"] == "/chat/general-2/"
+    room = Room.objects.get(slug="general-2")
+    assert (room.title, room.is_private, room.created_by) == ("General", False, alice)
+
+
+def test_a_blank_title_is_refused_with_a_message(rooms, alice):
+    client = logged_in(alice)
+    for data in ({"title": "   "}, {}):
+        response = client.post("/chat/", data)
+        assert response.status_code == 400
+        assert b"This field is required." in response.content
+    assert Room.objects.count() == 3
+
+
+def test_the_room_list_query_count_does_not_grow_with_rooms(
+    rooms, alice, django_assert_num_queries
+):
+    for i in range(20):
+        Room.objects.create(slug=f"r{i}", title=f"Room {i}")
+    with django_assert_num_queries(1):
+        assert len(selectors.room_list(user=alice)) == 22
