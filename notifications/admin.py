@@ -1,8 +1,20 @@
-from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from typing import Any
 
-from notifications.models import Notification, ReadChange
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_POST
+
+from notifications import selectors, services
+from notifications.models import Announcement, Audience, Notification, ReadChange
 
 
 class ReadStateFilter(admin.SimpleListFilter):
@@ -40,3 +52,196 @@ class ReadChangeAdmin(admin.ModelAdmin):
     @admin.display(description="notifications")
     def count(self, obj: ReadChange) -> int:
         return len(obj.notification_ids)
+
+
+class AnnouncementForm(forms.ModelForm):
+    class Meta:
+        model = Announcement
+        fields = ("title", "body", "level", "audience", "groups", "publish_at", "expires_at")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        # Read-only fields (a published announcement's audience) keep the instance's values.
+        instance = self.instance
+        if "groups" in data:
+            groups = list(data["groups"])
+        else:
+            groups = list(instance.groups.all()) if instance.pk else []
+        try:
+            services.announcement_check(
+                title=data.get("title", instance.title),
+                body=data.get("body", instance.body),
+                level=data.get("level", instance.level),
+                audience=data.get("audience", instance.audience),
+                groups=groups,
+                publish_at=data.get("publish_at", instance.publish_at),
+                expires_at=data.get("expires_at", instance.expires_at),
+            )
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from exc
+        return data
+
+
+class AnnouncementStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("draft", "Draft"), ("scheduled", "Scheduled"), ("published", "Published")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        unpublished = queryset.filter(published_at__isnull=True)
+        if self.value() == "draft":
+            return unpublished.filter(publish_at__isnull=True)
+        if self.value() == "scheduled":
+            return unpublished.filter(publish_at__isnull=False)
+        if self.value() == "published":
+            return queryset.filter(published_at__isnull=False)
+        return queryset
+
+
+RECORD_FIELDS = (
+    "status",
+    "created_by",
+    "created_at",
+    "scheduled_by",
+    "published_by",
+    "published_at",
+    "audience_size",
+    "read_count",
+)
+
+
+@admin.register(Announcement)
+class AnnouncementAdmin(admin.ModelAdmin):
+    """Staff write announcements; only holders of publish_announcement send or schedule them."""
+
+    form = AnnouncementForm
+    change_form_template = "admin/notifications/announcement/change_form.html"
+    list_display = (
+        "title",
+        "level",
+        "audience_label",
+        "status",
+        "published_at",
+        "published_by",
+        "expires_at",
+        "audience_size",
+        "read_count",
+    )
+    list_filter = (AnnouncementStatusFilter, "level", "audience")
+    list_select_related = ("published_by",)
+    search_fields = ("title", "body")
+    filter_horizontal = ("groups",)
+    actions = ("publish_now", "expire_now")
+    fieldsets = (
+        (None, {"fields": ("title", "body", "level")}),
+        ("Audience", {"fields": ("audience", "groups")}),
+        ("Schedule", {"fields": ("publish_at", "expires_at")}),
+        ("Record", {"fields": RECORD_FIELDS}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request).prefetch_related("groups")
+        return selectors.announcements_with_stats(qs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fields = RECORD_FIELDS
+        if obj is not None and obj.is_published:
+            return (*fields, "audience", "groups", "publish_at")
+        if not self.has_publish_permission(request):
+            return (*fields, "publish_at")  # scheduling is publishing
+        return fields
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("notifications.publish_announcement")
+
+    def save_model(self, request: HttpRequest, obj: Announcement, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        if "publish_at" in form.changed_data and obj.publish_at:
+            obj.scheduled_by = request.user
+        super().save_model(request, obj, form, change)
+
+    # ------------------------------------------------------------ columns
+
+    @admin.display(description="audience")
+    def audience_label(self, obj: Announcement) -> str:
+        if obj.audience == Audience.EVERYONE:
+            return "everyone"
+        return ", ".join(g.name for g in obj.groups.all()) or "no groups"
+
+    @admin.display(description="status")
+    def status(self, obj: Announcement) -> str:
+        now = timezone.now()
+        if obj.expires_at and obj.expires_at <= now:
+            return "expired" if obj.is_published else "expired unpublished"
+        if obj.is_published:
+            return "published"
+        if obj.publish_at:
+            return f"scheduled for {timezone.localtime(obj.publish_at):%Y-%m-%d %H:%M}"
+        return "draft"
+
+    @admin.display(description="audience size", ordering="audience_size")
+    def audience_size(self, obj: Announcement) -> int | str:
+        return getattr(obj, "audience_size", "—")
+
+    @admin.display(description="read by", ordering="read_count")
+    def read_count(self, obj: Announcement) -> int | str:
+        return getattr(obj, "read_count", "—")
+
+    # ------------------------------------------------------------ publishing
+
+    @admin.action(description="Publish now", permissions=["publish"])
+    def publish_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for announcement in queryset:
+            self._publish(request, announcement)
+
+    @admin.action(description="Expire now (stop showing)", permissions=["publish"])
+    def expire_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for announcement in queryset:
+            services.announcement_expire(announcement=announcement)
+            self.log_change(request, announcement, "Expired.")
+        self.message_user(request, f"{len(queryset)} announcement(s) no longer shown.")
+
+    def _publish(self, request: HttpRequest, announcement: Announcement) -> None:
+        try:
+            published = services.announcement_publish(announcement=announcement, by=request.user)
+        except ValidationError as exc:
+            self.message_user(
+                request, f"“{announcement}” not published: {exc.messages[0]}.", messages.ERROR
+            )
+            return
+        if not published:
+            self.message_user(request, f"“{announcement}” was already published.", messages.WARNING)
+            return
+        self.log_change(request, announcement, "Published.")
+        self.message_user(request, f"“{announcement}” published.", messages.SUCCESS)
+
+    def get_urls(self) -> list:
+        # Not behind admin_view: a signed-in user without the right gets a 403, not a login page.
+        view = never_cache(csrf_protect(require_POST(self.publish_view)))
+        publish = path("<path:object_id>/publish/", view, name="notifications_announcement_publish")
+        return [publish, *super().get_urls()]
+
+    def publish_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: publish one announcement. 403 for anyone but staff with the permission."""
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+        if not (user.is_active and user.is_staff and self.has_publish_permission(request)):
+            raise PermissionDenied("publishing needs the publish_announcement permission")
+        announcement = get_object_or_404(Announcement, pk=object_id)
+        self._publish(request, announcement)
+        return redirect("admin:notifications_announcement_change", announcement.pk)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "can_publish": self.has_publish_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)

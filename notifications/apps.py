@@ -6,9 +6,15 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from notifications import signals
-        from notifications.replay import NotificationReplay, ReadChangeReplay
+        from notifications.replay import (
+            AnnouncementReplay,
+            NotificationReplay,
+            ReadChangeReplay,
+        )
         from notifications.storage import register_source
 
         signals.connect()
         register_source("user", NotificationReplay())
         register_source("user-read", ReadChangeReplay())
+        register_source("announcements", AnnouncementReplay())
+        register_source("group", AnnouncementReplay())

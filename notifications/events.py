@@ -8,8 +8,11 @@ from collections.abc import Sequence
 from django.db import transaction
 
 from notifications import relay, selectors
-from notifications.channels import read_channel, user_channel
-from notifications.models import Notification, ReadChange
+from notifications.channels import group_channel, read_channel, user_channel
+from notifications.models import Announcement, Audience, Notification, ReadChange
+
+# The public channel of announcements to everyone (see notifications.channels).
+EVERYONE_CHANNEL = "announcements"
 
 
 def notify_user_on_commit(*, notification: Notification) -> None:
@@ -34,6 +37,21 @@ def streams_close_on_commit(*, user_id: int, session_key: str | None) -> None:
     transaction.on_commit(lambda: relay.publish_control(message))
 
 
+def announcement_published_on_commit(*, announcement: Announcement) -> None:
+    """Push `event: announcement` once per audience channel, whatever the audience size."""
+    channels = _announcement_channels(announcement)
+    data = json.dumps(selectors.announcement_payload(announcement))
+    messages = [(channel, "announcement", data, announcement.sequence) for channel in channels]
+    transaction.on_commit(lambda: relay.publish(messages))
+
+
+def _announcement_channels(announcement: Announcement) -> list[str]:
+    if announcement.audience == Audience.EVERYONE:
+        return [EVERYONE_CHANNEL]
+    group_ids = announcement.groups.order_by("id").values_list("id", flat=True)
+    return [group_channel(group_id) for group_id in group_ids]
+
+
 def _publish_notifications(notifications: list[Notification]) -> None:
     counts = selectors.unread_counts(user_ids={n.recipient_id for n in notifications})
     relay.publish(
@@ -49,5 +67,5 @@ def _publish_notifications(notifications: list[Notification]) -> None:
 
 def _publish_read_change(change: ReadChange) -> None:
     unread = selectors.unread_count(user_id=change.user_id)
-    data = json.dumps({"ids": change.notification_ids, "unread": unread})
+    data = json.dumps(selectors.read_change_payload(change, unread=unread))
     relay.publish([(read_channel(change.user_id), "read", data, change.pk)])

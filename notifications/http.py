@@ -23,3 +23,16 @@ def login_required_json(view: Callable[..., HttpResponse]) -> Callable[..., Http
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def int_param(request: HttpRequest, name: str, *, minimum: int, maximum: int) -> int | None:
+    """A bounded integer query parameter, None if absent; ValueError with a readable message."""
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise ValueError(f"{name} must be a positive integer")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}")
+    return value

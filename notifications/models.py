@@ -1,6 +1,7 @@
-"""A user's notifications; the table is also the replay log of their SSE stream."""
+"""A user's notifications and staff announcements; each table is also a replay log."""
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
@@ -71,6 +72,7 @@ class ReadChange(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="read_changes"
     )
     notification_ids = models.JSONField(default=list)
+    announcement_ids = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -78,3 +80,77 @@ class ReadChange(models.Model):
 
     def __str__(self) -> str:
         return f"read {len(self.notification_ids)} for {self.user_id}"
+
+
+class Audience(models.TextChoices):
+    EVERYONE = "everyone", "Everyone"
+    GROUPS = "groups", "Members of the chosen groups"
+
+
+class Announcement(models.Model):
+    """A broadcast from staff: one row whatever the audience size.
+
+    Per-user read state lives in AnnouncementRead, written only when someone reads it.
+    """
+
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True, max_length=5000)
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    audience = models.CharField(max_length=10, choices=Audience.choices, default=Audience.EVERYONE)
+    groups = models.ManyToManyField(
+        Group,
+        blank=True,
+        related_name="announcements",
+        help_text="Only used when the audience is members of the chosen groups.",
+    )
+    publish_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Empty: a draft, published with “Publish now”. Set: published at that time "
+        "by manage.py publish_due_announcements.",
+    )
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="After this time nobody is shown it any more."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Who set publish_at: a scheduled publish is recorded as theirs.
+    scheduled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    published_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Publish order, the event id on the announcement channels: the pk is creation order,
+    # and a scheduled announcement may go out after a newer one.
+    sequence = models.PositiveBigIntegerField(null=True, blank=True, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("publish_announcement", "Can publish announcements")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+
+class AnnouncementRead(models.Model):
+    """That one user has read one announcement (absent: unread, if they are in its audience)."""
+
+    announcement = models.ForeignKey(Announcement, on_delete=models.CASCADE, related_name="reads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    read_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["announcement", "user"], name="announcement_read_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.announcement_id}"

@@ -1,13 +1,15 @@
-"""Replay sources for the per-user channels: the notifications and read-change tables."""
+"""Replay sources: notifications, read changes and announcements, from their own tables."""
 
 from __future__ import annotations
 
 import json
 
+from django.db.models import Max, Q, QuerySet
+from django.utils import timezone
 from django_eventstream.event import Event
 
 from notifications import selectors
-from notifications.models import Notification, ReadChange
+from notifications.models import Announcement, Audience, Notification, ReadChange
 
 
 class NotificationReplay:
@@ -51,8 +53,37 @@ class ReadChangeReplay:
             Event(
                 channel,
                 "read",
-                json.dumps({"ids": change.notification_ids, "unread": unread}),
+                json.dumps(selectors.read_change_payload(change, unread=unread)),
                 id=change.pk,
             )
             for change in rows
+        ]
+
+
+class AnnouncementReplay:
+    """`announcements` (to everyone) and `group-<id>`: published announcements in publish order.
+
+    The event id is the announcement's publish sequence; expired ones are not replayed.
+    """
+
+    def _published(self, channel: str, key: int | None) -> QuerySet[Announcement]:
+        qs = Announcement.objects.filter(sequence__isnull=False)
+        if key is None:
+            return qs.filter(audience=Audience.EVERYONE)
+        return qs.filter(audience=Audience.GROUPS, groups=key)
+
+    def current_id(self, channel: str, key: int | None) -> int:
+        return self._published(channel, key).aggregate(m=Max("sequence"))["m"] or 0
+
+    def events_after(self, channel: str, key: int | None, last_id: int, limit: int) -> list[Event]:
+        unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        rows = self._published(channel, key).filter(unexpired, sequence__gt=last_id)
+        return [
+            Event(
+                channel,
+                "announcement",
+                json.dumps(selectors.announcement_payload(a)),
+                id=a.sequence,
+            )
+            for a in rows.order_by("sequence")[:limit]
         ]

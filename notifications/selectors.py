@@ -1,18 +1,89 @@
-"""Read notifications; plain data out, so async code never touches a lazy queryset."""
+"""Read notifications and announcements; plain data out, never a lazy queryset."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    Case,
+    Exists,
+    F,
+    Func,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    When,
+)
+from django.utils import timezone
 
-from notifications.models import Notification, ReadChange
+from notifications.models import (
+    Announcement,
+    AnnouncementRead,
+    Audience,
+    Notification,
+    ReadChange,
+)
 
 MAX_PAGE = 100
+MAX_ANNOUNCEMENTS = 50
+
+
+def _count(qs: QuerySet, *, distinct: bool = False) -> Subquery:
+    """`(SELECT COUNT(pk) ...)` of a queryset, for use as an annotation."""
+    template = "COUNT(DISTINCT %(expressions)s)" if distinct else "COUNT(%(expressions)s)"
+    count = Func(F("pk"), function="COUNT", template=template, output_field=IntegerField())
+    return Subquery(qs.order_by().values(n=count))
+
+
+def _member(user: int | OuterRef) -> int | OuterRef:
+    # Inside Exists(...) over an announcement's rows, an outer user reference is one level deeper.
+    return OuterRef(user) if isinstance(user, OuterRef) else user
+
+
+def _visible_to(user: int | OuterRef, now: datetime) -> Q:
+    """Announcements `user` is shown now: published, not expired, addressed to them."""
+    in_group = Announcement.groups.through.objects.filter(
+        announcement_id=OuterRef("pk"), group__user=_member(user)
+    )
+    return (
+        Q(published_at__isnull=False)
+        & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        & (Q(audience=Audience.EVERYONE) | Exists(in_group))
+    )
+
+
+def _read_by(user: int | OuterRef) -> Exists:
+    return Exists(
+        AnnouncementRead.objects.filter(announcement_id=OuterRef("pk"), user_id=_member(user))
+    )
+
+
+def unread_counts(*, user_ids: set[int]) -> dict[int, int]:
+    """Unread notifications plus unread visible announcements of many users, in one query."""
+    user = OuterRef("pk")
+    unread_announcements = Announcement.objects.filter(_visible_to(user, timezone.now())).filter(
+        ~_read_by(user)
+    )
+    rows = (
+        get_user_model()
+        .objects.filter(pk__in=user_ids)
+        .annotate(
+            n=_count(Notification.objects.filter(recipient_id=user, read_at__isnull=True)),
+            a=_count(unread_announcements),
+        )
+        .values_list("pk", "n", "a")
+    )
+    return {pk: n + a for pk, n, a in rows if n + a}
 
 
 def unread_count(*, user_id: int) -> int:
-    return Notification.objects.filter(recipient_id=user_id, read_at__isnull=True).count()
+    """What the bell shows: unread notifications and unread, unexpired announcements."""
+    return unread_counts(user_ids={user_id}).get(user_id, 0)
 
 
 def notification_payload(notification: Notification, *, unread: int) -> dict[str, Any]:
@@ -63,14 +134,63 @@ def latest_read_change_id(*, user_id: int) -> int:
     return ReadChange.objects.filter(user_id=user_id).aggregate(m=Max("id"))["m"] or 0
 
 
-def unread_counts(*, user_ids: set[int]) -> dict[int, int]:
-    """Unread counts of many users in one query (bulk publishing)."""
-    if len(user_ids) == 1:
-        (user_id,) = user_ids
-        return {user_id: unread_count(user_id=user_id)}
-    rows = (
-        Notification.objects.filter(recipient_id__in=user_ids, read_at__isnull=True)
-        .values("recipient_id")
-        .annotate(n=Count("id"))
+def read_change_payload(change: ReadChange, *, unread: int) -> dict[str, Any]:
+    """The wire format of `event: read`; `announcement_ids` only when some were read."""
+    payload: dict[str, Any] = {"ids": change.notification_ids, "unread": unread}
+    if change.announcement_ids:
+        payload["announcement_ids"] = change.announcement_ids
+    return payload
+
+
+def announcement_payload(announcement: Announcement) -> dict[str, Any]:
+    """The wire format of `event: announcement`; created_at is when it was published."""
+    expires = announcement.expires_at
+    return {
+        "id": announcement.pk,
+        "title": announcement.title,
+        "body": announcement.body,
+        "level": announcement.level,
+        "created_at": announcement.published_at.isoformat(),
+        "expires_at": expires.isoformat() if expires else None,
+    }
+
+
+def announcement_list(*, user_id: int, unread: bool = False) -> list[dict[str, Any]]:
+    """The user's unexpired announcements, newest first, each with its read state."""
+    qs = Announcement.objects.filter(_visible_to(user_id, timezone.now())).annotate(
+        is_read=_read_by(user_id)
     )
-    return {row["recipient_id"]: row["n"] for row in rows}
+    if unread:
+        qs = qs.filter(is_read=False)
+    rows = qs.order_by("-sequence")[:MAX_ANNOUNCEMENTS]
+    return [{**announcement_payload(a), "read": a.is_read} for a in rows]
+
+
+def announcement_is_visible(*, user_id: int, announcement_id: int) -> bool:
+    return (
+        Announcement.objects.filter(pk=announcement_id)
+        .filter(_visible_to(user_id, timezone.now()))
+        .exists()
+    )
+
+
+def announcement_unread_ids(*, user_id: int) -> list[int]:
+    return list(
+        Announcement.objects.filter(_visible_to(user_id, timezone.now()))
+        .filter(~_read_by(user_id))
+        .order_by("sequence")
+        .values_list("pk", flat=True)
+    )
+
+
+def announcements_with_stats(qs: QuerySet) -> QuerySet:
+    """Annotate `audience_size` (active users it reaches) and `read_count`, in the same query."""
+    users = get_user_model().objects.filter(is_active=True)
+    members = users.filter(groups__announcements=OuterRef("pk"))
+    return qs.annotate(
+        audience_size=Case(
+            When(audience=Audience.EVERYONE, then=_count(users)),
+            default=_count(members, distinct=True),
+        ),
+        read_count=_count(AnnouncementRead.objects.filter(announcement_id=OuterRef("pk"))),
+    )

@@ -1,15 +1,30 @@
-"""Change notification state; the only callers of notifications.events."""
+"""Change notification and announcement state; the only callers of notifications.events."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
-from notifications import events
-from notifications.models import Level, Notification, ReadChange
+from notifications import events, selectors
+from notifications.models import (
+    Announcement,
+    AnnouncementRead,
+    Audience,
+    Level,
+    Notification,
+    ReadChange,
+)
+from notifications.signals import announcement_published
+
+logger = logging.getLogger(__name__)
 
 TITLE_MAX = Notification._meta.get_field("title").max_length
 BODY_MAX = 5000
@@ -77,6 +92,52 @@ def user_streams_close(*, user_id: int, session_key: str | None = None) -> None:
     events.streams_close_on_commit(user_id=user_id, session_key=session_key)
 
 
+def notifications_send_batch(
+    *,
+    recipient_ids: Sequence[int],
+    title: str,
+    body: str = "",
+    level: str = Level.INFO,
+    url: str = "",
+    send_key: str,
+    new_key: bool = False,
+) -> list[Notification]:
+    """Create one notification per recipient not yet sent `send_key`, and publish them.
+
+    One transaction per batch: an interrupted bulk send leaves whole batches behind, and a
+    rerun with the same key skips exactly their recipients. `new_key`: the key was made for
+    this run, so nobody has it yet and the lookup of who does is skipped.
+    """
+    title, body = clean_text(title), clean_text(body)
+    notification_check(title=title, body=body, level=level, url=url)
+    content = {"title": title, "body": body, "level": level, "url": url, "send_key": send_key}
+    try:
+        return _send_batch(recipient_ids, content, check_sent=not new_key)
+    except IntegrityError:
+        # A concurrent run with the same key took some of these recipients: skip them now.
+        return _send_batch(recipient_ids, content, check_sent=True)
+
+
+def _send_batch(
+    recipient_ids: Sequence[int], content: dict[str, str], *, check_sent: bool
+) -> list[Notification]:
+    with transaction.atomic():
+        sent: set[int] = set()
+        if check_sent:
+            sent = set(
+                Notification.objects.filter(
+                    send_key=content["send_key"], recipient_id__in=recipient_ids
+                ).values_list("recipient_id", flat=True)
+            )
+        created = Notification.objects.bulk_create(
+            Notification(recipient_id=recipient_id, **content)
+            for recipient_id in recipient_ids
+            if recipient_id not in sent
+        )
+        notifications_publish_bulk(notifications=created)
+    return created
+
+
 def notification_mark_read(*, user: Any, notification_id: int) -> int:
     """Mark one of the user's notifications read; return their unread count.
 
@@ -86,29 +147,179 @@ def notification_mark_read(*, user: Any, notification_id: int) -> int:
         if not Notification.objects.filter(id=notification_id, recipient=user).exists():
             raise Notification.DoesNotExist(notification_id)
         _mark(user=user, ids=[notification_id])
-    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+    return selectors.unread_count(user_id=user.pk)
 
 
 def notification_mark_all_read(*, user: Any) -> int:
-    """Mark every unread notification of the user read; return their unread count (0)."""
+    """Mark every unread notification and announcement of the user read; return 0."""
     with transaction.atomic():
         ids = list(
             Notification.objects.filter(recipient=user, read_at__isnull=True).values_list(
                 "id", flat=True
             )
         )
-        _mark(user=user, ids=ids)
-    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+        announcement_ids = selectors.announcement_unread_ids(user_id=user.pk)
+        _mark(user=user, ids=ids, announcement_ids=announcement_ids)
+    return selectors.unread_count(user_id=user.pk)
 
 
-def _mark(*, user: Any, ids: list[int]) -> None:
+def announcement_mark_read(*, user: Any, announcement_id: int) -> int:
+    """Record that the user read an announcement; return their unread count.
+
+    Raises Announcement.DoesNotExist for one they are not shown (not theirs, expired, draft).
+    """
+    with transaction.atomic():
+        if not selectors.announcement_is_visible(user_id=user.pk, announcement_id=announcement_id):
+            raise Announcement.DoesNotExist(announcement_id)
+        _mark(user=user, ids=[], announcement_ids=[announcement_id])
+    return selectors.unread_count(user_id=user.pk)
+
+
+def _mark(*, user: Any, ids: list[int], announcement_ids: Sequence[int] = ()) -> None:
     changed = list(
         Notification.objects.filter(id__in=ids, recipient=user, read_at__isnull=True)
         .order_by("id")
         .values_list("id", flat=True)
     )
-    if not changed:
+    if changed:
+        Notification.objects.filter(id__in=changed).update(read_at=timezone.now())
+    already = set(
+        AnnouncementRead.objects.filter(
+            user=user, announcement_id__in=announcement_ids
+        ).values_list("announcement_id", flat=True)
+    )
+    newly_read = [pk for pk in announcement_ids if pk not in already]
+    AnnouncementRead.objects.bulk_create(
+        [AnnouncementRead(user=user, announcement_id=pk) for pk in newly_read],
+        ignore_conflicts=True,  # another tab of the same user, at the same moment
+    )
+    if not changed and not newly_read:
         return
-    Notification.objects.filter(id__in=changed).update(read_at=timezone.now())
-    change = ReadChange.objects.create(user=user, notification_ids=changed)
+    change = ReadChange.objects.create(
+        user=user, notification_ids=changed, announcement_ids=newly_read
+    )
     events.read_changed_on_commit(change=change)
+
+
+# ---------------------------------------------------------------- announcements
+
+
+def announcement_check(
+    *,
+    title: str,
+    body: str = "",
+    level: str = Level.INFO,
+    audience: str = Audience.EVERYONE,
+    groups: Sequence[Group] = (),
+    publish_at: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> None:
+    """Raise ValidationError for an announcement that could not be shown as meant."""
+    notification_check(title=title, body=body, level=level)
+    if audience not in Audience.values:
+        raise ValidationError(f"audience must be one of {', '.join(Audience.values)}")
+    if audience == Audience.GROUPS and not groups:
+        raise ValidationError("choose at least one group, or address it to everyone")
+    if expires_at and publish_at and expires_at <= publish_at:
+        raise ValidationError("it would expire before it is published")
+
+
+def announcement_create(
+    *,
+    title: str,
+    body: str = "",
+    level: str = Level.INFO,
+    groups: Sequence[Group] = (),
+    publish_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    created_by: Any = None,
+) -> Announcement:
+    """Create a draft (no publish_at) or a scheduled announcement; no groups: everyone."""
+    audience = Audience.GROUPS if groups else Audience.EVERYONE
+    announcement_check(
+        title=title,
+        body=body,
+        level=level,
+        audience=audience,
+        groups=groups,
+        publish_at=publish_at,
+        expires_at=expires_at,
+    )
+    announcement = Announcement.objects.create(
+        title=title,
+        body=body,
+        level=level,
+        audience=audience,
+        publish_at=publish_at,
+        expires_at=expires_at,
+        created_by=created_by,
+        scheduled_by=created_by if publish_at else None,
+    )
+    announcement.groups.set(groups)
+    return announcement
+
+
+def announcement_publish(*, announcement: Announcement, by: Any = None) -> bool:
+    """Publish once: one row updated, one event per audience channel after commit.
+
+    Returns False if it was already published (by someone else, or a concurrent run).
+    Raises ValidationError if it has already expired.
+    """
+    now = timezone.now()
+    if announcement.expires_at and announcement.expires_at <= now:
+        raise ValidationError("it has already expired")
+    retries = 2
+    while True:
+        try:
+            with transaction.atomic():
+                return _publish(announcement, by, now)
+        except IntegrityError:
+            # Two publishes took the same sequence number (concurrent transactions on
+            # PostgreSQL): the loser takes the next one.
+            if not retries:
+                raise
+            retries -= 1
+
+
+def _publish(announcement: Announcement, by: Any, now: datetime) -> bool:
+    sequence = (Announcement.objects.aggregate(m=Max("sequence"))["m"] or 0) + 1
+    updated = Announcement.objects.filter(pk=announcement.pk, published_at__isnull=True).update(
+        published_at=now, published_by=by, sequence=sequence
+    )
+    if not updated:
+        return False
+    announcement.published_at = now
+    announcement.published_by = by
+    announcement.sequence = sequence
+    events.announcement_published_on_commit(announcement=announcement)
+    announcement_published.send(sender=Announcement, announcement=announcement)
+    logger.info(
+        "announcement %s %r published by %s",
+        announcement.pk,
+        announcement.title,
+        by.get_username() if by else "nobody",
+    )
+    return True
+
+
+def announcements_publish_due(*, now: datetime | None = None) -> list[Announcement]:
+    """Publish every announcement whose publish_at has come; safe to run often and concurrently.
+
+    Each one is recorded as published by whoever scheduled it.
+    """
+    now = now or timezone.now()
+    due = (
+        Announcement.objects.filter(published_at__isnull=True, publish_at__lte=now)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .select_related("scheduled_by")
+        .order_by("publish_at", "id")
+    )
+    return [a for a in due if announcement_publish(announcement=a, by=a.scheduled_by)]
+
+
+def announcement_expire(*, announcement: Announcement) -> None:
+    """Stop showing an announcement from now on (already delivered banners stay until reload)."""
+    now = timezone.now()
+    Announcement.objects.filter(pk=announcement.pk).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    ).update(expires_at=now)

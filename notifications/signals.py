@@ -5,8 +5,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_save, pre_save
+from django.dispatch import Signal
 
 from notifications.models import Notification
+
+# Sent by the publish service inside its transaction, with `announcement=`: other apps'
+# rows (the activity feed) commit or roll back with the publish itself.
+announcement_published = Signal()
 
 
 def _on_notification_saved(sender: Any, instance: Notification, created: bool, **kw: Any) -> None:

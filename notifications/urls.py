@@ -11,4 +11,10 @@ urlpatterns = [
     path("api/notifications/unread-count/", api.unread_count, name="api-unread-count"),
     path("api/notifications/read-all/", api.mark_all_read, name="api-read-all"),
     path("api/notifications/<int:notification_id>/read/", api.mark_read, name="api-read"),
+    path("api/announcements/", api.announcement_list, name="api-announcements"),
+    path(
+        "api/announcements/<int:announcement_id>/read/",
+        api.announcement_mark_read,
+        name="api-announcement-read",
+    ),
 ]

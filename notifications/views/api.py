@@ -6,38 +6,31 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from notifications import selectors, services
-from notifications.http import json_error, login_required_json
-from notifications.models import Notification
+from notifications.http import int_param, json_error, login_required_json
+from notifications.models import Announcement, Notification
 
 DEFAULT_LIMIT = 20
 
 
-def _int_param(request: HttpRequest, name: str, *, minimum: int, maximum: int) -> int | None:
-    raw = request.GET.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit():
-        raise ValueError(f"{name} must be a positive integer")
-    value = int(raw)
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be between {minimum} and {maximum}")
-    return value
+def _unread_param(request: HttpRequest) -> bool:
+    raw = request.GET.get("unread", "")
+    if raw not in ("", "0", "1", "true", "false"):
+        raise ValueError("unread must be 1 or 0")
+    return raw in ("1", "true")
 
 
 @require_GET
 @login_required_json
 def notification_list(request: HttpRequest) -> HttpResponse:
-    unread_raw = request.GET.get("unread", "")
-    if unread_raw not in ("", "0", "1", "true", "false"):
-        return json_error(400, "unread must be 1 or 0")
     try:
-        before = _int_param(request, "before", minimum=1, maximum=2**63 - 1)
-        limit = _int_param(request, "limit", minimum=1, maximum=selectors.MAX_PAGE)
+        unread = _unread_param(request)
+        before = int_param(request, "before", minimum=1, maximum=2**63 - 1)
+        limit = int_param(request, "limit", minimum=1, maximum=selectors.MAX_PAGE)
     except ValueError as exc:
         return json_error(400, str(exc))
     page = selectors.notification_list(
         user_id=request.user.pk,
-        unread=unread_raw in ("1", "true"),
+        unread=unread,
         before=before,
         limit=limit or DEFAULT_LIMIT,
     )
@@ -64,6 +57,28 @@ def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
 @login_required_json
 def mark_all_read(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"unread": services.notification_mark_all_read(user=request.user)})
+
+
+@require_GET
+@login_required_json
+def announcement_list(request: HttpRequest) -> HttpResponse:
+    try:
+        unread = _unread_param(request)
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    results = selectors.announcement_list(user_id=request.user.pk, unread=unread)
+    unread = selectors.unread_count(user_id=request.user.pk)
+    return JsonResponse({"results": results, "unread": unread})
+
+
+@require_POST
+@login_required_json
+def announcement_mark_read(request: HttpRequest, announcement_id: int) -> HttpResponse:
+    try:
+        unread = services.announcement_mark_read(user=request.user, announcement_id=announcement_id)
+    except Announcement.DoesNotExist:
+        return json_error(404, "no such announcement")
+    return JsonResponse({"unread": unread})
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

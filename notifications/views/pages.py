@@ -10,4 +10,6 @@ from notifications import selectors
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     page = selectors.notification_list(user_id=request.user.pk, limit=30)
-    return render(request, "notifications/inbox.html", {"page": page})
+    announcements = selectors.announcement_list(user_id=request.user.pk)
+    context = {"page": page, "announcements": announcements}
+    return render(request, "notifications/inbox.html", context)

@@ -146,6 +146,7 @@ async function markRead(id) {
 async function markAllRead() {
   const data = await api("/api/notifications/read-all/", { method: "POST" });
   markRowsRead([...document.querySelectorAll("li.item.unread")].map((r) => r.dataset.id));
+  markAnnouncementsRead([...document.querySelectorAll("[data-announcement-id]")].map((n) => n.dataset.announcementId));
   setUnread(data.unread);
 }
 
@@ -153,7 +154,9 @@ document.addEventListener("click", (event) => {
   const button = event.target.closest(".mark-read");
   if (!button) return;
   const row = button.closest("li.item");
-  if (row) markRead(row.dataset.id).catch((err) => toast({ title: "Could not mark read", body: err.message, level: "error" }));
+  if (!row) return;
+  const done = row.dataset.announcementId ? markAnnouncementRead(row.dataset.announcementId) : markRead(row.dataset.id);
+  done.catch((err) => toast({ title: "Could not mark read", body: err.message, level: "error" }));
 });
 
 // ---------------------------------------------------------------- dropdown
@@ -241,10 +244,87 @@ function prependToInbox(n) {
   inboxList.prepend(row);
 }
 
+// ---------------------------------------------------------------- announcements
+// Sent once per audience channel, so an announcement is shown once per tab whatever
+// the number of its groups the user is in; the banner stays until read or expired.
+
+const banner = document.getElementById("announcement-banner");
+const inboxAnnouncements = document.getElementById("inbox-announcements");
+const seenAnnouncements = new Set();
+
+function announcementRow(a) {
+  const row = notificationRow({ ...a, url: "" });
+  delete row.dataset.id;
+  row.dataset.announcementId = String(a.id);
+  return row;
+}
+
+function showBanner(a, { newest = false } = {}) {
+  if (!banner || banner.querySelector(`[data-announcement-id="${Number(a.id)}"]`)) return;
+  const node = el("div", `announcement level-${a.level}`);
+  node.dataset.announcementId = String(a.id);
+  node.setAttribute("role", "status");
+  const text = el("div", "announcement-text");
+  text.append(el("strong", "announcement-title", a.title));
+  if (a.body) text.append(el("div", "announcement-body", a.body));
+  const dismiss = el("button", "link-button announcement-dismiss", "Dismiss");
+  dismiss.type = "button";
+  dismiss.title = "Mark read and hide";
+  node.append(text, dismiss);
+  if (newest) banner.prepend(node);
+  else banner.append(node);
+  banner.hidden = false;
+  const left = a.expires_at ? new Date(a.expires_at).getTime() - Date.now() : null;
+  if (left !== null && left < 2 ** 31) setTimeout(() => hideBanner(a.id), Math.max(0, left));
+}
+
+function hideBanner(id) {
+  banner?.querySelector(`[data-announcement-id="${Number(id)}"]`)?.remove();
+  if (banner && !banner.children.length) banner.hidden = true;
+}
+
+function markAnnouncementsRead(ids) {
+  for (const id of ids) {
+    hideBanner(id);
+    for (const row of document.querySelectorAll(`li.item[data-announcement-id="${Number(id)}"]`)) {
+      row.classList.remove("unread");
+      row.querySelector(".mark-read")?.remove();
+    }
+  }
+}
+
+async function markAnnouncementRead(id) {
+  const data = await api(`/api/announcements/${Number(id)}/read/`, { method: "POST" });
+  markAnnouncementsRead([id]);
+  setUnread(data.unread);
+}
+
+async function loadBanners() {
+  try {
+    const page = await api("/api/announcements/?unread=1");
+    for (const a of page.results) {
+      seenAnnouncements.add(a.id);
+      showBanner(a);
+    }
+  } catch {
+    // the bell still counts them; the inbox lists them
+  }
+}
+
+for (const time of inboxAnnouncements?.querySelectorAll("time.item-time") ?? []) time.textContent = timeAgo(time.dateTime);
+
+banner?.addEventListener("click", (event) => {
+  const node = event.target.closest(".announcement-dismiss")?.closest("[data-announcement-id]");
+  if (!node) return;
+  markAnnouncementRead(node.dataset.announcementId).catch((err) => toast({ title: "Could not dismiss", body: err.message, level: "error" }));
+});
+
 // ---------------------------------------------------------------- the stream
 
 const connState = document.getElementById("conn-state");
-let lastEventId = body.dataset.streamStart || "";
+// A page that streams more than the defaults (the feed) names its channels and start.
+const streamPage = document.querySelector("[data-stream-channels]")?.dataset || body.dataset;
+let lastEventId = streamPage.streamStart || body.dataset.streamStart || "";
 let source = null;
 let retries = 0;
 
@@ -282,10 +362,26 @@ function onNotification(event) {
   emit("notification", n);
 }
 
+function onAnnouncement(event) {
+  const a = parse(event);
+  if (!a || seenAnnouncements.has(a.id)) return;
+  seenAnnouncements.add(a.id);
+  setUnread(Number(badge?.dataset.count || 0) + 1);
+  showBanner(a, { newest: true });
+  if (inboxAnnouncements && !inboxAnnouncements.querySelector(`[data-announcement-id="${Number(a.id)}"]`)) {
+    const row = announcementRow({ ...a, read: false });
+    row.classList.add("arriving");
+    inboxAnnouncements.prepend(row);
+    inboxAnnouncements.hidden = false;
+  }
+  emit("announcement", a);
+}
+
 function onRead(event) {
   const data = parse(event);
   if (!data) return;
   markRowsRead(data.ids || []);
+  markAnnouncementsRead(data.announcement_ids || []);
   setUnread(data.unread);
   emit("read", data);
 }
@@ -296,6 +392,7 @@ function onReset() {
   refreshCount();
   if (dropdown && !dropdown.hidden) refreshDropdown();
   if (inboxList) loadInbox();
+  loadBanners();
   emit("reset", {});
 }
 
@@ -315,7 +412,7 @@ async function refreshCount() {
 function connect() {
   if (!STREAM_URL) return;
   const url = new URL(STREAM_URL, window.location.href);
-  for (const channel of (body.dataset.streamChannels || "").split(" ").filter(Boolean)) {
+  for (const channel of (streamPage.streamChannels || "").split(" ").filter(Boolean)) {
     url.searchParams.append("channel", channel);
   }
   if (lastEventId) url.searchParams.set("lastEventId", lastEventId);
@@ -329,12 +426,11 @@ function connect() {
   source.addEventListener("notification", onNotification);
   source.addEventListener("read", onRead);
   source.addEventListener("stream-reset", onReset);
-  for (const type of ["announcement", "activity"]) {
-    source.addEventListener(type, (event) => {
-      const data = parse(event);
-      if (data) emit(type, data);
-    });
-  }
+  source.addEventListener("announcement", onAnnouncement);
+  source.addEventListener("activity", (event) => {
+    const data = parse(event);
+    if (data) emit("activity", data);
+  });
   source.addEventListener("stream-error", () => {
     source.close();
     scheduleReconnect();
@@ -367,4 +463,5 @@ export const stream = {
 window.pulse = stream;
 
 setUnread(Number(body.dataset.unread || 0));
+if (Number(body.dataset.unread || 0) > 0) loadBanners();
 connect();

@@ -1,0 +1,165 @@
+"""The Announcement admin: who may publish, what every publish records, the columns staff see."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Group, Permission
+from django.test import Client
+from django.utils import timezone
+
+from notifications.models import Announcement
+from notifications.services import announcement_create, announcement_mark_read, announcement_publish
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/notifications/announcement/"
+EDIT_PERMS = ("view_announcement", "change_announcement", "add_announcement")
+
+
+def staff(username: str, *codenames: str):
+    user = make_user(username, is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+@pytest.fixture
+def publisher(db):
+    return staff("publisher", *EDIT_PERMS, "publish_announcement")
+
+
+@pytest.fixture
+def editor(db):
+    """Staff who may write announcements but not publish them."""
+    return staff("editor", *EDIT_PERMS)
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def run_action(client: Client, action: str, *announcements: Announcement):
+    return client.post(
+        CHANGELIST,
+        {"action": action, "_selected_action": [a.pk for a in announcements]},
+        follow=True,
+    )
+
+
+def test_a_publisher_publishes_with_the_action_and_the_publish_is_recorded(publisher):
+    draft = announcement_create(title="Release 2.0", created_by=publisher)
+    response = run_action(client_for(publisher), "publish_now", draft)
+    assert "“Release 2.0” published." in response.content.decode()
+    draft.refresh_from_db()
+    assert draft.published_by == publisher
+    assert draft.published_at is not None
+    entry = LogEntry.objects.get(object_id=str(draft.pk))
+    assert (entry.user, entry.get_change_message()) == (publisher, "Published.")
+
+
+def test_publishing_twice_from_the_admin_says_so_and_changes_nothing(publisher, editor):
+    a = announcement_create(title="Once")
+    announcement_publish(announcement=a, by=editor)
+    response = run_action(client_for(publisher), "publish_now", a)
+    assert "“Once” was already published." in response.content.decode()
+    a.refresh_from_db()
+    assert a.published_by == editor
+
+
+def test_staff_without_the_permission_are_not_offered_the_action_and_cannot_force_it(editor):
+    client = client_for(editor)
+    a = announcement_create(title="Not yours to send")
+    page = client.get(CHANGELIST).content.decode()
+    assert 'value="publish_now"' not in page
+    run_action(client, "publish_now", a)
+    response = client.post(f"{CHANGELIST}{a.pk}/publish/")
+    assert response.status_code == 403
+    a.refresh_from_db()
+    assert not a.is_published
+
+
+def test_a_non_staff_user_gets_403_and_nothing_is_published(bob):
+    a = announcement_create(title="Nope")
+    response = client_for(bob).post(f"{CHANGELIST}{a.pk}/publish/")
+    assert response.status_code == 403
+    a.refresh_from_db()
+    assert not a.is_published
+
+
+def test_anonymous_visitors_are_sent_to_the_admin_login():
+    a = announcement_create(title="Nope")
+    response = Client().post(f"{CHANGELIST}{a.pk}/publish/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_the_publish_button_publishes_one_announcement(publisher):
+    client = client_for(publisher)
+    a = announcement_create(title="From the form")
+    page = client.get(f"{CHANGELIST}{a.pk}/change/").content.decode()
+    assert f'action="{CHANGELIST}{a.pk}/publish/"' in page
+    response = client.post(f"{CHANGELIST}{a.pk}/publish/")
+    assert response.status_code == 302
+    a.refresh_from_db()
+    assert a.published_by == publisher
+
+
+def test_the_list_shows_audience_size_and_read_count(publisher, alice, bob, charlie):
+    ops = Group.objects.create(name="ops")
+    bob.groups.add(ops)
+    charlie.groups.add(ops)
+    make_user("gone", is_active=False).groups.add(ops)
+    everyone = announcement_create(title="everyone")
+    to_ops = announcement_create(title="ops", groups=[ops])
+    for a in (everyone, to_ops):
+        announcement_publish(announcement=a, by=publisher)
+    announcement_mark_read(user=alice, announcement_id=everyone.pk)
+    announcement_mark_read(user=bob, announcement_id=everyone.pk)
+    announcement_mark_read(user=bob, announcement_id=to_ops.pk)
+    response = client_for(publisher).get(CHANGELIST)
+    rows = {a.title: (a.audience_size, a.read_count) for a in response.context["cl"].result_list}
+    assert rows == {"everyone": (4, 2), "ops": (2, 1)}  # alice, bob, charlie, publisher
+    page = response.content.decode()
+    assert "audience size" in page.lower()
+    assert "read by" in page.lower()
+
+
+def test_only_publishers_can_schedule(publisher, editor):
+    form = {
+        "title": "Planned",
+        "body": "",
+        "level": "info",
+        "audience": "everyone",
+        "publish_at_0": (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%d"),
+        "publish_at_1": "10:00:00",
+        "expires_at_0": "",
+        "expires_at_1": "",
+    }
+    client_for(editor).post(f"{CHANGELIST}add/", form)
+    client_for(publisher).post(f"{CHANGELIST}add/", {**form, "title": "Planned by publisher"})
+    by_title = {a.title: a for a in Announcement.objects.all()}
+    assert by_title["Planned"].publish_at is None  # read-only for the editor: a draft
+    assert by_title["Planned"].created_by == editor
+    scheduled = by_title["Planned by publisher"]
+    assert scheduled.publish_at is not None
+    assert scheduled.scheduled_by == publisher
+
+
+def test_a_group_audience_needs_a_group(publisher):
+    response = client_for(publisher).post(
+        f"{CHANGELIST}add/",
+        {"title": "To whom?", "level": "info", "audience": "groups", "body": ""},
+    )
+    assert "choose at least one group" in response.content.decode()
+    assert not Announcement.objects.exists()
+
+
+def test_a_published_announcements_audience_is_read_only(publisher):
+    a = announcement_create(title="Sent")
+    announcement_publish(announcement=a, by=publisher)
+    page = client_for(publisher).get(f"{CHANGELIST}{a.pk}/change/").content.decode()
+    assert 'name="audience"' not in page
+    assert 'name="title"' in page
