@@ -1,14 +1,12 @@
-"""Wire models whose changes are feed-worthy to the activity service, and the feed's replay."""
+"""Wire models whose changes are feed-worthy to the activity service."""
 
 from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 
 from feeds import activity
-from feeds.activity_replay import ActivityReplay
 from feeds.models import Room
 from notifications.signals import announcement_published
-from notifications.storage import register_source
 
 
 def _on_room_saved(sender: Any, instance: Room, created: bool, **kw: Any) -> None:
@@ -29,4 +27,3 @@ def connect() -> None:
     announcement_published.connect(
         _on_announcement_published, dispatch_uid="feeds.activity.announced"
     )
-    register_source("activity", ActivityReplay())
