@@ -7,9 +7,14 @@ import json
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 from django_eventstream.event import Event
+from django_eventstream.storage import EventDoesNotExist
 
 from notifications import selectors
 from notifications.models import Announcement, Audience, Notification, ReadChange
+
+# A client further behind than this gets `stream-reset` and reloads its inbox from the
+# API instead of a replay of thousands of toasts.
+REPLAY_MAX = 1000
 
 
 class NotificationReplay:
@@ -19,11 +24,13 @@ class NotificationReplay:
         return selectors.latest_notification_id(user_id=key)
 
     def events_after(self, channel: str, key: int | None, last_id: int, limit: int) -> list[Event]:
-        rows = list(
-            Notification.objects.filter(recipient_id=key, id__gt=last_id).order_by("id")[:limit]
-        )
+        missed = Notification.objects.filter(recipient_id=key, id__gt=last_id)
+        rows = list(missed.order_by("id")[:limit])
         if not rows:
             return []
+        if len(rows) == limit and missed.count() > REPLAY_MAX:
+            current = self.current_id(channel, key)
+            raise EventDoesNotExist(f"more than {REPLAY_MAX} events missed on {channel}", current)
         # Replayed events carry today's count, so whatever order they arrive in,
         # the badge ends on the true number.
         unread = selectors.unread_count(user_id=key)

@@ -358,8 +358,26 @@ function onNotification(event) {
   seen.add(n.id);
   prependToDropdown(n);
   prependToInbox(n);
-  toast(n);
+  if (shouldToast(n)) toast(n);
   emit("notification", n);
+}
+
+// A replay after a long absence can bring dozens of events at once: toast only what is
+// fresh, and at most a few per burst; the badge and the lists still get every one.
+const TOAST_MAX_AGE_MS = 2 * 60 * 1000;
+const TOAST_BURST = 3;
+let burstStart = 0;
+let burstCount = 0;
+
+function shouldToast(n) {
+  if (Date.now() - new Date(n.created_at).getTime() > TOAST_MAX_AGE_MS) return false;
+  const now = Date.now();
+  if (now - burstStart > 2000) {
+    burstStart = now;
+    burstCount = 0;
+  }
+  burstCount += 1;
+  return burstCount <= TOAST_BURST;
 }
 
 function onAnnouncement(event) {

@@ -58,3 +58,19 @@ def test_replay_query_count_does_not_grow_with_events(alice, django_assert_num_q
         notification_create(recipient=alice, title=str(i))
     with django_assert_num_queries(2):  # the rows, the unread count
         ReplayStorage().get_events(f"user-{alice.pk}", 0)
+
+
+def test_a_client_too_far_behind_is_told_to_reset(alice):
+    from notifications.models import Notification
+    from notifications.replay import REPLAY_MAX
+
+    Notification.objects.bulk_create(
+        Notification(recipient=alice, title=str(i)) for i in range(REPLAY_MAX + 1)
+    )
+    newest = Notification.objects.filter(recipient=alice).latest("id").pk
+    with pytest.raises(EventDoesNotExist) as err:
+        ReplayStorage().get_events(f"user-{alice.pk}", 0, limit=100)
+    assert err.value.current_id == newest
+    # one short of the window still replays
+    events = ReplayStorage().get_events(f"user-{alice.pk}", newest - REPLAY_MAX, limit=100)
+    assert len(events) == 100
