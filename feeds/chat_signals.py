@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from feeds import services
 from feeds.models import Message, Room
+from notifications.signals import credentials_changed
 
 
 def _on_message_saved(sender: Any, instance: Message, created: bool, **kw: Any) -> None:
@@ -22,9 +22,9 @@ def _on_logged_out(sender: Any, request: Any, user: Any, **kw: Any) -> None:
         services.user_chat_sockets_close(user_id=user.pk)
 
 
-def _on_user_saved(sender: Any, instance: Any, created: bool, **kw: Any) -> None:
-    if not created and not instance.is_active:
-        services.user_chat_sockets_close(user_id=instance.pk)
+def _on_credentials_changed(sender: Any, user: Any, **kw: Any) -> None:
+    # Password changed or deactivated: every session of the user is void.
+    services.user_chat_sockets_close(user_id=user.pk)
 
 
 def _on_room_changed(sender: Any, instance: Room, **kw: Any) -> None:
@@ -44,7 +44,7 @@ def _on_members_changed(sender: Any, instance: Any, action: str, reverse: bool, 
 def connect() -> None:
     post_save.connect(_on_message_saved, sender=Message, dispatch_uid="feeds.chat.mentions")
     user_logged_out.connect(_on_logged_out, dispatch_uid="feeds.chat.logout")
-    post_save.connect(_on_user_saved, sender=get_user_model(), dispatch_uid="feeds.chat.deactivate")
+    credentials_changed.connect(_on_credentials_changed, dispatch_uid="feeds.chat.credentials")
     post_save.connect(_on_room_changed, sender=Room, dispatch_uid="feeds.chat.room_saved")
     post_delete.connect(_on_room_changed, sender=Room, dispatch_uid="feeds.chat.room_deleted")
     m2m_changed.connect(

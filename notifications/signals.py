@@ -13,6 +13,10 @@ from notifications.models import Notification
 # rows (the activity feed) commit or roll back with the publish itself.
 announcement_published = Signal()
 
+# Sent with `user=` when a user's password changed or they were deactivated: every session
+# of theirs is void, so each app closes that user's live connections.
+credentials_changed = Signal()
+
 
 def _on_notification_saved(sender: Any, instance: Notification, created: bool, **kw: Any) -> None:
     if created:
@@ -39,9 +43,13 @@ def _remember_credentials(sender: Any, instance: Any, **kw: Any) -> None:
 def _on_user_saved(sender: Any, instance: Any, created: bool, **kw: Any) -> None:
     before = getattr(instance, "_rt_before", None)
     if not created and before and before != (instance.password, instance.is_active):
-        from notifications.services import user_streams_close
+        credentials_changed.send(sender=sender, user=instance)
 
-        user_streams_close(user_id=instance.pk)
+
+def _on_credentials_changed(sender: Any, user: Any, **kw: Any) -> None:
+    from notifications.services import user_streams_close
+
+    user_streams_close(user_id=user.pk)
 
 
 def connect() -> None:
@@ -52,3 +60,4 @@ def connect() -> None:
     user = get_user_model()
     pre_save.connect(_remember_credentials, sender=user, dispatch_uid="notifications.user-pre")
     post_save.connect(_on_user_saved, sender=user, dispatch_uid="notifications.user-post")
+    credentials_changed.connect(_on_credentials_changed, dispatch_uid="notifications.revoke")
