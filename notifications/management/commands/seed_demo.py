@@ -26,14 +26,16 @@ class Command(BaseCommand):
         logging.getLogger("notifications.relay").setLevel(logging.ERROR)
         User = get_user_model()
         for username, staff in DEMO_USERS:
-            user, created = User.objects.get_or_create(
-                username=username, defaults={"email": f"{username}@example.com"}
+            if User.objects.filter(username=username).exists():
+                continue
+            user = User.objects.create_user(
+                username=username,
+                email=f"{username}@example.com",
+                password=password,
+                is_staff=staff,
+                is_superuser=staff,
             )
-            if created:
-                user.set_password(password)
-                user.is_staff = user.is_superuser = staff
-                user.save()
-                self._welcome(user)
+            self._welcome(user)
         self.stdout.write(
             self.style.SUCCESS(f"demo users: alice (staff), bob, charlie; password: {password}")
         )
