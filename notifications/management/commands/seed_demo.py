@@ -1,4 +1,4 @@
-"""Create the demo users (alice, bob, charlie) and a few notifications; safe to re-run."""
+"""Create the demo users (alice, bob, charlie), notifications and rooms; safe to re-run."""
 
 import logging
 from typing import Any
@@ -15,7 +15,7 @@ DEMO_USERS = (("alice", True), ("bob", False), ("charlie", False))
 
 
 class Command(BaseCommand):
-    help = "Create demo users alice (staff), bob and charlie, and sample notifications."
+    help = "Create demo users alice (staff), bob and charlie, sample notifications and rooms."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--password", default=DEMO_PASSWORD)
@@ -36,9 +36,27 @@ class Command(BaseCommand):
                 is_superuser=staff,
             )
             self._welcome(user)
+        self._rooms(User)
         self.stdout.write(
             self.style.SUCCESS(f"demo users: alice (staff), bob, charlie; password: {password}")
         )
+
+    def _rooms(self, User: Any) -> None:
+        # Rows only: nobody is connected yet, so nothing needs broadcasting.
+        from feeds.models import Message, Room
+
+        alice, bob = User.objects.get(username="alice"), User.objects.get(username="bob")
+        general, created = Room.objects.get_or_create(
+            slug="general", defaults={"title": "General", "created_by": alice}
+        )
+        if created:
+            Message.objects.create(room=general, author=alice, content="Welcome to #General!")
+            Message.objects.create(room=general, author=bob, content="Hi alice, glad to be here.")
+        staff, created = Room.objects.get_or_create(
+            slug="staff", defaults={"title": "Staff", "is_private": True, "created_by": alice}
+        )
+        if created:
+            staff.members.add(alice)
 
     def _welcome(self, user: Any) -> None:
         if Notification.objects.filter(recipient=user).exists():
