@@ -14,10 +14,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from feeds.routing import websocket_urlpatterns  # noqa: E402
+from notifications.sse import SSEStreams  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": ASGIStaticFilesHandler(django_http),
+        # SSEStreams: /events/ streams continue on the ASGI connection once the view has
+        # authorized them (notifications/sse.py); every other request passes through.
+        "http": SSEStreams(ASGIStaticFilesHandler(django_http)),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -1,10 +1,11 @@
 """Carry SSE events between processes over Redis pub/sub, surviving Redis restarts.
 
 Replaces django-eventstream's own Redis listener, which stops for good after a Redis
-outage. Every event is already stored (its table is the replay log) before it is
-published, so a lost publish is never a lost event: whenever this process's
-subscription (re)connects, and whenever a publisher reports that it failed to
-publish, every local stream re-reads its channels from the database.
+outage, and feeds this process's fan-out hub (notifications.hub). Every event is already
+stored (its table is the replay log) before it is published, so a lost publish is never
+a lost event: whenever this process's subscription (re)connects, and whenever a
+publisher reports that it failed to publish, every local stream re-reads its channels
+from the database.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
-from django_eventstream.event import Event
-from django_eventstream.views import get_listener_manager
+
+from notifications.hub import current_hub, encode_event
 
 logger = logging.getLogger(__name__)
 
@@ -80,48 +81,30 @@ def publish_control(message: dict[str, Any]) -> bool:
 
 
 def deliver_locally(message: dict[str, Any]) -> None:
-    """Hand one pub/sub message to this process's SSE listeners."""
+    """Hand one pub/sub message to this process's SSE hub (event loop thread only)."""
+    hub = current_hub()
+    if hub is None:
+        return  # no stream has started in this process yet
     if message.get("resync"):
-        resync_local_streams()
-        return
-    if "kick" in message:
-        kick_local_streams(user_id=message["kick"]["user"], session_key=message["kick"]["session"])
-        return
-    event = Event(message["c"], message["t"], message["d"], id=message["i"])
-    get_listener_manager().add_to_queues(event.channel, event)
+        hub.resync()
+    elif "kick" in message:
+        hub.kick(user_id=message["kick"]["user"], session_key=message["kick"]["session"])
+    else:
+        hub.publish(encode_event(message["c"], message["t"], message["d"], message["i"]))
 
 
 def resync_local_streams() -> None:
     """Make every local stream re-read its channels from storage (catches missed events)."""
-    manager = get_listener_manager()
-    with manager.lock:
-        listeners = {li for group in manager.listeners_by_channel.values() for li in group}
-        for listener in listeners:
-            listener.overflow = True
-            listener.wake_threadsafe()
+    hub = current_hub()
+    if hub is not None:
+        hub.resync()
 
 
 def kick_local_streams(*, user_id: int, session_key: str | None) -> int:
     """End this process's streams of a user (of one session, or all): they send
     `stream-error` and close. Returns how many were ended."""
-    manager = get_listener_manager()
-    with manager.lock:
-        listeners = {
-            li
-            for group in manager.listeners_by_channel.values()
-            for li in group
-            if li.user_id == user_id
-            and (session_key is None or getattr(li, "session_key", None) == session_key)
-        }
-        for listener in listeners:
-            listener.closing = True
-            listener.error = {
-                "condition": "forbidden",
-                "text": "session ended",
-                "extra": {"reason": "session-ended"},
-            }
-            listener.wake_threadsafe()
-    return len(listeners)
+    hub = current_hub()
+    return hub.kick(user_id=user_id, session_key=session_key) if hub is not None else 0
 
 
 class Subscriber:

@@ -1,27 +1,28 @@
-"""`GET /events/`: the SSE endpoint, django-eventstream behind session auth.
+"""`GET /events/`: the SSE endpoint, behind session auth and per-channel access checks.
 
-The view checks what the library would get wrong or answer with a 200 error event:
-anonymous users and foreign channels get a 403, a malformed `Last-Event-ID` a 400.
-It then runs django-eventstream's own stream loop from an explicit position: the first
-bytes carry an `id:` line, so a client whose first connection drops before any event
-still resumes from the right place instead of skipping what happened in between.
+The view checks what django-eventstream would get wrong or answer with a 200 error event:
+anonymous users and foreign channels get a 403, a malformed `Last-Event-ID` a 400. It
+then opens a stream from an explicit position: the first bytes carry an `id:` line, so a
+client whose first connection drops before any event still resumes from the right place
+instead of skipping what happened in between. The stream itself is served by the
+process's fan-out hub (notifications.hub), directly on the ASGI connection when the
+request came through notifications.sse.SSEStreams, through Django otherwise.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
-from django_eventstream.eventrequest import EventRequest
 from django_eventstream.utils import add_default_headers, make_id
-from django_eventstream.views import Listener, stream
 
 from notifications.channels import can_read_channel, requested_channels
 from notifications.http import json_error
-from notifications.relay import subscriber
+from notifications.hub import Connection, frames
+from notifications.sse import claim_stream
 from notifications.storage import stream_position
 
 MAX_CHANNELS = 10
@@ -56,20 +57,8 @@ def _client_event_id(request: HttpRequest) -> str:
     return ""
 
 
-async def _starting_with(
-    prefix: str, body: AsyncGenerator[str, None], listener: Listener
-) -> AsyncIterator[str]:
-    subscriber.ensure_running()
-    try:
-        yield prefix
-        async for chunk in body:
-            yield chunk
-            if getattr(listener, "closing", False):
-                # Kicked (logout, deactivation): the library would carry on streaming.
-                break
-    finally:
-        # Closing the library's generator removes its listener at once, not at GC time.
-        await body.aclose()
+async def _just(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 @require_GET
@@ -91,23 +80,14 @@ def events(request: HttpRequest) -> HttpResponse:
     start = stream_position([c for c in channels if c not in client_ids])
     start.update({c: i for c, i in client_ids.items() if c in channels})
 
-    event_request = EventRequest()
-    event_request.channels = set(channels)
-    event_request.channel_last_ids = {c: str(i) for c, i in start.items()}
-    event_request.is_next = False
-    event_request.user = request.user
-    listener = Listener()
-    listener.user_id = request.user.pk
-    listener.session_key = request.session.session_key  # so a logout ends just its streams
-    listener.channels = event_request.channels
-
-    start_id = make_id(start)
-    response = StreamingHttpResponse(
-        _starting_with(
-            f"id: {start_id}\nretry: 2000\n\n", stream(event_request, listener), listener
-        ),
-        content_type="text/event-stream",
+    connection = Connection(
+        user_id=request.user.pk,
+        session_key=request.session.session_key,  # so a logout ends just its streams
+        positions=start,
     )
+    prefix = f"id: {make_id(start)}\nretry: 2000\n\n".encode()
+    body = _just(prefix) if claim_stream(connection) else frames(connection, prefix)
+    response = StreamingHttpResponse(body, content_type="text/event-stream")
     add_default_headers(response, request=request)
     return response
 

@@ -1,4 +1,4 @@
-"""Run daphne on this project, with a private Redis when REDIS_URL is not set."""
+"""Run the app with daphne (default) or uvicorn, with a private Redis when REDIS_URL is unset."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from config.redis_server import EmbeddedRedis
 
 # Frames and messages over 64 KiB close the socket with 1009 before the app sees them.
 MAX_WS_MESSAGE = 65536
+SERVERS = ("daphne", "uvicorn")
 
 
 def daphne_command(*, host: str, port: int) -> list[str]:
@@ -29,14 +30,36 @@ def daphne_command(*, host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def uvicorn_command(*, host: str, port: int) -> list[str]:
+    """uvicorn with the same 64 KiB WebSocket cap and pings; its sans-I/O WebSocket
+    implementation is the fast one (docs/performance.md)."""
+    return [
+        sys.executable, "-m", "uvicorn",
+        "--host", host, "--port", str(port),
+        "--ws", "websockets-sansio", "--ws-max-size", str(MAX_WS_MESSAGE),
+        "--ws-ping-interval", "20", "--ws-ping-timeout", "30",
+        "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5",
+        "config.asgi:application",
+    ]  # fmt: skip
+
+
+def server_command(kind: str, *, host: str, port: int) -> list[str]:
+    if kind == "uvicorn":
+        return uvicorn_command(host=host, port=port)
+    if kind == "daphne":
+        return daphne_command(host=host, port=port)
+    raise ValueError(f"unknown server {kind!r}; choose one of {', '.join(SERVERS)}")
+
+
 class Command(BaseCommand):
-    help = "Serve the app with daphne; start a private Redis if REDIS_URL is unset."
+    help = "Serve the app with daphne (or --server uvicorn); start a private Redis if needed."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--server", choices=SERVERS, default="daphne")
 
-    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+    def handle(self, *args: Any, host: str, port: int, server: str, **options: Any) -> None:
         redis = None
         env = dict(os.environ)
         if not os.environ.get("REDIS_URL"):
@@ -48,17 +71,19 @@ class Command(BaseCommand):
                 raise CommandError(f"could not start the embedded Redis: {exc}") from exc
             self.stdout.write(f"embedded Redis on {redis.url} (set REDIS_URL to use your own)")
             env["REDIS_URL"] = redis.url
-        self.stdout.write(self.style.SUCCESS(f"serving on http://{host}:{port}/ (Ctrl-C stops)"))
-        server = subprocess.Popen(daphne_command(host=host, port=port), env=env)
+        self.stdout.write(
+            self.style.SUCCESS(f"{server} serving on http://{host}:{port}/ (Ctrl-C stops)")
+        )
+        process = subprocess.Popen(server_command(server, host=host, port=port), env=env)
         try:
-            server.wait()
+            process.wait()
         except KeyboardInterrupt:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=10)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=10)
         finally:
-            if server.poll() is None:
-                server.kill()
+            if process.poll() is None:
+                process.kill()
             if redis:
                 redis.stop()
-        if server.returncode not in (0, -signal.SIGINT, None):
-            raise CommandError(f"daphne exited with status {server.returncode}")
+        if process.returncode not in (0, -signal.SIGINT, None):
+            raise CommandError(f"{server} exited with status {process.returncode}")

@@ -1,0 +1,114 @@
+"""Helper processes a benchmark drives over JSON lines: the load client and the publisher."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from typing import Any
+
+import psutil
+
+from bench.env import ROOT, BenchEnv, raise_fd_limit
+
+
+class LineProcess:
+    """A child that answers one JSON line per JSON line sent; every wait has a deadline."""
+
+    def __init__(self, module: str, env: dict[str, str], *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=raise_fd_limit,
+        )
+        self.ps = psutil.Process(self.process.pid)
+
+    def ask(self, timeout: float, **command: Any) -> dict[str, Any]:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            self.stop()
+            raise TimeoutError(f"{command.get('cmd')} got no answer within {timeout} s")
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.process.args} exited (status {self.process.poll()})")
+        return json.loads(line)
+
+    def cpu_seconds(self) -> float:
+        t = self.ps.cpu_times()
+        return t.user + t.system
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError, TimeoutError, RuntimeError, ValueError):
+                self.ask(10, cmd="quit")
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class SSELoadClient(LineProcess):
+    """bench.sse_client in its own process."""
+
+    def __init__(self, env: BenchEnv) -> None:
+        super().__init__("bench.sse_client", dict(os.environ, **env.base_env()))
+
+    def connect(self, *, port: int, path: str, sessions: list[str], concurrency: int = 64):
+        timeout = 60 + len(sessions) * 0.05
+        return self.ask(
+            timeout, cmd="connect", port=port, path=path, sessions=sessions, concurrency=concurrency
+        )
+
+    def count(self) -> dict[str, Any]:
+        return self.ask(30, cmd="count")
+
+    def stats(self, first: int, last: int) -> dict[str, Any]:
+        return self.ask(60, cmd="stats", first=first, last=last)
+
+    def wait_for(self, total: int, *, timeout: float, idle: float = 3.0) -> tuple[int, float]:
+        """Poll until `total` deliveries arrived, or none came for `idle` s, or `timeout`.
+
+        Returns (received, seconds until the last delivery was seen)."""
+        start = last_change = time.monotonic()
+        seen = self.count()["received"]
+        while seen < total:
+            now = time.monotonic()
+            if now - start > timeout or now - last_change > idle:
+                break
+            time.sleep(0.05)
+            current = self.count()["received"]
+            if current != seen:
+                seen, last_change = current, time.monotonic()
+        return seen, last_change - start
+
+
+class Publisher(LineProcess):
+    """bench.publisher in its own process, in our mode or the stock django-eventstream mode."""
+
+    def __init__(self, env: BenchEnv, *, mode: str) -> None:
+        child_env = dict(os.environ, **env.base_env())
+        if mode == "stock":
+            child_env["BENCH_STOCK_SSE"] = "1"
+        super().__init__("bench.publisher", child_env, mode)
+        self.mode = mode
+        # The publisher answers once Django is set up.
+        self.ask(60, cmd="ping")
+
+    def run(self, **step: Any) -> dict[str, Any]:
+        """Publish one ladder step; see bench.publisher for the keys."""
+        budget = step["count"] / max(step["rate"], 0.001) + 60
+        return self.ask(budget, cmd="publish", **step)

@@ -1,0 +1,519 @@
+"""Per-process SSE fan-out: channel -> local connections, each event encoded once.
+
+One hub per server process (per event loop). The relay's single Redis subscription hands
+it every event; the hub encodes the event's `event:` and `data:` lines once, and for each
+local connection on that channel appends those bytes around the connection's own `id:`
+line (ids are per-connection composite positions, `user-7:42,announcements:5`) to a
+bounded buffer, waking the connection's writer only if it is idle. A writer that wakes
+takes everything pending in one write, so when events pile up they are coalesced into one
+ASGI send instead of one per event. No thread hops and no ORM on this path.
+
+Replay (a first connect, a `Last-Event-ID`, a resync after a Redis outage) is read from
+storage by one worker per hub, in batches, off the event loop; live events that arrive
+meanwhile wait in a bounded backlog and are de-duplicated against what the read returned.
+
+Nothing is dropped silently: a connection whose buffer passes MAX_BUFFERED_BYTES is cut
+off. Its client reconnects with the id of the last event it fully received and replays
+the rest from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+from urllib.parse import quote
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+from django_eventstream.storage import EventDoesNotExist
+from django_eventstream.utils import get_channelmanager, get_storage, sse_encode_error
+
+logger = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 20.0
+TICK_SECONDS = 1.0
+# Bytes a connection may have waiting (in the hub and, where the server exposes it, in the
+# server's write buffer) before it is cut off as too slow.
+MAX_BUFFERED_BYTES = 256 * 1024
+# Live events held for a connection while its replay is read; past this, re-read instead.
+MAX_BACKLOG = 1000
+REPLAY_BATCH = 200
+REPLAY_LIMIT = 100  # events per read, shared among a stream's channels (django-eventstream's)
+# A replay page stops at this many bytes; the next one is read once the client took it.
+REPLAY_PAGE_BYTES = MAX_BUFFERED_BYTES // 4
+
+# The first event of every stream, after the 2 KiB padding old proxies need to start
+# flushing (both as django-eventstream sends them).
+STREAM_OPEN = b":" + b" " * 2048 + b"\n\nevent: stream-open\ndata:\n\n"
+KEEPALIVE = b"event: keep-alive\ndata:\n\n"
+SESSION_ENDED = sse_encode_error(
+    "forbidden", "session ended", extra={"reason": "session-ended"}
+).encode()
+
+_FIELD_UNSAFE = re.compile(r"[\r\n\0]")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+CATCHING_UP, LIVE, CLOSED = "catching-up", "live", "closed"
+
+
+class Event:
+    """One event, its SSE bytes encoded once: `head` + <connection's id> + `tail`."""
+
+    __slots__ = ("channel", "head", "id", "size", "tail")
+
+    def __init__(self, channel: str, event_type: str, data: str, event_id: int | None) -> None:
+        self.channel = channel
+        self.id = event_id
+        # The same sanitising as django-eventstream's sse_encode_event: a type or data
+        # with line breaks can never start another field or event.
+        self.head = f"event: {_FIELD_UNSAFE.sub('', str(event_type))}\nid: ".encode()
+        lines = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(str(data)))
+        self.tail = f"\n{lines}\n".encode()
+        self.size = len(self.head) + len(self.tail)
+
+
+def encode_event(channel: str, event_type: str, data: str, event_id: int | None) -> Event:
+    return Event(channel, event_type, data, event_id)
+
+
+class Connection:
+    """One SSE response: its channels, positions and pending bytes. Loop thread only."""
+
+    __slots__ = (
+        "_backlog",
+        "_catch_up_from",
+        "_index",
+        "_parts",
+        "_quoted",
+        "_reread",
+        "_waiter",
+        "abort",
+        "channels",
+        "close_after_flush",
+        "last_write",
+        "on_abort",
+        "opened",
+        "pending",
+        "pending_bytes",
+        "positions",
+        "session_key",
+        "state",
+        "user_id",
+        "wants_more",
+    )
+
+    def __init__(self, *, user_id: int, session_key: str | None, positions: dict[str, int]) -> None:
+        self.user_id = user_id
+        self.session_key = session_key
+        self.channels = tuple(positions)
+        self.positions = dict(positions)
+        self._index = {channel: i for i, channel in enumerate(self.channels)}
+        self._quoted = [quote(channel) for channel in self.channels]
+        self._parts = [
+            f"{q}:{positions[c]}" for q, c in zip(self._quoted, self.channels, strict=True)
+        ]
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.state = CATCHING_UP
+        self.opened = False  # stream-open is sent with the first replay: from then on, live
+        self.wants_more = False  # a replay page was written; read the next once it is taken
+        self._backlog: list[Event] = []
+        self._catch_up_from: dict[str, int] = {}
+        self._reread = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.abort = False  # cut off (too slow): the writer drops the connection at once
+        self.close_after_flush = False  # ended (kick): the writer flushes, then ends it
+        # Set by the ASGI side when it can drop the socket itself (a writer may be blocked
+        # in a server's flow control, waiting for a client that does not read).
+        self.on_abort: Callable[[], None] | None = None
+        self.last_write = time.monotonic()
+
+    # -- ids ------------------------------------------------------------------------------
+
+    def event_id(self) -> str:
+        return ",".join(self._parts)
+
+    def _advance(self, channel: str, event_id: int | None) -> None:
+        i = self._index[channel]
+        if event_id is not None and event_id > self.positions[channel]:
+            self.positions[channel] = event_id
+            self._parts[i] = f"{self._quoted[i]}:{event_id}"
+
+    # -- writing --------------------------------------------------------------------------
+
+    def push(self, event: Event) -> None:
+        """Queue a live event (the hub's hot path)."""
+        state = self.state
+        if state is LIVE:
+            self._advance(event.channel, event.id)
+            event_id = ",".join(self._parts).encode()
+            self.pending += (event.head, event_id, event.tail)
+            self.pending_bytes += event.size + len(event_id)
+            if self.pending_bytes > MAX_BUFFERED_BYTES:
+                self.cut_off()
+            else:
+                self._wake()
+        elif state is CATCHING_UP:
+            if len(self._backlog) < MAX_BACKLOG:
+                self._backlog.append(event)
+            else:
+                self._backlog.clear()
+                self._reread = True
+
+    def write_raw(self, data: bytes) -> None:
+        if self.state is CLOSED:
+            return
+        self.pending.append(data)
+        self.pending_bytes += len(data)
+        self._wake()
+
+    def take(self) -> bytes:
+        data = b"".join(self.pending)
+        self.pending.clear()
+        self.pending_bytes = 0
+        self.last_write = time.monotonic()
+        return data
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> None:
+        if self.pending or self.state is CLOSED:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        await self._waiter
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def cut_off(self) -> None:
+        """Too far behind: drop what is pending and end the connection now."""
+        if self.state is not CLOSED:
+            logger.info("SSE client of user %s too slow; disconnecting it", self.user_id)
+        self.pending.clear()
+        self.pending_bytes = 0
+        self.abort = True
+        self.state = CLOSED
+        self._wake()
+        if self.on_abort is not None:
+            on_abort, self.on_abort = self.on_abort, None
+            try:
+                on_abort()
+            except Exception:
+                logger.exception("could not drop a slow SSE connection")
+
+    def gone(self) -> None:
+        """The client left: stop writing."""
+        self.pending.clear()
+        self.pending_bytes = 0
+        self.abort = True
+        self.state = CLOSED
+        self._wake()
+
+    def finish(self, last: bytes = b"") -> None:
+        """End the stream after what is pending and `last` are written."""
+        if self.state is CLOSED:
+            return
+        if last:
+            self.pending.append(last)
+        self.close_after_flush = True
+        self.state = CLOSED
+        self._wake()
+
+    # -- replay ---------------------------------------------------------------------------
+
+    def begin_catch_up(self) -> None:
+        if self.state is CLOSED:
+            return
+        if self.state is LIVE:
+            self._backlog = []
+        self.state = CATCHING_UP
+        self._catch_up_from = dict(self.positions)
+
+    def apply_catch_up(self, read: ReplayRead) -> bool:
+        """Write what storage returned, then the live backlog; False if more is to read."""
+        if self.state is not CATCHING_UP:
+            return True
+        for channel, current in read.resets.items():
+            self.positions[channel] = current
+            self._parts[self._index[channel]] = f"{self._quoted[self._index[channel]]}:{current}"
+        out: list[bytes] = []
+        if not self.opened:
+            self.opened = True
+            out.append(STREAM_OPEN)
+        if read.resets:
+            body = json.dumps({"channels": sorted(read.resets)})
+            out.append(f"event: stream-reset\nid: {self.event_id()}\ndata: {body}\n\n".encode())
+        replayed: set[tuple[str, int | None]] = set()
+        size = 0
+        more = read.more
+        for event in read.events:
+            if size > REPLAY_PAGE_BYTES:
+                more = True
+                break
+            self._advance(event.channel, event.id)
+            out += (event.head, self.event_id().encode(), event.tail)
+            size += event.size
+            replayed.add((event.channel, event.id))
+        for data in out:
+            self.pending.append(data)
+            self.pending_bytes += len(data)
+        if more or self._reread:
+            if self._reread:
+                self._reread = False
+                self._backlog.clear()
+                self._catch_up_from = dict(self.positions)
+            self.wants_more = True
+            self._wake()
+            return False
+        backlog, self._backlog = self._backlog, []
+        start = self._catch_up_from
+        self.state = LIVE
+        for event in backlog:
+            seen = (event.channel, event.id) in replayed
+            old = event.id is not None and event.id <= start.get(event.channel, -1)
+            if not seen and not old:
+                self.push(event)
+        self._wake()
+        return True
+
+
+class ReplayRead:
+    """What one catch-up read found for one connection."""
+
+    __slots__ = ("events", "more", "resets")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.resets: dict[str, int] = {}
+        self.more = False
+
+
+def read_replay(
+    requests: list[tuple[tuple[str, ...], dict[str, int]]],
+) -> list[ReplayRead]:
+    """Read events after each request's positions from storage (in a worker thread).
+
+    Mirrors django_eventstream.eventstream.get_events: REPLAY_LIMIT events per read shared
+    among the channels, `stream-reset` for an id storage never issued. Identical reads in a
+    batch (many streams on one public channel at one position) hit the database once.
+    """
+    storage = get_storage()
+    channelmanager = get_channelmanager()
+    memo: dict[tuple[str, int, int], tuple[list[Any], int | None]] = {}
+    out = []
+    close_old_connections()
+    try:
+        for channels, positions in requests:
+            read = ReplayRead()
+            per_channel = max(1, REPLAY_LIMIT // len(channels))
+            for channel in channels:
+                if not (storage and channelmanager.is_channel_reliable(channel)):
+                    continue
+                key = (channel, positions[channel], per_channel)
+                if key not in memo:
+                    memo[key] = _read_channel(storage, *key)
+                events, reset_to = memo[key]
+                if reset_to is not None:
+                    read.resets[channel] = reset_to
+                if len(events) > per_channel:
+                    events = events[:per_channel]
+                    read.more = True
+                read.events += [encode_event(channel, e.type, e.data, e.id) for e in events]
+            out.append(read)
+    finally:
+        close_old_connections()
+    return out
+
+
+def _read_channel(storage: Any, channel: str, last_id: int, limit: int):
+    try:
+        return storage.get_events(channel, last_id, limit=limit + 1), None
+    except EventDoesNotExist as exc:
+        return [], int(exc.current_id)
+
+
+class Hub:
+    """All SSE connections of this process, indexed by channel and by user."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.by_channel: dict[str, set[Connection]] = {}
+        self.by_user: dict[int, set[Connection]] = {}
+        self._replay_queue: dict[Connection, None] = {}
+        self._replay_task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return sum(len(conns) for conns in self.by_user.values())
+
+    # -- membership -----------------------------------------------------------------------
+
+    def attach(self, conn: Connection) -> None:
+        for channel in conn.channels:
+            self.by_channel.setdefault(channel, set()).add(conn)
+        self.by_user.setdefault(conn.user_id, set()).add(conn)
+        self.catch_up(conn)
+        if self._ticker is None or self._ticker.done():
+            self._ticker = self.loop.create_task(self._keepalive(), context=contextvars.Context())
+
+    def detach(self, conn: Connection) -> None:
+        conn.state = CLOSED
+        for channel in conn.channels:
+            conns = self.by_channel.get(channel)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del self.by_channel[channel]
+        users = self.by_user.get(conn.user_id)
+        if users is not None:
+            users.discard(conn)
+            if not users:
+                del self.by_user[conn.user_id]
+        self._replay_queue.pop(conn, None)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def publish(self, event: Event) -> int:
+        conns = self.by_channel.get(event.channel)
+        if not conns:
+            return 0
+        for conn in conns:
+            conn.push(event)
+        return len(conns)
+
+    def publish_many(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.publish(event)
+
+    def kick(self, *, user_id: int, session_key: str | None) -> int:
+        conns = [
+            c
+            for c in self.by_user.get(user_id, ())
+            if session_key is None or c.session_key == session_key
+        ]
+        for conn in conns:
+            conn.finish(SESSION_ENDED)
+        return len(conns)
+
+    def resync(self) -> None:
+        """Re-read every connection's channels from storage (events may have been missed)."""
+        for conns in self.by_user.values():
+            for conn in conns:
+                self.catch_up(conn)
+
+    # -- replay worker --------------------------------------------------------------------
+
+    def catch_up(self, conn: Connection) -> None:
+        if conn.state is CLOSED:
+            return
+        conn.begin_catch_up()
+        self._replay_queue[conn] = None
+        if self._replay_task is None or self._replay_task.done():
+            # A context of its own: the DB connection it opens is its own, closed per batch.
+            self._replay_task = self.loop.create_task(self._replay(), context=contextvars.Context())
+
+    def catch_up_more(self, conn: Connection) -> None:
+        """Read the next replay page of `conn` (its writer has taken the last one)."""
+        if conn.state is CATCHING_UP:
+            self._replay_queue[conn] = None
+            if self._replay_task is None or self._replay_task.done():
+                self._replay_task = self.loop.create_task(
+                    self._replay(), context=contextvars.Context()
+                )
+
+    async def _replay(self) -> None:
+        read_batch = sync_to_async(read_replay, thread_sensitive=True)
+        while self._replay_queue:
+            batch = []
+            for conn in list(self._replay_queue)[:REPLAY_BATCH]:
+                del self._replay_queue[conn]
+                if conn.state is CATCHING_UP:
+                    batch.append(conn)
+            try:
+                reads = await read_batch([(c.channels, dict(c.positions)) for c in batch])
+            except Exception:
+                logger.exception("replay read failed; retrying")
+                for conn in batch:
+                    self._replay_queue[conn] = None
+                await asyncio.sleep(1.0)
+                continue
+            for conn, read in zip(batch, reads, strict=True):
+                conn.apply_catch_up(read)  # unfinished ones come back via catch_up_more
+
+    # -- keep-alive -----------------------------------------------------------------------
+
+    async def _keepalive(self) -> None:
+        while self.by_user:
+            await asyncio.sleep(TICK_SECONDS)
+            due = time.monotonic() - KEEPALIVE_SECONDS
+            for conns in self.by_user.values():
+                for conn in conns:
+                    if conn.state is LIVE and conn.last_write <= due and not conn.pending:
+                        conn.write_raw(KEEPALIVE)
+
+
+_hub: Hub | None = None
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (one per server process)."""
+    global _hub
+    loop = asyncio.get_running_loop()
+    if _hub is None or _hub.loop is not loop:
+        _hub = Hub(loop)
+    return _hub
+
+
+def current_hub() -> Hub | None:
+    """The hub, if one exists for the running loop; for callers that must not create one."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return _hub if _hub is not None and _hub.loop is loop else None
+
+
+async def frames(
+    conn: Connection,
+    prefix: bytes = b"",
+    drained: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[bytes]:
+    """The bytes of one stream: `prefix`, then whatever the hub queues, until it ends.
+
+    `drained`: awaited before the next replay page is read, until the client has taken
+    enough of the last one (the ASGI side knows the server's buffer), so a long replay is
+    paced by the client instead of piling up in memory.
+    """
+    from notifications.relay import subscriber  # the relay feeds the hub: import cycle
+
+    subscriber.ensure_running()
+    hub = get_hub()
+    if prefix:
+        yield prefix
+    hub.attach(conn)
+    try:
+        while True:
+            await conn.wait()
+            if conn.abort:
+                return
+            if conn.pending:
+                yield conn.take()
+            if conn.wants_more:
+                conn.wants_more = False
+                if drained is not None:
+                    await drained()
+                hub.catch_up_more(conn)
+            if conn.state is CLOSED and not conn.pending:
+                return
+    finally:
+        hub.detach(conn)
