@@ -200,11 +200,6 @@ async def test_a_frame_over_64_kib_never_reaches_the_room(server, general, alice
     await watcher.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stock daphne drops the TCP connection (the client sees 1006); a close frame "
-    "with 1009 needs autobahn's failByDrop=False in the server launcher (docs/chat-protocol.md)",
-)
 async def test_a_frame_over_64_kib_closes_the_socket_with_1009(server, general, alice):
     ws, _ = await joined(server, "general", alice)
     await ws.send(json.dumps({"type": "message", "content": "x" * 70_000}))

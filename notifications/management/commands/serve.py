@@ -19,8 +19,9 @@ SERVERS = ("daphne", "uvicorn")
 
 
 def daphne_command(*, host: str, port: int) -> list[str]:
+    """daphne through config.daphne_server, which closes oversized messages with 1009."""
     return [
-        sys.executable, "-m", "daphne",
+        sys.executable, "-m", "config.daphne_server",
         "-b", host, "-p", str(port),
         "--websocket-max-message-size", str(MAX_WS_MESSAGE),
         "--websocket-max-frame-size", str(MAX_WS_MESSAGE),
