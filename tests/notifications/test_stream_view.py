@@ -44,3 +44,22 @@ def test_parse_event_id():
     assert parse_event_id("user%2D1:5") == {"user-1": 5}
     with pytest.raises(BadEventId):
         parse_event_id("user-1:5:6")
+
+
+def test_a_member_of_many_groups_still_gets_their_default_stream(alice, rf):
+    from django.contrib.auth.models import Group
+
+    from notifications.channels import requested_channels
+
+    for i in range(15):
+        alice.groups.add(Group.objects.create(name=f"team-{i}"))
+    request = rf.get("/events/")
+    request.user = alice
+    # the server's own list is never capped: own, own-read, announcements, 15 groups
+    assert len(requested_channels(request)) == 18
+    client = Client()
+    client.force_login(alice)
+    asked = "&".join(f"channel=group-{g.pk}" for g in alice.groups.all()[:11])
+    response = client.get(f"/events/?{asked}")
+    assert response.status_code == 400
+    assert "at most 10 channels" in response.json()["error"]
