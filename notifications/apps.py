@@ -6,6 +6,7 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from notifications import signals
+        from notifications.health import register_gauge, sse_streams
         from notifications.replay import (
             AnnouncementReplay,
             NotificationReplay,
@@ -18,3 +19,4 @@ class NotificationsConfig(AppConfig):
         register_source("user-read", ReadChangeReplay())
         register_source("announcements", AnnouncementReplay())
         register_source("group", AnnouncementReplay())
+        register_gauge("sse_streams", sse_streams)

@@ -7,6 +7,7 @@ app_name = "notifications"
 urlpatterns = [
     path("notifications/", pages.inbox, name="inbox"),
     path("events/", stream.events, name="events"),
+    path("api/health/", api.health, name="api-health"),
     path("api/notifications/", api.notification_list, name="api-list"),
     path("api/notifications/unread-count/", api.unread_count, name="api-unread-count"),
     path("api/notifications/read-all/", api.mark_all_read, name="api-read-all"),

@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from notifications import selectors, services
+from notifications.health import snapshot as health_snapshot
 from notifications.http import int_param, json_error, login_required_json
 from notifications.models import Announcement, Notification
 
@@ -88,3 +89,12 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     from django.views.csrf import csrf_failure as default_failure
 
     return default_failure(request, reason=reason)
+
+
+@require_GET
+@login_required_json
+def health(request: HttpRequest) -> HttpResponse:
+    """Gauges of the answering process (staff only: they describe the deployment)."""
+    if not request.user.is_staff:
+        return json_error(403, "staff only")
+    return JsonResponse(health_snapshot())

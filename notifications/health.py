@@ -1,0 +1,39 @@
+"""Per-process gauges for operators and the fault tests: live connections, memory.
+
+Apps register a gauge (a function returning a number) once; `GET /api/health/` reports
+them for the process that answers, so a test or an operator can see connections drain.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+_GAUGES: dict[str, Callable[[], int]] = {}
+
+
+def register_gauge(name: str, read: Callable[[], int]) -> None:
+    _GAUGES[name] = read
+
+
+def rss_bytes() -> int:
+    """This process's resident memory (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def snapshot() -> dict[str, int]:
+    return {"pid": os.getpid(), "rss_bytes": rss_bytes(), **{k: f() for k, f in _GAUGES.items()}}
+
+
+def sse_streams() -> int:
+    from notifications import hub
+
+    current = hub._hub
+    if current is None:
+        return 0
+    # Read from a view's thread while the event loop changes the index: copy it first.
+    return sum(len(conns) for conns in tuple(current.by_user.values()))

@@ -1,0 +1,81 @@
+"""Connections that come and go in bulk leave nothing behind on the server."""
+
+import asyncio
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+
+from tests.conftest import session_cookie
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+async def open_and_abort_sse(port: int, cookie: str, count: int, parallel: int = 50) -> int:
+    """Open `count` SSE streams over raw sockets, wait for stream-open, then reset each."""
+    request = (
+        f"GET /events/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
+        f"Cookie: sessionid={cookie}\r\n\r\n"
+    ).encode()
+    opened = 0
+    gate = asyncio.Semaphore(parallel)
+
+    async def one() -> None:
+        nonlocal opened
+        async with gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            head = b""
+            while b"stream-open" not in head:
+                chunk = await asyncio.wait_for(reader.read(65536), 10)
+                assert chunk, head
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 200")
+            opened += 1
+            writer.transport.abort()  # a reset, not a polite close
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return opened
+
+
+async def gauges(client: httpx.AsyncClient) -> dict:
+    response = await client.get("/api/health/")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def settled(client: httpx.AsyncClient, key: str, at_most: int, timeout: float) -> dict:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        state = await gauges(client)
+        if state[key] <= at_most or loop.time() > deadline:
+            return state
+        await asyncio.sleep(0.5)
+
+
+async def test_a_thousand_aborted_sse_streams_leave_no_listeners_or_memory_behind(server, alice):
+    alice.is_staff = True
+    await sync_to_async(alice.save)()
+    cookie = await sync_to_async(session_cookie)(alice)
+    async with httpx.AsyncClient(base_url=server.url, cookies={"sessionid": cookie}) as client:
+        baseline = await gauges(client)
+        # warm-up: allocator pools and caches grow once; the check is that they stop growing
+        assert await open_and_abort_sse(server.port, cookie, 200) == 200
+        warm = await settled(client, "sse_streams", baseline["sse_streams"], timeout=60)
+        assert warm["sse_streams"] <= baseline["sse_streams"]
+
+        assert await open_and_abort_sse(server.port, cookie, 1000) == 1000
+        after = await settled(client, "sse_streams", baseline["sse_streams"], timeout=60)
+        mib = (warm["rss_bytes"] >> 20, after["rss_bytes"] >> 20)
+        print(f"sse_streams {baseline['sse_streams']} -> {after['sse_streams']}, rss {mib} MiB")
+        assert after["sse_streams"] <= baseline["sse_streams"], after
+        assert after["rss_bytes"] <= warm["rss_bytes"] * 1.10, (warm, after)
+
+
+async def test_health_is_for_staff_only(server, bob):
+    cookie = await sync_to_async(session_cookie)(bob)
+    async with httpx.AsyncClient(base_url=server.url, cookies={"sessionid": cookie}) as client:
+        response = await client.get("/api/health/")
+    assert response.status_code == 403
+    assert response.json() == {"error": "staff only"}
