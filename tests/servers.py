@@ -38,10 +38,11 @@ def test_database_url() -> str:
 class Server:
     """One daphne process serving config.asgi on 127.0.0.1:<port>."""
 
-    def __init__(self, *, redis_url: str, log_path: Path) -> None:
+    def __init__(self, *, redis_url: str, log_path: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.redis_url = redis_url
         self.log_path = log_path
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,8 +61,11 @@ class Server:
             PYTHONUNBUFFERED="1",
         )
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        command = daphne_command(host="127.0.0.1", port=self.port)
+        # Later flags win in argparse; the application stays last.
+        command[-1:-1] = list(self.extra_args)
         self.process = subprocess.Popen(
-            daphne_command(host="127.0.0.1", port=self.port),
+            command,
             cwd=ROOT,
             env=env,
             stdout=self.log,
