@@ -1,21 +1,26 @@
 """The chat WebSocket (`/ws/chat/<slug>/`): one connection of one user in one room.
 
 Thin like a view: check access, validate frames (feeds.protocol), call services off
-the event loop, relay room events. Identity comes from the session only.
+the event loop. Room events do not pass through here: the process's hub (feeds.fanout)
+writes them to the socket's outbox (feeds.outbox), which every frame of the socket goes
+through, in order and bounded. Identity comes from the session only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from feeds import access, events, presence, protocol, ratelimit, selectors, services
+from feeds import access, fanout, presence, protocol, ratelimit, selectors, services
 from feeds.models import Room
+from feeds.outbox import OPEN, Outbox
 
 
 @database_sync_to_async
@@ -47,10 +52,27 @@ def _can_stay(user_id: int, room_id: int) -> bool:
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    # Room and user events come from this process's hub (feeds.fanout), written straight
+    # to the socket; without a channel layer a socket costs no channel and no dispatch.
+    channel_layer_alias = None
     room: Room | None = None
     user: Any = None
-    closing = False
+    outbox: Outbox | None = None
+    conn_id = ""
     heartbeat_task: asyncio.Task[None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rechecks: set[asyncio.Task[None]] = set()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every handler, a thread hop
+        # per client frame; here every ORM call is a database_sync_to_async helper,
+        # which does that itself in its own thread.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -60,47 +82,58 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if room is None:
             await self.close()  # before accept(): daphne answers the handshake with 403
             return
-        self.room, self.user = room, user
-        self.groups = [events.room_group(room.pk), events.user_group(user.pk)]
-        for group in self.groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+        self.room, self.user, self.conn_id = room, user, uuid.uuid4().hex
         await self.accept()
-        await presence.enter(**self._presence_id())
-        # Read after joining the group: a message is in the history, live, or both.
-        history, _ = await _history(
-            room.pk, protocol.HistoryIn(None, None, protocol.WELCOME_HISTORY)
-        )
+        self.outbox = Outbox(self.base_send, user_id=user.pk, on_control=self._control, held=True)
+        try:
+            await fanout.hub().join(self.outbox, room_id=room.pk)
+        except fanout.Unavailable:
+            self.outbox.close(protocol.CLOSE_RESYNC)
+            return
+        try:
+            await presence.enter(**self._presence_id())
+            # Read after joining: a message is in the history, live, or both.
+            history, _ = await _history(
+                room.pk, protocol.HistoryIn(None, None, protocol.WELCOME_HISTORY)
+            )
+        except BaseException:
+            fanout.hub().leave(self.outbox)  # a crashed consumer gets no disconnect()
+            raise
+        history, _ = protocol.fit_history(history, keep_newest=True)
         online = await presence.online(room_id=room.pk)
-        await self.send_frame(
-            protocol.welcome(room=room.slug, user=user.username, history=history, online=online)
+        welcome = protocol.welcome(
+            room=room.slug, user=user.username, history=history, online=online
         )
+        self.outbox.release(protocol.encode(welcome))
         self.heartbeat_task = asyncio.create_task(self._heartbeat())
 
     async def disconnect(self, code: int) -> None:
         if self.heartbeat_task is not None:
             self.heartbeat_task.cancel()
-        if self.room is not None:
+        for task in self._rechecks:
+            task.cancel()
+        if self.outbox is not None:
+            fanout.hub().leave(self.outbox)
+            self.outbox.gone()
             await presence.leave(**self._presence_id())
 
     def _presence_id(self) -> dict[str, Any]:
-        return {
-            "room_id": self.room.pk,
-            "username": self.user.username,
-            "conn_id": self.channel_name,
-        }
+        return {"room_id": self.room.pk, "username": self.user.username, "conn_id": self.conn_id}
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(presence.HEARTBEAT_SECONDS * random.uniform(0.8, 1.0))
             await presence.heartbeat(**self._presence_id())
 
+    @property
+    def closing(self) -> bool:
+        return self.outbox is None or self.outbox.state is not OPEN
+
     async def _close(self, code: int) -> None:
-        if not self.closing:
-            self.closing = True
-            await self.close(code=code)
+        self.outbox.close(code)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=protocol.encode(frame))
+        await self.outbox.write(protocol.encode(frame))
 
     # ------------------------------------------------------------ client frames
 
@@ -140,7 +173,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_history(self, data: dict[str, Any]) -> None:
         request = protocol.history_in(data)
         messages, has_more = await _history(self.room.pk, request)
-        await self.send_frame(protocol.history(messages, has_more=has_more, request=request))
+        messages, cut = protocol.fit_history(messages, keep_newest=request.after is None)
+        frame = protocol.history(messages, has_more=has_more or cut, request=request)
+        await self.send_frame(frame)
 
     async def on_typing(self, data: dict[str, Any]) -> None:
         await services.typing_announce(
@@ -158,15 +193,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "join": on_join,
     }
 
-    # ------------------------------------------------------------ events from feeds.events
+    # ------------------------------------------------------------ events from feeds.fanout
 
-    async def chat_frame(self, event: dict[str, Any]) -> None:
-        if not self.closing and event.get("skip_user") != self.user.pk:
-            await self.send(text_data=event["text"])
+    def _control(self, kind: str, arg: str) -> None:
+        if kind == fanout.CLOSE:
+            self.outbox.close(int(arg))
+        elif kind == fanout.RECHECK and not self.closing:
+            task = asyncio.get_running_loop().create_task(self._recheck())
+            self._rechecks.add(task)
+            task.add_done_callback(self._rechecks.discard)
 
-    async def chat_close(self, event: dict[str, Any]) -> None:
-        await self._close(event["code"])
-
-    async def chat_recheck(self, event: dict[str, Any]) -> None:
-        if not self.closing and not await _can_stay(self.user.pk, self.room.pk):
-            await self._close(protocol.CLOSE_ACCESS_REVOKED)
+    async def _recheck(self) -> None:
+        if not await _can_stay(self.user.pk, self.room.pk):
+            self.outbox.close(protocol.CLOSE_ACCESS_REVOKED)

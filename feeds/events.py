@@ -1,72 +1,72 @@
-"""What gets published to chat connections: the only module that talks to the channel layer.
+"""What gets published to chat connections: the only module that publishes chat events.
 
-Room frames are encoded once here and handed to every connection in the room, on any
-server process, as `chat.frame` events that consumers write out as they are; how they
-travel (today one channel-layer group per room) can change without touching consumers.
-Group names: `chat-room-<id>` (everyone in a room), `ws-user-<id>` (every chat socket
-of one user, whatever the room).
+Room frames are encoded once here and published once, whatever the size of the room;
+each server process's hub (feeds.fanout) writes them to its own sockets in the room.
+Per-user events (close, re-check access) reach every socket of the user on every
+process the same way. Everything that follows a database change is published after
+commit; a publish that fails is logged, and clients backfill the stored messages when
+they reconnect.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
-from feeds import protocol
+from feeds import fanout, protocol
 
 
-def room_group(room_id: int) -> str:
-    return f"chat-room-{room_id}"
-
-
-def user_group(user_id: int) -> str:
-    return f"ws-user-{user_id}"
-
-
-async def _send(group: str, event: dict[str, Any]) -> None:
-    await get_channel_layer().group_send(group, event)
-
-
-async def _room_frame(room_id: int, frame: dict[str, Any], *, skip_user: int | None = None) -> None:
-    await _send(
-        room_group(room_id),
-        {"type": "chat.frame", "text": protocol.encode(frame), "skip_user": skip_user},
+def _room_frame(frame: dict[str, Any], *, skip_user: int | None = None) -> str:
+    return fanout.envelope(
+        fanout.FRAME, "" if skip_user is None else skip_user, protocol.encode(frame)
     )
 
 
 def message_broadcast_on_commit(*, room_id: int, data: dict[str, Any]) -> None:
     """Send `broadcast` to everyone in the room once the message row is committed."""
-    transaction.on_commit(lambda: async_to_sync(_room_frame)(room_id, protocol.broadcast(data)))
+    channel = fanout.room_channel(room_id)
+    # Encoded at commit, so `timestamp` is when the message became visible.
+    transaction.on_commit(
+        lambda: fanout.publish(channel, _room_frame(protocol.broadcast(data))),
+        robust=True,
+    )
 
 
 async def typing_broadcast(*, room_id: int, user_id: int, username: str) -> None:
     """Tell the room, except the typist's own tabs, that `username` is typing."""
-    await _room_frame(room_id, protocol.typing(user=username), skip_user=user_id)
+    await fanout.apublish(
+        fanout.room_channel(room_id),
+        _room_frame(protocol.typing(user=username), skip_user=user_id),
+    )
 
 
 async def presence_broadcast(*, room_id: int, joined: list[str], left: list[str]) -> None:
-    await _room_frame(room_id, protocol.presence(joined=joined, left=left))
+    await fanout.apublish(
+        fanout.room_channel(room_id),
+        _room_frame(protocol.presence(joined=joined, left=left)),
+    )
 
 
 def user_sockets_close_on_commit(*, user_id: int, code: int) -> None:
     """Close every chat socket of the user, on every process (logout, deactivation)."""
     transaction.on_commit(
-        lambda: async_to_sync(_send)(user_group(user_id), {"type": "chat.close", "code": code})
+        lambda: fanout.publish(fanout.user_channel(user_id), fanout.envelope(fanout.CLOSE, code)),
+        robust=True,
     )
 
 
 def room_recheck_on_commit(*, room_id: int) -> None:
     """Make every connection in the room re-check its access (privacy, members, deletion)."""
     transaction.on_commit(
-        lambda: async_to_sync(_send)(room_group(room_id), {"type": "chat.recheck"})
+        lambda: fanout.publish(fanout.room_channel(room_id), fanout.envelope(fanout.RECHECK)),
+        robust=True,
     )
 
 
 def user_recheck_on_commit(*, user_id: int) -> None:
     """Make every chat socket of the user re-check its access (their memberships changed)."""
     transaction.on_commit(
-        lambda: async_to_sync(_send)(user_group(user_id), {"type": "chat.recheck"})
+        lambda: fanout.publish(fanout.user_channel(user_id), fanout.envelope(fanout.RECHECK)),
+        robust=True,
     )

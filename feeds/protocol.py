@@ -15,6 +15,9 @@ from feeds.models import CONTENT_MAX
 
 WELCOME_HISTORY = 50
 HISTORY_MAX = 100
+# daphne refuses to send a message over 64 KiB (--websocket-max-message-size): history in
+# a frame stops at this many bytes, and the rest is paged (has_more).
+HISTORY_BYTES = 48 * 1024
 CLIENT_MSG_ID_MAX = 64
 # Other client fields of a message are echoed to the whole room: keep them small.
 EXTRA_FIELDS_MAX = 16
@@ -26,6 +29,10 @@ DB_ID_MAX = 2**63 - 1
 CLOSE_SIGNED_OUT = 4001
 CLOSE_ACCESS_REVOKED = 4003
 CLOSE_RATE_LIMITED = 4008
+# Too far behind the room (feeds.outbox): reconnect and backfill with `history` `after`.
+CLOSE_TOO_SLOW = 4009
+# The server's live feed was interrupted (feeds.fanout): reconnect and backfill.
+CLOSE_RESYNC = 4012
 
 BAD_JSON = "bad_json"
 UNKNOWN_TYPE = "unknown_type"
@@ -210,6 +217,22 @@ def welcome(
 
 def broadcast(data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "broadcast", "data": data, "timestamp": now_ms()}
+
+
+def fit_history(
+    messages: list[dict[str, Any]], *, keep_newest: bool
+) -> tuple[list[dict[str, Any]], bool]:
+    """The messages (oldest first) that fit in HISTORY_BYTES, kept from the newest or the
+    oldest end, and whether any were left out."""
+    total = count = 0
+    for message in reversed(messages) if keep_newest else messages:
+        total += len(encode(message)) + 1
+        if total > HISTORY_BYTES and count:
+            break
+        count += 1
+    if count == len(messages):
+        return messages, False
+    return (messages[-count:] if keep_newest else messages[:count]), True
 
 
 def history(

@@ -7,56 +7,56 @@ import itertools
 import json
 
 import pytest
-from channels.layers import get_channel_layer
 
-from feeds import events, presence
+from feeds import fanout, presence
+from feeds.outbox import Outbox
 from feeds.redis_state import async_client, key
 
 
-async def listen(room_id: int) -> tuple[object, str]:
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(events.room_group(room_id), channel)
-    return layer, channel
+async def listen(room_id: int) -> asyncio.Queue:
+    """The frames published to the room, as this process's hub delivers them."""
+    frames: asyncio.Queue = asyncio.Queue()
+    await fanout.hub().join(Outbox(frames.put, user_id=0), room_id=room_id)
+    return frames
 
 
-async def next_diff(layer, channel: str, timeout: float = 3.0) -> dict:
-    event = await asyncio.wait_for(layer.receive(channel), timeout)
-    return json.loads(event["text"])
+async def next_diff(frames: asyncio.Queue, timeout: float = 3.0) -> dict:
+    message = await asyncio.wait_for(frames.get(), timeout)
+    return json.loads(message["text"])
 
 
 async def test_a_user_stays_online_until_their_last_connection_leaves(memory_layer):
-    layer, channel = await listen(1)
+    frames = await listen(1)
     await presence.enter(room_id=1, username="alice", conn_id="server1!a")
     await presence.enter(room_id=1, username="alice", conn_id="server2!b")
-    assert await next_diff(layer, channel) == {"type": "presence", "joined": ["alice"], "left": []}
+    assert await next_diff(frames) == {"type": "presence", "joined": ["alice"], "left": []}
     await presence.leave(room_id=1, username="alice", conn_id="server1!a")
     await presence.settle()
     assert await presence.online(room_id=1) == ["alice"]
     await presence.leave(room_id=1, username="alice", conn_id="server2!b")
-    assert await next_diff(layer, channel) == {"type": "presence", "joined": [], "left": ["alice"]}
+    assert await next_diff(frames) == {"type": "presence", "joined": [], "left": ["alice"]}
     assert await presence.online(room_id=1) == []
 
 
 async def test_connections_of_a_dead_process_expire_and_are_announced(memory_layer):
-    layer, channel = await listen(1)
+    frames = await listen(1)
     await presence.enter(room_id=1, username="alice", conn_id="live!a")
     await presence.enter(room_id=1, username="bob", conn_id="dead!b")
-    await next_diff(layer, channel)
+    await next_diff(frames)
     # The process holding bob's connection died: its heartbeats stopped, the score passed.
     await async_client().zadd(key("presence", 1), {"bob|dead!b": 1})
     assert await presence.online(room_id=1) == ["alice"]
     await presence.heartbeat(room_id=1, username="alice", conn_id="live!a")
-    assert await next_diff(layer, channel) == {"type": "presence", "joined": [], "left": ["bob"]}
+    assert await next_diff(frames) == {"type": "presence", "joined": [], "left": ["bob"]}
 
 
 async def test_diffs_are_spaced_by_the_flush_interval(memory_layer, monkeypatch):
     monkeypatch.setattr(presence, "FLUSH_INTERVAL_MS", 400)
-    layer, channel = await listen(1)
+    frames = await listen(1)
     flushed_at, diffs = [], []
     for i in range(4):
         await presence.enter(room_id=1, username=f"user{i}", conn_id=f"c{i}")
-        diffs.append((await next_diff(layer, channel))["joined"])
+        diffs.append((await next_diff(frames))["joined"])
         flushed_at.append(int(await async_client().get(key("presence", 1, "flushed"))))
     # Redis's own clock, as the flushes saw it: no delivery delay in the measure.
     gaps = [b - a for a, b in itertools.pairwise(flushed_at)]
@@ -65,14 +65,14 @@ async def test_diffs_are_spaced_by_the_flush_interval(memory_layer, monkeypatch)
 
 
 async def test_changes_that_cancel_out_send_nothing(memory_layer):
-    layer, channel = await listen(1)
+    frames = await listen(1)
     await presence.enter(room_id=1, username="alice", conn_id="a")
-    await next_diff(layer, channel)
+    await next_diff(frames)
     await presence.enter(room_id=1, username="bob", conn_id="b")
     await presence.leave(room_id=1, username="bob", conn_id="b")
     await presence.settle()
     await presence.enter(room_id=1, username="carol", conn_id="c")
-    assert await next_diff(layer, channel) == {"type": "presence", "joined": ["carol"], "left": []}
+    assert await next_diff(frames) == {"type": "presence", "joined": ["carol"], "left": []}
 
 
 @pytest.mark.parametrize("name", ["a|b", "x"])

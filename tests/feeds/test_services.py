@@ -1,16 +1,17 @@
-"""Chat services against the real database (and a channel layer where they publish)."""
+"""Chat services against the real database (and Redis where they publish)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 
-from feeds import events, selectors, services
+from feeds import fanout, selectors, services
 from feeds.models import Message, Room
+from feeds.outbox import Outbox
 from notifications.models import Notification
 
 pytestmark = pytest.mark.django_db
@@ -21,11 +22,11 @@ def room(db) -> Room:
     return Room.objects.create(slug="general", title="General")
 
 
-async def listen(room_id: int) -> tuple[object, str]:
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(events.room_group(room_id), channel)
-    return layer, channel
+async def listen(room_id: int) -> asyncio.Queue:
+    """The frames published to the room, as this process's hub delivers them."""
+    frames: asyncio.Queue = asyncio.Queue()
+    await fanout.hub().join(Outbox(frames.put, user_id=0), room_id=room_id)
+    return frames
 
 
 def test_a_message_is_broadcast_only_after_commit(room, alice, django_capture_on_commit_callbacks):
@@ -40,13 +41,11 @@ def test_a_message_is_broadcast_only_after_commit(room, alice, django_capture_on
 @pytest.mark.django_db(transaction=True)
 async def test_the_broadcast_carries_the_stored_message_and_the_client_fields(memory_layer, alice):
     room = await sync_to_async(Room.objects.create)(slug="general", title="General")
-    layer, channel = await listen(room.pk)
+    frames = await listen(room.pk)
     payload, _ = await sync_to_async(services.message_post)(
         room=room, author=alice, content="hi", client_fields={"type": "message", "x": 1}
     )
-    event = await layer.receive(channel)
-    assert event["type"] == "chat.frame" and event["skip_user"] is None
-    frame = json.loads(event["text"])
+    frame = json.loads((await asyncio.wait_for(frames.get(), 5))["text"])
     assert frame["type"] == "broadcast"
     assert frame["data"] == {"type": "message", "x": 1, **payload}
 
@@ -137,14 +136,16 @@ def test_a_room_slug_comes_from_the_title(alice):
 @pytest.mark.django_db(transaction=True)
 async def test_typing_is_announced_at_most_once_per_interval(memory_layer, alice):
     room = await sync_to_async(Room.objects.create)(slug="general", title="General")
-    layer, channel = await listen(room.pk)
+    frames = await listen(room.pk)
+    alices: asyncio.Queue = asyncio.Queue()
+    alices_outbox = Outbox(alices.put, user_id=alice.pk)
+    await fanout.hub().join(alices_outbox, room_id=room.pk)
     announced = [
         await services.typing_announce(room_id=room.pk, user_id=alice.pk, username="alice")
         for _ in range(3)
     ]
     assert announced == [True, False, False]
-    event = await layer.receive(channel)
-    assert (json.loads(event["text"]), event["skip_user"]) == (
-        {"type": "typing", "user": "alice"},
-        alice.pk,
-    )
+    frame = json.loads((await asyncio.wait_for(frames.get(), 5))["text"])
+    assert frame == {"type": "typing", "user": "alice"}
+    # Not to the typist's own tabs: the same fan-out skipped alice's socket.
+    assert alices.empty() and not alices_outbox.queue

@@ -1,0 +1,408 @@
+"""WebSocket chat fan-out: N authenticated receivers in one room, ours against stock.
+
+    python -m bench.ws_fanout --quick                 # < 2 min: 1,000 receivers, daphne
+    python -m bench.ws_fanout                         # full ladder, 3 repeats, medians
+    python -m bench.ws_fanout --servers daphne,uvicorn
+    python -m bench.ws_fanout --clients 20 --rates 5 --stock-rates 1 --step-seconds 1 \\
+        --repeat 1 --no-light                         # a smoke run (tests/bench)
+    python -m bench.ws_fanout --quick --no-stock --profile /tmp/prof   # py-spy the server
+
+Everything runs on loopback in a throwaway world (bench.env: Redis, SQLite, users with
+sessions). Receivers live in a separate load-client process (bench.ws_client); a sender
+process (bench.ws_sender) posts chat messages through real sockets at each step's rate,
+round-robin over a few users so the per-user rate limit never bites, with `seq` and the
+send time in each message. Latency is that time to the receiver's time.time() on
+receipt (same clock). Per step it prints offered and delivered deliveries/s, p50/p95/p99,
+loss, server CPU and RSS and the load client's CPU; per target the RSS per idle
+connection and the best sustained rate (zero loss, p99 <= 250 ms; and <= 1 s).
+
+Targets, each in a fresh server process:
+- ours:  config.asgi (feeds.fanout: one Redis subscription per process, frames encoded
+         once and written to each local socket);
+- stock: bench.stock_asgi, the Channels tutorial's consumer with a channel-layer group;
+- light: ours with 100 receivers at 10 messages/s (the latency target).
+The ratio printed is ours (p99 <= 250 ms) over stock (p99 <= 1 s, the issue's baseline;
+its highest zero-loss rate when it never meets that). JSON goes to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench.env import (
+    ROOT,
+    SERVERS,
+    BenchEnv,
+    ServerProcess,
+    free_port,
+    raise_fd_limit,
+    server_command,
+)
+from bench.ladder import (
+    FAIL_P99_MS,
+    HEADER,
+    P99_LIMIT_MS,
+    Ladder,
+    best_sustained,
+    measure_idle_rss,
+    median,
+    print_step,
+    save,
+)
+from bench.procs import LineProcess, SSELoadClient
+from bench.profile import profiling
+
+OURS_APP = "config.asgi:application"
+STOCK_APP = "bench.stock_asgi:application"
+ROOM = "bench"
+PATH = f"/ws/chat/{ROOM}/"
+QUICK_RATES = [10, 20, 30, 40, 50, 60]
+FULL_RATES = [5, 10, 20, 30, 40, 50, 60, 70, 80]
+STOCK_RATES = [0.5, 1, 2, 4, 8]
+STOCK_STOP_P99_MS = 5000.0  # the stock ladder goes on past 1 s to find its ceiling
+LIGHT_CLIENTS, LIGHT_RATE = 100, 10.0
+PER_SENDER_RATE = 4.0  # messages/s per sender user, under the 5/s refill of feeds.ratelimit
+
+
+# ---------------------------------------------------------------- processes
+
+
+def start_ws_server(env: BenchEnv, kind: str, *, app: str, label: str) -> ServerProcess:
+    """bench.env's server, serving `app` instead of config.asgi (bench.env has no hook)."""
+    command = server_command(kind, free_port())
+    if command[-1] != OURS_APP:
+        raise RuntimeError(f"unexpected server command: {command}")
+    port = int(command[command.index("-p" if kind == "daphne" else "--port") + 1])
+    command[-1] = app
+    log_path = env.dir / f"{label}-{port}.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - the child holds it; removed with the dir
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=dict(os.environ, **env.base_env()),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=raise_fd_limit,
+    )
+    server = ServerProcess(kind, port, process, log_path, label)
+    env.servers.append(server)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{label} exited at start:\n{server.log_tail()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return server
+        except OSError:
+            time.sleep(0.05)
+    env.stop_server(server)
+    raise RuntimeError(f"{label} did not listen on {port} within 60 s")
+
+
+class WSLoadClient(LineProcess):
+    """bench.ws_client in its own process (the receivers)."""
+
+    wait_for = SSELoadClient.wait_for
+
+    def __init__(self, env: BenchEnv) -> None:
+        super().__init__("bench.ws_client", dict(os.environ, **env.base_env()))
+
+    def connect(
+        self, *, port: int, sessions: list[str], streams: int, deflate: bool = False
+    ) -> dict[str, Any]:
+        timeout = 60 + len(sessions) * 0.05
+        return self.ask(
+            timeout, cmd="connect", port=port, path=PATH, sessions=sessions, streams=streams,
+            deflate=deflate,
+        )  # fmt: skip
+
+    def count(self) -> dict[str, Any]:
+        return self.ask(30, cmd="count")
+
+    def stats(self, first: int, last: int) -> dict[str, Any]:
+        return self.ask(60, cmd="stats", first=first, last=last)
+
+
+class WSSender(LineProcess):
+    """bench.ws_sender in its own process."""
+
+    def __init__(self, env: BenchEnv) -> None:
+        super().__init__("bench.ws_sender", dict(os.environ, **env.base_env()))
+
+    def connect(self, *, port: int, sessions: list[str]) -> dict[str, Any]:
+        return self.ask(60, cmd="connect", port=port, path=PATH, sessions=sessions)
+
+    def run(self, **step: Any) -> dict[str, Any]:
+        budget = step["count"] / max(step["rate"], 0.001) + 60
+        return self.ask(budget, cmd="publish", **step)
+
+
+# ---------------------------------------------------------------- one ladder
+
+
+def run_steps(
+    *,
+    server: ServerProcess,
+    client: WSLoadClient,
+    sender: WSSender,
+    ladder: Ladder,
+    receivers: int,
+    first_seq: int,
+    stop_p99_ms: float = FAIL_P99_MS,
+) -> tuple[list[dict[str, Any]], int]:
+    """Send each step, wait for delivery, collect the numbers; stop at loss or slow p99."""
+    steps = []
+    seq = first_seq
+    for rate in ladder.rates:
+        count = max(1, round(rate * ladder.step_seconds))
+        expected = count * receivers
+        before = client.count()["received"]
+        cpu0, client_cpu0 = server.cpu_seconds(), client.cpu_seconds()
+        sender_cpu0, wall0 = sender.cpu_seconds(), time.monotonic()
+        sent = sender.run(rate=rate, count=count, first=seq, pad=ladder.pad)
+        _, seconds = client.wait_for(before + expected, timeout=60, idle=3)
+        wall = max(time.monotonic() - wall0, 1e-6)
+        # The delivery window: the step's nominal length, or longer if sending or
+        # delivery took longer; so a step never delivers more than it offered.
+        window = max(count / rate, sent["seconds"], seconds)
+        stats = client.stats(seq, seq + count)
+        step = {
+            "rate_msgs_s": rate,
+            "rate_events_s": rate,  # bench.ladder.print_step's name for it
+            "messages": count,
+            "receivers": receivers,
+            "offered_deliveries_s": round(rate * receivers),
+            "send_seconds": sent["seconds"],
+            "delivered_deliveries_s": round(stats["delivered"] / window),
+            "expected": expected,
+            "delivered": stats["delivered"],
+            "loss": expected - stats["delivered"],
+            "p50_ms": stats["p50_ms"],
+            "p95_ms": stats["p95_ms"],
+            "p99_ms": stats["p99_ms"],
+            "max_ms": stats["max_ms"],
+            "server_cpu_pct": round(100 * (server.cpu_seconds() - cpu0) / wall, 1),
+            "server_rss_mb": round(server.rss() / 2**20, 1),
+            "client_cpu_pct": round(100 * (client.cpu_seconds() - client_cpu0) / wall, 1),
+            "sender_cpu_pct": round(100 * (sender.cpu_seconds() - sender_cpu0) / wall, 1),
+            "open": stats["open"],
+            "close_codes": stats["close_codes"],
+            "gaps": stats["gaps"],
+            "duplicates": stats["duplicates"],
+            "sender_late_s": sent["late_s"],
+        }
+        step["ok"] = step["loss"] == 0 and step["p99_ms"] <= P99_LIMIT_MS
+        steps.append(step)
+        print_step(step)
+        seq += count
+        if step["loss"] > 0 or not step["p99_ms"] <= stop_p99_ms:
+            break
+    return steps, seq
+
+
+def zero_loss_max(steps: list[dict[str, Any]]) -> int:
+    return max((s["delivered_deliveries_s"] for s in steps if s["loss"] == 0), default=0)
+
+
+def run_target(
+    env: BenchEnv,
+    receivers: list[str],
+    senders: list[str],
+    *,
+    kind: str,
+    target: str,
+    ladder: Ladder,
+    profile: str | None = None,
+    deflate: bool = False,
+) -> dict[str, Any]:
+    stock = target == "stock"
+    label = f"{target}-{kind}"
+    print(f"\n== {label}: {len(receivers)} receivers in one room", flush=True)
+    server = start_ws_server(env, kind, app=STOCK_APP if stock else OURS_APP, label=label)
+    client = WSLoadClient(env)
+    sender = WSSender(env)
+    try:
+        idle = measure_idle_rss(
+            server,
+            lambda: client.connect(
+                port=server.port, sessions=receivers, streams=len(senders), deflate=deflate
+            ),
+        )
+        print(
+            f"connected {idle['connected']} (failed {idle['failed']}, "
+            f"{idle['deflate']} compressed) in {idle['seconds']} s; "
+            f"RSS {idle['rss_before_mb']} -> {idle['rss_after_mb']} MB, "
+            f"{idle['rss_per_conn_kb']} KB per idle connection",
+            flush=True,
+        )
+        sender.connect(port=server.port, sessions=senders)
+        count = idle["connected"]
+        # Warm-up: one message end to end, so first-use costs are not measured.
+        _, seq = run_steps(
+            server=server, client=client, sender=sender, ladder=Ladder([1], 1, ladder.pad),
+            receivers=count, first_seq=1, stop_p99_ms=math.inf,
+        )  # fmt: skip
+        print(HEADER, flush=True)
+        with profiling(server, profile, label):
+            steps, _ = run_steps(
+                server=server, client=client, sender=sender, ladder=ladder, receivers=count,
+                first_seq=seq, stop_p99_ms=STOCK_STOP_P99_MS if stock else FAIL_P99_MS,
+            )  # fmt: skip
+    finally:
+        sender.stop()
+        client.stop()
+        env.stop_server(server)
+    return {
+        "label": label,
+        "server": kind,
+        "target": target,
+        "receivers": len(receivers),
+        "idle": idle,
+        "steps": steps,
+        "sustained_p99_250ms": best_sustained(steps, P99_LIMIT_MS),
+        "sustained_p99_1s": best_sustained(steps, FAIL_P99_MS),
+        "zero_loss_max": zero_loss_max(steps),
+    }
+
+
+# ---------------------------------------------------------------- summary
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians per target across repeats; ours/stock ratios per server."""
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_label.setdefault(run["label"], []).append(run)
+    summary: dict[str, Any] = {}
+    for label, group in by_label.items():
+        entry = {
+            "repeats": len(group),
+            "sustained_p99_250ms": median([r["sustained_p99_250ms"] for r in group]),
+            "sustained_p99_1s": median([r["sustained_p99_1s"] for r in group]),
+            "zero_loss_max": median([r["zero_loss_max"] for r in group]),
+            "rss_per_conn_kb": median([r["idle"]["rss_per_conn_kb"] for r in group]),
+            "connect_seconds": median([r["idle"]["seconds"] for r in group]),
+        }
+        if group[0]["target"] == "light":
+            entry["p50_ms"] = median([r["steps"][0]["p50_ms"] for r in group if r["steps"]])
+            entry["p99_ms"] = median([r["steps"][0]["p99_ms"] for r in group if r["steps"]])
+        summary[label] = entry
+    for kind in SERVERS:
+        ours, stock = summary.get(f"ours-{kind}"), summary.get(f"stock-{kind}")
+        if ours and stock:
+            # Stock never meets p99 <= 250 ms with 1,000 receivers (one message takes longer
+            # than that to reach them all): its baseline is the issue's, p99 <= 1 s.
+            base = stock["sustained_p99_1s"] or stock["zero_loss_max"]
+            stock["baseline"] = base
+            ours["ratio_vs_stock"] = round(ours["sustained_p99_250ms"] / base, 1) if base else None
+            ours["ratio_p99_1s"] = round(ours["sustained_p99_1s"] / base, 1) if base else None
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    print("\n== summary (medians)")
+    print(
+        f"{'target':<15} {'0 loss,p99<=250ms':>18} {'0 loss,p99<=1s':>15} {'0 loss max':>11} "
+        f"{'KB/conn':>8} {'ratio':>6} {'(1 s)':>6}  light p50/p99 ms"
+    )
+    for label, s in summary.items():
+        ratio, same = s.get("ratio_vs_stock") or "", s.get("ratio_p99_1s") or ""
+        light = f"{s['p50_ms']}/{s['p99_ms']}" if "p50_ms" in s else ""
+        print(
+            f"{label:<15} {s['sustained_p99_250ms']:>18g} {s['sustained_p99_1s']:>15g} "
+            f"{s['zero_loss_max']:>11g} {s['rss_per_conn_kb']:>8g} {ratio!s:>6} {same!s:>6}  "
+            f"{light}"
+        )
+    print("ratio: ours at p99 <= 250 ms over stock at p99 <= 1 s; (1 s): both at p99 <= 1 s")
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="short ladders, one repeat")
+    parser.add_argument("--clients", type=int, default=1000, help="receivers in the room")
+    parser.add_argument("--rates", help="messages/s per step for ours, comma-separated")
+    parser.add_argument("--stock-rates", help="messages/s per step for stock")
+    parser.add_argument("--step-seconds", type=float)
+    parser.add_argument("--repeat", type=int)
+    parser.add_argument("--servers", default="daphne", help="daphne,uvicorn")
+    parser.add_argument("--targets", default="ours,stock,light", help="ours,stock,light")
+    parser.add_argument("--no-stock", action="store_true", help="skip the stock baseline")
+    parser.add_argument("--no-light", action="store_true", help="skip the light-load run")
+    parser.add_argument("--pad", type=int, default=100, help="message content length")
+    parser.add_argument(
+        "--deflate", action="store_true", help="receivers offer permessage-deflate as browsers do"
+    )
+    parser.add_argument("--json", help="write results here instead of bench/results/")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy the server during the ladder; stacks go to DIR"
+    )
+    return parser.parse_args(argv)
+
+
+def _rates(text: str | None, default: list[float]) -> list[float]:
+    return [float(r) for r in text.split(",")] if text else default
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    step_seconds = args.step_seconds or (3 if args.quick else 8)
+    ours = Ladder(
+        _rates(args.rates, QUICK_RATES if args.quick else FULL_RATES), step_seconds, args.pad
+    )
+    stock = Ladder(_rates(args.stock_rates, STOCK_RATES), step_seconds, args.pad)
+    light = Ladder([LIGHT_RATE], max(step_seconds, 5 if args.quick else 10), args.pad)
+    repeat = args.repeat or (1 if args.quick else 3)
+    kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
+    wanted = {t.strip() for t in args.targets.split(",")}
+    wanted -= {"stock"} if args.no_stock else set()
+    wanted -= {"light"} if args.no_light else set()
+    ladders = {"ours": ours, "stock": stock, "light": light}
+    targets = [(kind, t, ladders[t]) for t in ladders if t in wanted for kind in kinds]
+    n_senders = max(2, math.ceil(max(ours.rates + stock.rates) / PER_SENDER_RATE))
+    started = time.time()
+    with BenchEnv() as env:
+        from feeds.models import Room
+
+        Room.objects.create(slug=ROOM, title="Bench")
+        receivers = [key for _, key in env.create_users(args.clients, prefix="recv")]
+        senders = [key for _, key in env.create_users(n_senders, prefix="send")]
+        runs = []
+        for _ in range(repeat):
+            for kind, target, ladder in targets:
+                crowd = receivers[:LIGHT_CLIENTS] if target == "light" else receivers
+                runs.append(
+                    run_target(
+                        env, crowd, senders, kind=kind, target=target, ladder=ladder,
+                        profile=args.profile if target == "ours" else None, deflate=args.deflate,
+                    )
+                )  # fmt: skip
+    summary = summarize(runs)
+    print_summary(summary)
+    result = {
+        "benchmark": "ws_fanout",
+        "started": started,
+        "seconds": round(time.time() - started, 1),
+        "args": vars(args),
+        "ladders": {"ours": vars(ours), "stock": vars(stock), "light": vars(light)},
+        "senders": n_senders,
+        "summary": summary,
+        "runs": runs,
+    }
+    print(f"results: {save('ws_fanout', result, args.json)}")
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
