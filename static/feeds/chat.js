@@ -325,7 +325,8 @@ const handlers = {
     // Reconnected, and the history starts after what this tab last saw: fetch the gap.
     const gap = previous > 0 && frame.history.length > 0 && frame.history[0].id > previous;
     for (const m of frame.history) showMessage(m);
-    if (first) olderButton.hidden = frame.history.length < 50;
+    // Fewer than 50 can still mean more: the server caps the welcome's history at 48 KiB.
+    if (first) olderButton.hidden = frame.history.length < 50 && JSON.stringify(frame.history).length < 40000;
     empty.hidden = shown.size > 0 || pending.size > 0;
     if (gap) {
       requestHistory({ after: previous });
@@ -340,6 +341,7 @@ const handlers = {
     showMessage(frame.data, { animate: true });
   },
   history(frame) {
+    historyQuery = null;
     if (frame.before !== undefined) {
       showOlder(frame.messages);
       olderButton.hidden = !frame.has_more;
@@ -369,6 +371,10 @@ const handlers = {
     if (frame.client_msg_id && pending.has(frame.client_msg_id)) {
       const retry = frame.code === "rate_limited";
       failPending(frame.client_msg_id, retry ? "you are sending too fast" : frame.message, retry);
+    } else if (frame.code === "rate_limited" && historyQuery) {
+      // A long backfill can outrun the frame budget: ask for the same page again shortly.
+      const query = historyQuery;
+      setTimeout(() => requestHistory(query), 1000);
     } else if (frame.code === "rate_limited") {
       typingEl.textContent = "Slow down: you are sending too fast.";
     } else {
@@ -377,7 +383,10 @@ const handlers = {
   },
 };
 
+let historyQuery = null; // the history page asked for and not answered yet
+
 function requestHistory(query) {
+  historyQuery = query;
   if (socket && socket.readyState === WebSocket.OPEN) {
     socket.send(JSON.stringify({ type: "history", ...query }));
   }
