@@ -32,8 +32,13 @@ def _on_logged_out(sender: Any, request: Any, user: Any, **kw: Any) -> None:
         user_streams_close(user_id=user.pk, session_key=request.session.session_key)
 
 
-def _remember_credentials(sender: Any, instance: Any, **kw: Any) -> None:
+def _remember_credentials(sender: Any, instance: Any, update_fields: Any = None, **kw: Any) -> None:
     # The values before this save, to tell a password change or deactivation on post_save.
+    # A save that names its fields and touches neither (last_login on every login) needs
+    # no query.
+    if update_fields is not None and not {"password", "is_active"} & set(update_fields):
+        instance._rt_before = None
+        return
     if instance.pk:
         instance._rt_before = (
             sender.objects.filter(pk=instance.pk).values_list("password", "is_active").first()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.db import connections
@@ -47,6 +48,33 @@ def _redis_is_up(redis_server: EmbeddedRedis) -> None:
     """A test that stopped Redis must not leave it down for the next one."""
     if redis_server.process is None or redis_server.process.poll() is not None:
         redis_server.start()
+
+
+@pytest.fixture(autouse=True)
+def _clean_chat_state(_redis_is_up) -> None:
+    """Room and user ids repeat between tests; their presence and rate limits must not."""
+    from feeds.redis_state import KEY_PREFIX
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{KEY_PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def make_users(count: int, prefix: str) -> list:
+    """`count` users named <prefix>0000…, created in one query (sessions come separately)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+
+    User = get_user_model()
+    password = make_password("unused-password-123")
+    User.objects.bulk_create(
+        User(username=f"{prefix}{i:04d}", password=password) for i in range(count)
+    )
+    return list(User.objects.filter(username__startswith=prefix).order_by("id"))
 
 
 @pytest.fixture(autouse=True)

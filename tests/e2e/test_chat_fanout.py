@@ -8,31 +8,17 @@ import socket
 from typing import Any
 
 import pytest
-import redis
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from feeds import protocol, services
 from feeds.models import Message, Room
-from feeds.redis_state import KEY_PREFIX
 from tests.conftest import make_user, session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 cookie_for = sync_to_async(session_cookie)
-
-
-@pytest.fixture(autouse=True)
-def _clean_chat_keys(redis_server) -> None:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{KEY_PREFIX}*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 async def open_socket(server, slug: str, user, **options: Any) -> ClientConnection:

@@ -4,25 +4,14 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 
 from notifications.models import Notification
 from notifications.services import notification_create
-from tests.conftest import session_cookie
+from tests.conftest import make_users, session_cookie
 from tests.servers import run_manage
 from tests.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def make_users(count: int, prefix: str) -> list:
-    User = get_user_model()
-    password = make_password("unused-password-123")
-    User.objects.bulk_create(
-        User(username=f"{prefix}{i:04d}", password=password) for i in range(count)
-    )
-    return list(User.objects.filter(username__startswith=prefix).order_by("id"))
 
 
 async def test_redis_down_during_a_bulk_send_loses_nothing_on_either_process(

@@ -10,12 +10,10 @@ import random
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 
 from notifications.models import Notification
 from notifications.services import notification_create
-from tests.conftest import session_cookie
+from tests.conftest import make_users, session_cookie
 from tests.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -25,15 +23,8 @@ CLIENTS = int(os.environ.get("SOAK_CLIENTS", "200"))
 RATE = 20  # notifications per second, to random users
 
 
-def make_users(count: int) -> list:
-    User = get_user_model()
-    password = make_password("unused-password-123")
-    User.objects.bulk_create(User(username=f"soak{i:04d}", password=password) for i in range(count))
-    return list(User.objects.filter(username__startswith="soak").order_by("id"))
-
-
 async def test_hundreds_of_clients_under_steady_traffic_see_no_gap(server, second_server):
-    users = await sync_to_async(make_users)(CLIENTS)
+    users = await sync_to_async(make_users)(CLIENTS, "soak")
     cookies = [await sync_to_async(session_cookie)(u) for u in users]
     streams = await asyncio.gather(
         *(

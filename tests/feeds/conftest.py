@@ -5,22 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-import redis
-from django.conf import settings
 
 from feeds import presence, redis_state
-
-
-@pytest.fixture(autouse=True)
-def _clean_chat_keys(redis_server) -> None:
-    """Room and user ids repeat between tests; their presence and rate limits must not."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{redis_state.KEY_PREFIX}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture

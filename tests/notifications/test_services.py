@@ -131,3 +131,11 @@ def test_mark_all_read_marks_only_the_users_own(alice, bob):
     assert notification_mark_all_read(user=alice) == 0
     assert ReadChange.objects.get(user=alice).notification_ids == ids
     assert Notification.objects.filter(recipient=bob, read_at__isnull=True).count() == 1
+
+
+def test_a_login_timestamp_save_costs_no_credentials_lookup(alice, django_assert_num_queries):
+    from django.utils import timezone
+
+    alice.last_login = timezone.now()
+    with django_assert_num_queries(1):  # the UPDATE alone
+        alice.save(update_fields=["last_login"])
