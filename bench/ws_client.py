@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import re
 import socket
-import sys
 import time
 import zlib
 from array import array
 from collections import Counter
 from typing import Any
 
+from bench import commands
 from bench.sse_client import percentile
 
 # {"type":"broadcast","data":{"type":"message","seq":12,"t":1700000000.123456,...
@@ -266,45 +265,19 @@ class Client:
 
 
 async def serve_commands() -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**26)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     client = Client()
-
-    def reply(message: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(message) + "\n")
-        sys.stdout.flush()
-
-    try:
-        while line := await reader.readline():
-            command = json.loads(line)
-            cmd = command.pop("cmd")
-            if cmd == "connect":
-                reply(await client.connect(**command))
-            elif cmd == "stats":
-                reply(client.stats(command["first"], command["last"]))
-            elif cmd == "count":
-                reply({"received": client.totals.received, "closed": client.totals.closed})
-            elif cmd == "quit":
-                break
-            else:
-                reply({"error": f"unknown command {cmd}"})
-    finally:
-        client.close()
-        reply({"bye": True})
+    await commands.serve(
+        {
+            "connect": client.connect,
+            "stats": lambda first, last: client.stats(first, last),
+            "count": lambda: {"received": client.totals.received, "closed": client.totals.closed},
+        },
+        client.close,
+    )
 
 
 def main() -> None:
-    import resource
-
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve_commands())
-    else:
-        uvloop.run(serve_commands())
+    commands.run_fast(serve_commands)
 
 
 if __name__ == "__main__":

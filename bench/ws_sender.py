@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sys
 import time
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from bench import commands
 
 
 class Sender:
@@ -89,32 +90,11 @@ class Sender:
 
 
 async def serve_commands() -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**24)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     sender = Sender()
-
-    def reply(message: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(message) + "\n")
-        sys.stdout.flush()
-
-    try:
-        while line := await reader.readline():
-            command = json.loads(line)
-            cmd = command.pop("cmd")
-            if cmd == "connect":
-                reply(await sender.connect(**command))
-            elif cmd == "publish":
-                reply(await sender.publish(**command))
-            elif cmd == "ping":
-                reply({"pong": True})
-            elif cmd == "quit":
-                break
-            else:
-                reply({"error": f"unknown command {cmd}"})
-    finally:
-        await sender.close()
-        reply({"bye": True})
+    await commands.serve(
+        {"connect": sender.connect, "publish": sender.publish, "ping": lambda: {"pong": True}},
+        sender.close,
+    )
 
 
 def main() -> None:
