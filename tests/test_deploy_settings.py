@@ -79,3 +79,18 @@ def test_the_session_cookie_a_browser_gets_is_httponly_and_lax(alice, client):
     cookie = response.cookies["sessionid"]
     assert cookie["httponly"] is True
     assert cookie["samesite"] == "Lax"
+
+
+def test_postgresql_connections_come_from_a_bounded_pool_per_process():
+    code = (
+        "import django, json; django.setup(); from django.conf import settings as s;"
+        "print(json.dumps(s.DATABASES['default']['OPTIONS']['pool']))"
+    )
+    url = "postgres://pulse@db.example:5432/pulse"
+    result = run(code, **PRODUCTION, DATABASE_URL=url, DATABASE_POOL_SIZE="7")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["max_size"] == 7
+
+    bad = run(code, **PRODUCTION, DATABASE_URL=url, DATABASE_POOL_SIZE="many")
+    assert bad.returncode != 0
+    assert "DATABASE_POOL_SIZE must be an integer" in bad.stderr
