@@ -83,10 +83,13 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A bounded pool per process. Without it every concurrent request thread opens its own
     # connection, and a burst of a few hundred SSE connects exceeds PostgreSQL's
     # max_connections (100 by default) with 500s. Callers beyond the pool wait (timeout s).
+    pool_size = env_int("DATABASE_POOL_SIZE", 16)
+    if pool_size < 1:
+        raise ImproperlyConfigured("DATABASE_POOL_SIZE must be at least 1")
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
-        "max_size": env_int("DATABASE_POOL_SIZE", 16),
+        "max_size": pool_size,
         "timeout": 20,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -94,3 +94,6 @@ def test_postgresql_connections_come_from_a_bounded_pool_per_process():
     bad = run(code, **PRODUCTION, DATABASE_URL=url, DATABASE_POOL_SIZE="many")
     assert bad.returncode != 0
     assert "DATABASE_POOL_SIZE must be an integer" in bad.stderr
+
+    zero = run(code, **PRODUCTION, DATABASE_URL=url, DATABASE_POOL_SIZE="0")
+    assert "DATABASE_POOL_SIZE must be at least 1" in zero.stderr
