@@ -34,9 +34,13 @@ from django.db import close_old_connections
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import get_channelmanager, get_storage, sse_encode_error
 
+from config import tcp
+
 logger = logging.getLogger(__name__)
 
-KEEPALIVE_SECONDS = 20.0
+# An idle stream writes at least this often, so a vanished peer always leaves unacknowledged
+# data for TCP_USER_TIMEOUT to act on (config/tcp.py).
+KEEPALIVE_SECONDS = float(tcp.KEEPALIVE_SECONDS)
 TICK_SECONDS = 1.0
 # Bytes a connection may have waiting (in the hub and, where the server exposes it, in the
 # server's write buffer) before it is cut off as too slow.
