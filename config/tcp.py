@@ -10,6 +10,10 @@ within KEEPALIVE_SECONDS + USER_TIMEOUT_SECONDS (50 s by default). A healthy pee
 every write within its round trip, so an idle stream that is alive stays up indefinitely.
 """
 
+import contextlib
+import socket
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_int
@@ -20,3 +24,19 @@ if USER_TIMEOUT_SECONDS < 1:
 
 # 20 s also keeps proxies with a 60 s read timeout from closing idle streams.
 KEEPALIVE_SECONDS = min(20, USER_TIMEOUT_SECONDS)
+
+
+def time_out_vanished_peer(sock: Any) -> None:
+    """Have the kernel fail `sock` once data it sent stays unacknowledged for
+    USER_TIMEOUT_SECONDS. Linux only; a unix socket refuses it, and its peer cannot vanish.
+
+    Set per connection, where the app reaches the socket through the ASGI server's `send`,
+    so it holds on daphne and uvicorn however they are started. Accepted sockets do inherit
+    the option from the listening one, but neither command line can set it there: daphne's
+    `--fd` wants a socket that already listens (clients would queue before the app is up)
+    and uvicorn's `--fd` takes the socket for a unix one.
+    """
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if sock is not None and option is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, USER_TIMEOUT_SECONDS * 1000)

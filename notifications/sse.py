@@ -127,16 +127,6 @@ class _Transport:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
 
-    def time_out_vanished_peer(self) -> None:
-        """Have the kernel fail the connection once sent data stays unacknowledged for
-        TCP_USER_TIMEOUT: a peer gone without FIN or RST would otherwise hold the stream
-        for the ~15 minutes Linux retransmits (config/tcp.py). Linux only; a unix socket
-        refuses it, and such a peer cannot vanish anyway."""
-        sock, option = self.socket(), getattr(socket, "TCP_USER_TIMEOUT", None)
-        if sock is not None and option is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, option, tcp.USER_TIMEOUT_SECONDS * 1000)
-
     def abort(self) -> None:
         self.transport.abort()
 
@@ -191,7 +181,8 @@ async def serve(connection: Connection, send: Send, receive: Receive) -> None:
     transport = server_transport(send)
     if transport is not None:
         transport.cap_kernel_buffer()
-        transport.time_out_vanished_peer()
+        # A peer gone without FIN or RST would hold the stream for ~15 minutes.
+        tcp.time_out_vanished_peer(transport.socket())
         connection.on_abort = transport.abort
     watcher = asyncio.get_running_loop().create_task(_until_disconnect(receive, connection))
     drained = None if transport is None else partial(_drained, transport, connection)
