@@ -60,13 +60,18 @@ def _delivery(
     }
 
 
-def post_room_messages(rooms: list[Any], author: Any, first: int) -> None:
-    """One chat message per room through the real service, `seq` and send time in each."""
+def post_room_messages(rooms: list[Any], author: Any, first: int) -> float:
+    """One chat message per room through the real service, `seq` and send time in each;
+    returns the slowest post in ms (its INSERT and commit count in the latency)."""
     from feeds.services import message_post
 
+    slowest = 0.0
     for i, room in enumerate(rooms):
-        fields = {"seq": first + i, "t": time.time()}  # first: the client reads them in order
+        start = time.time()
+        fields = {"seq": first + i, "t": start}  # first: the client reads them in order
         message_post(room=room, author=author, content="still there?", client_fields=fields)
+        slowest = max(slowest, time.time() - start)
+    return round(slowest * 1000, 1)
 
 
 def run_once(
@@ -127,10 +132,11 @@ def run_once(
         if n_ws:
             first = seq + 1
             before = ws.count()["received"]
-            post_room_messages(rooms, author, first)
+            slowest_post = post_room_messages(rooms, author, first)
             result["ws_delivery"] = _delivery(
                 ws, first=first, last=first + len(rooms), expected=n_ws, before=before
             )
+            result["ws_delivery"]["slowest_post_ms"] = slowest_post
             _print_delivery(f"one message in each of {len(rooms)} rooms", result["ws_delivery"])
     finally:
         if publisher:
@@ -145,7 +151,8 @@ def _print_delivery(what: str, d: dict[str, Any]) -> None:
     print(
         f"{what}: delivered {d['delivered']}/{d['expected']} ({'all' if d['all'] else 'LOSS'}), "
         f"p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms, max {d['max_ms']} ms; "
-        f"{d['open']} open, {d['closed']} closed",
+        f"{d['open']} open, {d['closed']} closed"
+        + (f"; slowest post {d['slowest_post_ms']} ms" if "slowest_post_ms" in d else ""),
         flush=True,
     )
 
