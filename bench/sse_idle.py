@@ -186,6 +186,21 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def print_summary(summary: dict[str, Any], *, n_sse: int, n_ws: int) -> None:
+    print(
+        f"\n== medians of {summary['repeats']}, {n_sse} SSE + {n_ws} WebSocket: "
+        f"{summary['rss_per_conn_kb']} KB per connection (SSE {summary['rss_per_sse_kb']}, "
+        f"WS {summary['rss_per_ws_kb']}), server {summary['rss_after_mb']} MB"
+    )
+    for kind in ("sse", "ws"):
+        if f"{kind}_all_delivered" in summary:
+            delivered = "all delivered" if summary[f"{kind}_all_delivered"] else "LOSS"
+            print(
+                f"{kind.upper():<4} {delivered} in every run: p50 {summary[f'{kind}_p50_ms']} ms, "
+                f"p99 {summary[f'{kind}_p99_ms']} ms, max {summary[f'{kind}_max_ms']} ms"
+            )
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -228,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
             )  # fmt: skip
     summary = summarize(runs)
-    print(f"\n== summary, medians of {len(runs)}: {summary}")
+    print_summary(summary, n_sse=n_sse, n_ws=n_ws)
     result = {
         "benchmark": "sse_idle",
         "server": args.server,
