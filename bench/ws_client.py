@@ -9,7 +9,7 @@ answered. With `deflate` it offers permessage-deflate as browsers do (uvicorn ac
 daphne does not) and inflates what comes compressed. Every wait is bounded.
 
 Commands: {"cmd": "connect", "port", "path", "sessions": [...], "streams", "deflate",
-           "concurrency"}
+           "concurrency", "paths": [...]}         paths: one per session, instead of path
           {"cmd": "stats", "first": a, "last": b}   deliveries of seq in [a, b)
           {"cmd": "count"}                           deliveries so far
           {"cmd": "quit"}
@@ -207,17 +207,19 @@ class Client:
         streams: int = 1,
         deflate: bool = False,
         concurrency: int = 64,
+        paths: list[str] | None = None,
     ) -> dict[str, Any]:
         gate = asyncio.Semaphore(concurrency)
         started = time.monotonic()
 
-        async def one(session: str) -> bool:
+        async def one(session: str, path: str) -> bool:
             async with gate:
                 return await self.open(
                     port=port, path=path, session=session, streams=streams, deflate=deflate
                 )
 
-        results = await asyncio.gather(*(one(s) for s in sessions))
+        targets = paths or [path] * len(sessions)
+        results = await asyncio.gather(*(one(s, p) for s, p in zip(sessions, targets, strict=True)))
         ok = sum(results)
         return {
             "deflate": sum(chat.inflate is not None for chat in self.sockets),

@@ -9,6 +9,7 @@ through, in order and bounded. Identity comes from the session only.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,11 +17,14 @@ from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from feeds import access, fanout, presence, protocol, ratelimit, selectors, services
 from feeds.models import Room
 from feeds.outbox import OPEN, Outbox
+
+logger = logging.getLogger(__name__)
 
 
 @database_sync_to_async
@@ -59,11 +63,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
     user: Any = None
     outbox: Outbox | None = None
     conn_id = ""
-    heartbeat_task: asyncio.Task[None] | None = None
+    # An idle socket holds a timer, not a sleeping task; the beat itself is a short task.
+    _heartbeat: asyncio.TimerHandle | asyncio.Task[None] | None = None
+    _rechecks: set[asyncio.Task[None]] | None = None  # created by the first recheck
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._rechecks: set[asyncio.Task[None]] = set()
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels' loop (await_many_dispatch) wraps every receive in a new task and an
+        # asyncio.wait, ~2 KB per idle socket; with no channel layer one await does.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a thread hop
@@ -105,12 +119,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             room=room.slug, user=user.username, history=history, online=online
         )
         self.outbox.release(protocol.encode(welcome))
-        self.heartbeat_task = asyncio.create_task(self._heartbeat())
+        self._next_heartbeat()
 
     async def disconnect(self, code: int) -> None:
-        if self.heartbeat_task is not None:
-            self.heartbeat_task.cancel()
-        for task in self._rechecks:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        for task in self._rechecks or ():
             task.cancel()
         if self.outbox is not None:
             fanout.hub().leave(self.outbox)
@@ -120,10 +135,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _presence_id(self) -> dict[str, Any]:
         return {"room_id": self.room.pk, "username": self.user.username, "conn_id": self.conn_id}
 
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(presence.HEARTBEAT_SECONDS * random.uniform(0.8, 1.0))
-            await presence.heartbeat(**self._presence_id())
+    def _next_heartbeat(self) -> None:
+        delay = presence.HEARTBEAT_SECONDS * random.uniform(0.8, 1.0)
+        self._heartbeat = asyncio.get_running_loop().call_later(delay, self._beat)
+
+    def _beat(self) -> None:
+        task = asyncio.get_running_loop().create_task(presence.heartbeat(**self._presence_id()))
+        task.add_done_callback(self._beaten)
+        self._heartbeat = task
+
+    def _beaten(self, task: asyncio.Task[None]) -> None:
+        if task is not self._heartbeat or task.cancelled():
+            return  # disconnected
+        if task.exception() is not None:
+            logger.error("presence heartbeat failed", exc_info=task.exception())
+        self._next_heartbeat()
 
     @property
     def closing(self) -> bool:
@@ -200,6 +226,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.outbox.close(int(arg))
         elif kind == fanout.RECHECK and not self.closing:
             task = asyncio.get_running_loop().create_task(self._recheck())
+            if self._rechecks is None:
+                self._rechecks = set()
             self._rechecks.add(task)
             task.add_done_callback(self._rechecks.discard)
 
