@@ -22,13 +22,14 @@ from typing import Any
 # static/feeds/chat.js, onClose():
 #   base = code === CLOSE_RATE_LIMITED
 #     ? 10000 : Math.min(15000, 500 * 2 ** Math.min(attempts - 1, 5))
-#   delay = base * (0.75 + Math.random() * 0.5)
+#   delay = code === CLOSE_RATE_LIMITED
+#     ? base * (0.75 + Math.random() * 0.5) : base * Math.random()
 # and `if (attempts >= 3 && !(await stillWelcome())) return;` before it.
 BACKOFF_FIRST_MS = 500
 BACKOFF_MAX_MS = 15000
 BACKOFF_MAX_DOUBLINGS = 5
 RATE_LIMITED_BACKOFF_MS = 10000
-JITTER_LOW, JITTER_SPAN = 0.75, 0.5
+RATE_LIMITED_JITTER_LOW, RATE_LIMITED_JITTER_SPAN = 0.75, 0.5
 ASK_API_AFTER_ATTEMPTS = 3
 # chat.js: stop on these, reconnect on every other code.
 CLOSE_SIGNED_OUT, CLOSE_ACCESS_REVOKED, CLOSE_RATE_LIMITED = 4001, 4003, 4008
@@ -42,10 +43,10 @@ IO_TIMEOUT = 45.0
 def reconnect_delay(code: int, attempts: int, rng: random.Random) -> float:
     """Seconds chat.js waits before reconnecting attempt number `attempts` after `code`."""
     if code == CLOSE_RATE_LIMITED:
-        base = RATE_LIMITED_BACKOFF_MS
-    else:
-        base = min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** min(attempts - 1, BACKOFF_MAX_DOUBLINGS))
-    return base * (JITTER_LOW + rng.random() * JITTER_SPAN) / 1000
+        jitter = RATE_LIMITED_JITTER_LOW + rng.random() * RATE_LIMITED_JITTER_SPAN
+        return RATE_LIMITED_BACKOFF_MS * jitter / 1000
+    base = min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** min(attempts - 1, BACKOFF_MAX_DOUBLINGS))
+    return base * rng.random() / 1000  # full jitter
 
 
 def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
