@@ -110,6 +110,7 @@ class ChatTab:
         self.confirmed: Counter[str] = Counter()  # how: broadcast, backfill, duplicate ack
         self.refused: dict[str, str] = {}  # client_msg_id -> error code the server sent
         self.sent: list[str] = []  # every client_msg_id this tab was asked to send
+        self.resent = 0  # unconfirmed messages sent on a (re)connect, as chat.js does
         self.connections: list[Connection] = []
         self.history_query: dict[str, Any] | None = None
         self.welcomed = asyncio.Event()
@@ -299,15 +300,17 @@ class ChatTab:
 
     def _resend_pending(self) -> None:
         for cmid in list(self.pending):
-            self._transmit(cmid)
+            self.resent += self._transmit(cmid)
 
     def _send(self, frame: dict[str, Any]) -> None:
         if self._writer is not None:
             self._writer.write(client_frame(json.dumps(frame).encode()))
 
-    def _transmit(self, cmid: str) -> None:
-        if cmid in self.pending:
-            self._send({"type": "message", "content": self.pending[cmid], "client_msg_id": cmid})
+    def _transmit(self, cmid: str) -> bool:
+        if cmid not in self.pending or self._writer is None:
+            return False
+        self._send({"type": "message", "content": self.pending[cmid], "client_msg_id": cmid})
+        return True
 
     # -- the composer -------------------------------------------------------------------
 

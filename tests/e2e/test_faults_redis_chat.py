@@ -135,7 +135,8 @@ async def test_redis_down_for_5_s_under_200_chat_sockets_loses_no_message_silent
         f"p50 {delays[len(delays) // 2]:.2f} s, max {delays[-1]:.2f} s after Redis returned; "
         f"sent {len(sent)}, stored {sum(len(v) for k, v in stored.items() if k)}, "
         f"refused {len(refused)} {dict(Counter(refused.values()))}; "
-        f"senders confirmed theirs by {dict(confirmed)}"
+        f"senders confirmed theirs by {dict(confirmed)}, "
+        f"{sum(t.resent for t in senders)} (re)sent by client_msg_id on reconnecting"
     )
     assert told["4012"] + told["error"] == SOCKETS, told
     assert sum(d <= BACK_WITHIN for d in delays) >= 0.99 * SOCKETS
