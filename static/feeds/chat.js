@@ -423,7 +423,9 @@ async function onClose(code) {
   // A refused handshake looks like any network error from here: after a few, ask the API why.
   if (attempts >= 3 && !(await stillWelcome())) return;
   const base = code === CLOSE_RATE_LIMITED ? 10000 : Math.min(15000, 500 * 2 ** Math.min(attempts - 1, 5));
-  const delay = base * (0.75 + Math.random() * 0.5);
+  // Full jitter: after a server restart every tab reconnects at once, and a delay anywhere
+  // in the window spreads them out; ±25 % around the base kept most in one second.
+  const delay = code === CLOSE_RATE_LIMITED ? base * (0.75 + Math.random() * 0.5) : base * Math.random();
   setStatus("connecting", `Reconnecting in ${Math.round(delay / 1000)} s…`);
   if (code === CLOSE_RATE_LIMITED) showBanner("Disconnected for sending too fast. Reconnecting shortly.");
   reconnectTimer = setTimeout(connect, delay);
