@@ -74,9 +74,6 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so a server started by the tests sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_SQLITE_PATH") or None}
-    # Keep each thread's connection: opening one parses the schema, ~1.5 ms of every chat
-    # message's path (docs/performance-ws.md). PostgreSQL's pool below needs 0 instead.
-    DATABASES["default"]["CONN_MAX_AGE"] = 600
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
