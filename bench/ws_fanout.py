@@ -19,7 +19,8 @@ connection and the best sustained rate (zero loss, p99 <= 250 ms; and <= 1 s).
 Targets, each in a fresh server process:
 - ours:  config.asgi (feeds.fanout: one Redis subscription per process, frames encoded
          once and written to each local socket);
-- stock: bench.stock_asgi, the Channels tutorial's consumer with a channel-layer group;
+- stock: bench.stock_asgi, the Channels tutorial's consumer with a channel-layer group,
+         on stock daphne (`python -m daphne`, same options) or uvicorn;
 - light: ours with 100 receivers at 10 messages/s (the latency target).
 The ratio printed is ours (p99 <= 250 ms) over stock (p99 <= 1 s, the issue's baseline;
 its highest zero-loss rate when it never meets that). JSON goes to bench/results/.
@@ -61,6 +62,7 @@ from bench.profile import profiling
 
 OURS_APP = "config.asgi:application"
 STOCK_APP = "bench.stock_asgi:application"
+DAPHNE_LAUNCHER = "config.daphne_server"
 ROOM = "bench"
 PATH = f"/ws/chat/{ROOM}/"
 QUICK_RATES = [10, 20, 30, 40, 50, 60]
@@ -75,10 +77,14 @@ PER_SENDER_RATE = 4.0  # messages/s per sender user, under the 5/s refill of fee
 
 
 def start_ws_server(env: BenchEnv, kind: str, *, app: str, label: str) -> ServerProcess:
-    """bench.env's server, serving `app` instead of config.asgi (bench.env has no hook)."""
+    """bench.env's server, serving `app` instead of config.asgi (bench.env has no hook).
+    The stock app gets stock daphne: our launcher's send path (config.daphne_ws) is part
+    of ours, and would otherwise speed up the baseline too."""
     command = server_command(kind, free_port())
     if command[-1] != OURS_APP:
         raise RuntimeError(f"unexpected server command: {command}")
+    if app == STOCK_APP and DAPHNE_LAUNCHER in command:
+        command[command.index(DAPHNE_LAUNCHER)] = "daphne"
     port = int(command[command.index("-p" if kind == "daphne" else "--port") + 1])
     command[-1] = app
     log_path = env.dir / f"{label}-{port}.log"

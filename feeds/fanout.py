@@ -314,6 +314,7 @@ class Hub:
         """Write encoded frames to every member of the channel: at once where the socket
         keeps up, queued behind its earlier frames where it does not."""
         members = tuple(self.members.get(channel, ()))
+        several = len(frames) > 1
         for i, outbox in enumerate(members, 1):
             user_id = outbox.user_id
             wrote = False
@@ -321,6 +322,8 @@ class Hub:
                 if user_id == skip_user:
                     continue
                 if outbox.ready():
+                    if several and not wrote:
+                        outbox.hold()  # the socket's run of frames in one write
                     await outbox.write_now(message)
                     wrote = True
                 else:

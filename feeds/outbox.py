@@ -63,6 +63,9 @@ class ServerWire:
         """True when a `websocket.send` now neither blocks nor grows the buffer too far."""
         return self.buffered() < HIGH_WATER_BYTES
 
+    def hold(self) -> None:
+        """Frames written from now until flush() may go out together."""
+
     def flush(self) -> None:
         """Push what was just written to the socket (asyncio transports already do)."""
 
@@ -100,15 +103,26 @@ class TwistedWire(ServerWire):
     sends on the reactor's next turn. In a fan-out that turn comes after every member's
     write, so the first reader would wait for the last; writing at once also skips a
     reactor callback per frame. A failed write is left to the reactor, which still
-    watches the socket and closes it as usual."""
+    watches the socket and closes it as usual. Under our launcher (config.daphne_ws) the
+    protocol writes text frames itself and can hold a run of them for one send()."""
 
-    __slots__ = ()
+    __slots__ = ("protocol",)
+
+    def __init__(self, transport: Any, protocol: Any) -> None:
+        super().__init__(transport)
+        self.protocol = protocol if hasattr(protocol, "hold") else None
 
     def buffered(self) -> int:
         tw = self.transport
         return len(tw.dataBuffer) - tw.offset + tw._tempDataLen
 
+    def hold(self) -> None:
+        if self.protocol is not None:
+            self.protocol.hold()
+
     def flush(self) -> None:
+        if self.protocol is not None:
+            self.protocol.release()
         tw = self.transport
         if tw.connected and not tw.disconnecting and (tw._tempDataLen or tw.dataBuffer):
             tw.doWrite()
@@ -136,7 +150,7 @@ def server_wire(send: Send) -> ServerWire | None:
         tw = getattr(send.args[0], "transport", None)
         needed = ("dataBuffer", "offset", "_tempDataLen", "doWrite", "abortConnection")
         if all(hasattr(tw, name) for name in needed):
-            return TwistedWire(tw)
+            return TwistedWire(tw, send.args[0])
         return None
     owner = getattr(send, "__self__", None)
     transport = getattr(owner, "transport", None)
@@ -210,6 +224,11 @@ class Outbox:
             await self.send(message)
         except Exception as exc:  # the client is gone; the server ends the consumer
             self.gone(exc)
+
+    def hold(self) -> None:
+        """Let the frames written from now until flush() go out in one write (daphne);
+        only after ready() said so."""
+        self.wire.hold()  # type: ignore[union-attr]
 
     def flush(self) -> None:
         try:
