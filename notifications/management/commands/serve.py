@@ -27,6 +27,10 @@ def daphne_command(*, host: str, port: int) -> list[str]:
         "--websocket-max-frame-size", str(MAX_WS_MESSAGE),
         "--ping-interval", "20", "--ping-timeout", "30",
         "--application-close-timeout", "5",
+        # After a restart the process takes thousands of reconnects back at once (~20 s for
+        # 2,000 here); the 5 s default dropped chat handshakes still queued, sending those
+        # tabs into longer backoffs (tests/e2e/test_faults_restart.py).
+        "--websocket_connect_timeout", "60",
         "config.asgi:application",
     ]  # fmt: skip
 
