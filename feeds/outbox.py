@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from socket import SO_SNDBUF, SOL_SOCKET
 from typing import Any
 
+from config import tcp
 from feeds import protocol
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,9 @@ class ServerWire:
                 sock.setsockopt(SOL_SOCKET, SO_SNDBUF, KERNEL_SEND_BUFFER)
             except OSError as exc:
                 logger.debug("could not set SO_SNDBUF: %s", exc)
+            # A backstop to the pings: a vanished peer with frames in flight is failed by
+            # the kernel even where a server's closing handshake would wait for the buffer.
+            tcp.time_out_vanished_peer(sock)
 
 
 class UvicornWire(ServerWire):
@@ -131,7 +135,8 @@ class TwistedWire(ServerWire):
         self.transport.abortConnection()
 
     def socket(self) -> Any:
-        return self.transport.getHandle()
+        # Twisted drops `.socket` once the connection is lost (a client gone before accept).
+        return self.transport.getHandle() if self.transport.connected else None
 
 
 def unwrap_send(send: Send) -> Send:
