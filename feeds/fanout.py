@@ -351,6 +351,16 @@ def _log_command_failure(task: asyncio.Task[Any]) -> None:
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 
 
+def local_sockets() -> int:
+    """Chat sockets this process delivers to (a gauge of GET /api/health/)."""
+    return sum(len(h._rooms) for h in tuple(_hubs.values()))
+
+
+def subscribed_channels() -> int:
+    """Redis channels this process is subscribed to for chat (a gauge of GET /api/health/)."""
+    return sum(len(h.members) for h in tuple(_hubs.values()))
+
+
 def hub() -> Hub:
     """This event loop's hub (one per server process; one per test in tests)."""
     loop = asyncio.get_running_loop()
