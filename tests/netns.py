@@ -20,11 +20,30 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
+
+from django.db import connection
 
 from tests.servers import ROOT, test_database_url
 
 PREFIX = "pulse-ho-"
 SERVER_PORT = 8000
+
+
+def local_database_url() -> str:
+    """The test database as seen from inside the namespace, whose loopback is its own:
+    SQLite is a file; PostgreSQL is reached over its unix socket instead of TCP."""
+    url = test_database_url()
+    if not url.startswith("postgres"):
+        return url
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW unix_socket_directories")
+        directory = cursor.fetchone()[0].split(",")[0].strip()
+    s = connection.settings_dict
+    user = s.get("USER") or "postgres"
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    port = s.get("PORT") or 5432
+    return f"postgres://{user}{password}@{quote(directory, safe='')}:{port}/{s['NAME']}"
 
 
 def ip(*args: str) -> str:
@@ -115,7 +134,7 @@ class NamespacedServer:
         return f"ws://{self.lab.server_ip}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> NamespacedServer:
-        env = dict(os.environ, DATABASE_URL=test_database_url(), PYTHONUNBUFFERED="1", **self.env)
+        env = dict(os.environ, DATABASE_URL=local_database_url(), PYTHONUNBUFFERED="1", **self.env)
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         # `ip netns exec` execs the command: the process is the server itself.
         self.process = subprocess.Popen(
