@@ -22,6 +22,7 @@ import contextlib
 import functools
 import logging
 import socket
+import struct
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from functools import partial
@@ -33,6 +34,7 @@ from notifications.hub import CLOSED, LIVE, MAX_BUFFERED_BYTES, Connection, fram
 logger = logging.getLogger(__name__)
 
 KERNEL_SEND_BUFFER = MAX_BUFFERED_BYTES // 2  # Linux doubles it
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends an RST
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -128,6 +130,14 @@ class _Transport:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
 
     def abort(self) -> None:
+        """Reset the connection, as Twisted's abortConnection does. A plain close queues
+        the FIN behind what the kernel still holds for a client that stopped reading: the
+        client would not see the cut-off until it read it all, and the kernel would keep
+        those bytes until the peer timed out."""
+        sock = self.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
         self.transport.abort()
 
     def flush(self) -> None:
