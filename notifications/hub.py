@@ -106,6 +106,7 @@ class Connection:
         "pending",
         "pending_bytes",
         "positions",
+        "server_buffered",
         "session_key",
         "state",
         "user_id",
@@ -124,6 +125,8 @@ class Connection:
         ]
         self.pending: list[bytes] = []
         self.pending_bytes = 0
+        # What the server still held after the writer's last write, where it says (sse.py).
+        self.server_buffered = 0
         self.state = CATCHING_UP
         self.opened = False  # stream-open is sent with the first replay: from then on, live
         self.wants_more = False  # a replay page was written; read the next once it is taken
@@ -159,7 +162,7 @@ class Connection:
             event_id = ",".join(self._parts).encode()
             self.pending += (event.head, event_id, event.tail)
             self.pending_bytes += event.size + len(event_id)
-            if self.pending_bytes > MAX_BUFFERED_BYTES:
+            if self.pending_bytes + self.server_buffered > MAX_BUFFERED_BYTES:
                 self.cut_off()
             else:
                 self._wake()
@@ -183,6 +186,10 @@ class Connection:
         self.pending_bytes = 0
         self.last_write = time.monotonic()
         return data
+
+    def behind(self) -> int:
+        """Bytes waiting for the client, here and in the server's buffer."""
+        return self.pending_bytes + self.server_buffered
 
     def _wake(self) -> None:
         waiter = self._waiter

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import logging
 import socket
+import struct
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from functools import partial
@@ -33,6 +34,7 @@ from notifications.hub import CLOSED, LIVE, MAX_BUFFERED_BYTES, Connection, fram
 logger = logging.getLogger(__name__)
 
 KERNEL_SEND_BUFFER = MAX_BUFFERED_BYTES // 2  # Linux doubles it
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends an RST
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -107,10 +109,11 @@ def _until_handoff(slot: _Handoff, send: Send) -> Send:
 class _Transport:
     """An asyncio transport (uvicorn): what the server lets the app see of its socket."""
 
-    __slots__ = ("transport",)
+    __slots__ = ("flow", "transport")
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: Any, flow: Any = None) -> None:
         self.transport = transport
+        self.flow = flow
 
     def buffered(self) -> int:
         return self.transport.get_write_buffer_size()
@@ -127,7 +130,22 @@ class _Transport:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
 
+    async def writable(self) -> None:
+        """Until uvicorn's flow control lets `send` write. Waited for here, before the next
+        bytes leave the hub: inside `send` they would wait uncounted while the hub's own
+        buffer filled up behind them."""
+        if self.flow is not None and self.flow.write_paused:
+            await self.flow.drain()
+
     def abort(self) -> None:
+        """Reset the connection, as Twisted's abortConnection does. A plain close queues
+        the FIN behind what the kernel still holds for a client that stopped reading: the
+        client would not see the cut-off until it read it all, and the kernel would keep
+        those bytes until the peer timed out."""
+        sock = self.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
         self.transport.abort()
 
     def flush(self) -> None:
@@ -150,6 +168,9 @@ class _TwistedTransport(_Transport):
     def socket(self) -> Any:
         return getattr(self.transport, "socket", None)
 
+    async def writable(self) -> None:
+        """Twisted's `send` never waits."""
+
     def abort(self) -> None:
         self.transport.abortConnection()
 
@@ -162,7 +183,8 @@ class _TwistedTransport(_Transport):
 def server_transport(send: Send) -> _Transport | None:
     """The socket behind an ASGI `send`, for the servers whose `send` shows it: daphne's is
     partial(Server.handle_reply, protocol) over a Twisted TCP transport, uvicorn's a bound
-    method of a cycle holding an asyncio transport. None for any other server."""
+    method of a cycle holding an asyncio transport and the flow control its `send` waits
+    on. None for any other server."""
     if isinstance(send, functools.partial) and send.args:
         channel = getattr(send.args[0], "channel", None)
         tw = getattr(channel, "transport", None)
@@ -170,9 +192,13 @@ def server_transport(send: Send) -> _Transport | None:
             hasattr(tw, a) for a in ("_tempDataLen", "dataBuffer", "doWrite", "abortConnection")
         ):
             return _TwistedTransport(tw)
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
     if all(hasattr(transport, a) for a in ("get_write_buffer_size", "abort")):
-        return _Transport(transport)
+        flow = getattr(cycle, "flow", None)
+        if not all(hasattr(flow, a) for a in ("write_paused", "drain")):
+            flow = None
+        return _Transport(transport, flow)
     return None
 
 
@@ -191,8 +217,12 @@ async def serve(connection: Connection, send: Send, receive: Receive) -> None:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if transport is not None:
                 transport.flush()
-                if connection.state is LIVE and transport.buffered() > MAX_BUFFERED_BYTES:
+                connection.server_buffered = transport.buffered()
+                if connection.state is LIVE and connection.behind() > MAX_BUFFERED_BYTES:
                     connection.cut_off()
+                    continue
+                await transport.writable()
+                connection.server_buffered = transport.buffered()
         if not (connection.abort and transport is not None):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:

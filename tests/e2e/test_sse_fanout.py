@@ -1,4 +1,4 @@
-"""The fan-out hub over a real daphne and Redis: many clients, and a client too slow to keep up."""
+"""The fan-out hub over real daphne or uvicorn and Redis: many clients, and one that lags."""
 
 import asyncio
 import json
@@ -119,9 +119,8 @@ async def test_200_clients_each_get_all_50_events_in_order_exactly_once(any_serv
         client.close()
 
 
-async def test_a_client_that_stops_reading_is_cut_off_and_replays_exactly(server, alice):
-    # daphne only for now: under uvicorn the cut-off comes later than the bound says
-    # (see docs/performance.md, "Open points").
+async def test_a_client_that_stops_reading_is_cut_off_and_replays_exactly(any_server, alice):
+    server = any_server
     cookie = await sync_to_async(session_cookie)(alice)
     client = Client()
     try:
