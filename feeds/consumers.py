@@ -16,30 +16,30 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from feeds import access, fanout, presence, protocol, ratelimit, selectors, services
+from feeds.db import chat_database
 from feeds.models import Room
 from feeds.outbox import OPEN, Outbox
 
 logger = logging.getLogger(__name__)
 
 
-@database_sync_to_async
+@chat_database
 def _room_entry(user: Any, slug: str) -> Room | None:
     return selectors.room_entry(user=user, slug=slug)
 
 
-@database_sync_to_async
+@chat_database
 def _history(room_id: int, request: protocol.HistoryIn) -> tuple[list[dict[str, Any]], bool]:
     return selectors.message_history(
         room_id=room_id, before=request.before, after=request.after, limit=request.limit
     )
 
 
-@database_sync_to_async
+@chat_database
 def _post(room: Room, author: Any, message: protocol.MessageIn) -> tuple[dict[str, Any], bool]:
     return services.message_post(
         room=room,
@@ -50,7 +50,7 @@ def _post(room: Room, author: Any, message: protocol.MessageIn) -> tuple[dict[st
     )
 
 
-@database_sync_to_async
+@chat_database
 def _can_stay(user_id: int, room_id: int) -> bool:
     return access.can_stay(user_id=user_id, room_id=room_id)
 
@@ -81,8 +81,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a thread hop
-        # per client frame; here every ORM call is a database_sync_to_async helper,
-        # which does that itself in its own thread.
+        # per client frame; here every ORM call is a feeds.db helper, which tidies the
+        # connections itself in its own thread.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
