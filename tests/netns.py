@@ -16,15 +16,13 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 from django.db import connection
 
-from tests.servers import ROOT, test_database_url
+from tests.servers import Server, test_database_url
 
 PREFIX = "pulse-ho-"
 SERVER_PORT = 8000
@@ -117,51 +115,17 @@ def sweep_stale() -> None:
             remove(name)
 
 
-class NamespacedServer:
+class NamespacedServer(Server):
     """A server process (daphne or uvicorn, from serve.py's command line) inside the lab."""
 
     def __init__(self, lab: NetLab, command: list[str], *, env: dict[str, str], log: Path):
-        self.lab, self.command, self.env, self.log_path = lab, command, env, log
-        self.port = SERVER_PORT
+        self.lab, self.server_command, self.env, self.log_path = lab, command, env, log
+        self.host, self.port = lab.server_ip, SERVER_PORT
         self.process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.lab.server_ip}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.lab.server_ip}:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> NamespacedServer:
-        env = dict(os.environ, DATABASE_URL=local_database_url(), PYTHONUNBUFFERED="1", **self.env)
-        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+    def command(self) -> list[str]:
         # `ip netns exec` execs the command: the process is the server itself.
-        self.process = subprocess.Popen(
-            ["ip", "netns", "exec", self.lab.name, *self.command],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: see {self.log_path}")
-            try:
-                with socket.create_connection((self.lab.server_ip, self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server did not listen within {timeout} s: see {self.log_path}")
+        return ["ip", "netns", "exec", self.lab.name, *self.server_command]
 
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if getattr(self, "log", None):
-            self.log.close()
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ, DATABASE_URL=local_database_url(), PYTHONUNBUFFERED="1", **self.env)

@@ -36,7 +36,10 @@ def test_database_url() -> str:
 
 
 class Server:
-    """One daphne process serving config.asgi on 127.0.0.1:<port>."""
+    """One daphne process serving config.asgi on <host>:<port>. Subclasses change what runs
+    (`command`) and with what settings (`environment`); starting and stopping stay here."""
+
+    host = "127.0.0.1"
 
     def __init__(self, *, redis_url: str, log_path: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
@@ -47,41 +50,46 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> Server:
-        env = dict(os.environ)
-        env.update(
+    def command(self) -> list[str]:
+        command = daphne_command(host=self.host, port=self.port)
+        # Later flags win in argparse; the application stays last.
+        command[-1:-1] = list(self.extra_args)
+        return command
+
+    def environment(self) -> dict[str, str]:
+        return dict(
+            os.environ,
             DATABASE_URL=test_database_url(),
             REDIS_URL=self.redis_url,
             PYTHONUNBUFFERED="1",
         )
+
+    def start(self, timeout: float = 30.0) -> Server:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        command = daphne_command(host="127.0.0.1", port=self.port)
-        # Later flags win in argparse; the application stays last.
-        command[-1:-1] = list(self.extra_args)
         self.process = subprocess.Popen(
-            command,
+            self.command(),
             cwd=ROOT,
-            env=env,
+            env=self.environment(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited: see {self.log_path}")
+                raise RuntimeError(f"the server exited: see {self.log_path}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                with socket.create_connection((self.host, self.port), timeout=0.2):
                     return self
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"daphne did not listen on {self.port} within {timeout} s")
+        raise RuntimeError(f"the server did not listen on {self.port} within {timeout} s")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

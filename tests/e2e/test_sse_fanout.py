@@ -2,9 +2,7 @@
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
 import time
 
 import pytest
@@ -17,9 +15,8 @@ from notifications.hub import MAX_BUFFERED_BYTES
 from notifications.management.commands.serve import uvicorn_command
 from notifications.models import Notification
 from notifications.services import notifications_publish_bulk
-from tests import servers
 from tests.conftest import session_cookie
-from tests.servers import ROOT, Server, free_port
+from tests.servers import Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -40,26 +37,8 @@ def _notify(user, first: int, count: int) -> list[int]:
 class UvicornServer(Server):
     """Like tests.servers.Server, with uvicorn instead of daphne."""
 
-    def start(self, timeout: float = 30.0) -> Server:
-        self.port = free_port()
-        env = dict(os.environ, DATABASE_URL=servers.test_database_url(), REDIS_URL=self.redis_url)
-        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            uvicorn_command(host="127.0.0.1", port=self.port),
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"uvicorn did not listen on {self.port} within {timeout} s")
+    def command(self) -> list[str]:
+        return uvicorn_command(host=self.host, port=self.port)
 
 
 @pytest.fixture(scope="module")
