@@ -16,12 +16,11 @@ from tests.conftest import session_cookie
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-async def open_and_abort_sse(port: int, cookie: str, count: int, parallel: int = 50) -> int:
-    """Open `count` SSE streams over raw sockets, wait for stream-open, then reset each."""
-    request = (
-        f"GET /events/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
-        f"Cookie: sessionid={cookie}\r\n\r\n"
-    ).encode()
+async def open_and_abort(
+    port: int, request: bytes, *, status: bytes, ready: bytes, count: int, parallel: int = 50
+) -> int:
+    """Send `request` on `count` raw sockets, read until `ready` arrives after a `status`
+    answer, then reset each: no close frame, no FIN, as when a browser tab is killed."""
     opened = 0
     gate = asyncio.Semaphore(parallel)
 
@@ -31,47 +30,36 @@ async def open_and_abort_sse(port: int, cookie: str, count: int, parallel: int =
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(request)
             head = b""
-            while b"stream-open" not in head:
+            while ready not in head:
                 chunk = await asyncio.wait_for(reader.read(65536), 10)
                 assert chunk, head
                 head += chunk
-            assert head.startswith(b"HTTP/1.1 200")
+            assert head.startswith(b"HTTP/1.1 " + status)
             opened += 1
-            writer.transport.abort()  # a reset, not a polite close
+            writer.transport.abort()
 
     await asyncio.gather(*(one() for _ in range(count)))
     return opened
 
 
-async def open_and_abort_chat(
-    port: int, cookie: str, slug: str, count: int, parallel: int = 50
-) -> int:
-    """Open `count` chat sockets over raw sockets, wait for the welcome, then reset each."""
+async def open_and_abort_sse(port: int, cookie: str, count: int) -> int:
+    """Open `count` SSE streams, wait for stream-open, then reset each."""
+    request = (
+        f"GET /events/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
+        f"Cookie: sessionid={cookie}\r\n\r\n"
+    ).encode()
+    return await open_and_abort(port, request, status=b"200", ready=b"stream-open", count=count)
+
+
+async def open_and_abort_chat(port: int, cookie: str, slug: str, count: int) -> int:
+    """Open `count` chat sockets, wait for the welcome, then reset each."""
     request = (
         f"GET /ws/chat/{slug}/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         f"Origin: http://127.0.0.1:{port}\r\nCookie: sessionid={cookie}\r\n\r\n"
     ).encode()
-    opened = 0
-    gate = asyncio.Semaphore(parallel)
-
-    async def one() -> None:
-        nonlocal opened
-        async with gate:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(request)
-            head = b""
-            while b'"welcome"' not in head:
-                chunk = await asyncio.wait_for(reader.read(65536), 10)
-                assert chunk, head
-                head += chunk
-            assert head.startswith(b"HTTP/1.1 101")
-            opened += 1
-            writer.transport.abort()  # a reset: no close frame, no FIN
-
-    await asyncio.gather(*(one() for _ in range(count)))
-    return opened
+    return await open_and_abort(port, request, status=b"101", ready=b'"welcome"', count=count)
 
 
 async def gauges(client: httpx.AsyncClient) -> dict:
