@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 from django_eventstream.utils import add_default_headers, make_id
 
-from notifications.channels import can_read_channel, requested_channels
+from notifications.channels import can_read_channel, channels_for_user, requested_channels
 from notifications.http import json_error
 from notifications.hub import Connection, frames
 from notifications.sse import claim_stream
@@ -68,8 +68,9 @@ def events(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return json_error(403, "authentication required")
     channels = requested_channels(request)
-    # Only a client's own list is capped: the default one (their groups) is the server's.
-    if request.GET.getlist("channel") and len(channels) > MAX_CHANNELS:
+    # Only what a client adds to its defaults is capped: the defaults (one channel per group
+    # the user is in) are the server's, and a page such as /feed/ asks for them by name.
+    if len(set(channels).difference(channels_for_user(request.user))) > MAX_CHANNELS:
         return json_error(400, f"at most {MAX_CHANNELS} channels per stream")
     denied = [c for c in channels if not can_read_channel(request.user, c)]
     if denied:

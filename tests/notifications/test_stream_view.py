@@ -46,7 +46,7 @@ def test_parse_event_id():
         parse_event_id("user-1:5:6")
 
 
-def test_a_member_of_many_groups_still_gets_their_default_stream(alice, rf):
+def test_a_member_of_many_groups_gets_their_stream_and_the_feeds(alice, rf):
     from django.contrib.auth.models import Group
 
     from notifications.channels import requested_channels
@@ -59,7 +59,16 @@ def test_a_member_of_many_groups_still_gets_their_default_stream(alice, rf):
     assert len(requested_channels(request)) == 18
     client = Client()
     client.force_login(alice)
-    asked = "&".join(f"channel=group-{g.pk}" for g in alice.groups.all()[:11])
-    response = client.get(f"/events/?{asked}")
+    # /feed/ names all of them plus `activity`: a long list of one's own channels is fine
+    feed_page = client.get("/feed/")
+    assert feed_page.status_code == 200
+    own = feed_page.context["stream_channels"].split()
+    assert len(own) == 19
+    response = client.get("/events/?" + "&".join(f"channel={c}" for c in own))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    # what a client adds to its own channels is capped before any access check
+    foreign = "&".join(f"channel=group-{900 + i}" for i in range(11))
+    response = client.get(f"/events/?channel=user-{alice.pk}&{foreign}")
     assert response.status_code == 400
     assert "at most 10 channels" in response.json()["error"]
