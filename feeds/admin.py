@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin
 
 from feeds.models import Activity, Message, Room
@@ -12,6 +14,11 @@ class RoomAdmin(admin.ModelAdmin):
     filter_horizontal = ("members",)
     raw_id_fields = ("created_by",)
     readonly_fields = ("created_at",)
+
+    def save_model(self, request: Any, obj: Room, form: Any, change: bool) -> None:
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Message)

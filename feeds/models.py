@@ -35,7 +35,8 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages"
     )
     content = models.TextField(max_length=CONTENT_MAX)
-    # Set by clients so a resend after a reconnect is stored and broadcast once.
+    # Set by clients so a resend after a reconnect is stored and broadcast once; unique
+    # per author and room.
     client_msg_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -44,9 +45,9 @@ class Message(models.Model):
         indexes = [models.Index(fields=["room", "id"], name="message_room_id")]
         constraints = [
             models.UniqueConstraint(
-                fields=["author", "client_msg_id"],
+                fields=["room", "author", "client_msg_id"],
                 condition=~models.Q(client_msg_id=""),
-                name="message_unique_client_msg_id",
+                name="message_unique_room_client_msg_id",
             ),
         ]
 

@@ -55,10 +55,12 @@ def message_history(
     return [_row_payload(r) for r in page], len(rows) > limit
 
 
-def message_by_client_id(*, author_id: int, client_msg_id: str) -> dict[str, Any] | None:
-    """The message `author_id` already sent under `client_msg_id`, if any."""
+def message_by_client_id(
+    *, room_id: int, author_id: int, client_msg_id: str
+) -> dict[str, Any] | None:
+    """The message `author_id` already sent to the room under `client_msg_id`, if any."""
     message = (
-        Message.objects.filter(author_id=author_id, client_msg_id=client_msg_id)
+        Message.objects.filter(room_id=room_id, author_id=author_id, client_msg_id=client_msg_id)
         .select_related("author", "room")
         .first()
     )

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.text import slugify
 
@@ -62,12 +63,13 @@ def message_post(
 ) -> tuple[dict[str, Any], bool]:
     """Store a message, then broadcast it to the room after commit.
 
-    Returns (payload, created). A client_msg_id the author already used returns the
-    stored message with created=False, and nothing is stored or broadcast again.
+    Returns (payload, created). A client_msg_id the author already used in the room
+    returns the stored message with created=False, and nothing is stored or broadcast
+    again; reused for different content, it raises ValidationError (code "reused").
     """
     message_check(content=content)
     if client_msg_id:
-        existing = selectors.message_by_client_id(author_id=author.pk, client_msg_id=client_msg_id)
+        existing = _resent(room=room, author=author, content=content, client_msg_id=client_msg_id)
         if existing is not None:
             return existing, False
     try:
@@ -83,11 +85,23 @@ def message_post(
         # The same resend raced in on another connection: the unique constraint decided.
         if not client_msg_id:
             raise
-        existing = selectors.message_by_client_id(author_id=author.pk, client_msg_id=client_msg_id)
+        existing = _resent(room=room, author=author, content=content, client_msg_id=client_msg_id)
         if existing is None:
             raise
         return existing, False
     return payload, True
+
+
+def _resent(*, room: Room, author: Any, content: str, client_msg_id: str) -> dict[str, Any] | None:
+    existing = selectors.message_by_client_id(
+        room_id=room.pk, author_id=author.pk, client_msg_id=client_msg_id
+    )
+    if existing is not None and existing["content"] != content:
+        # A client bug (an id reused for another message): acking it would lose the message.
+        raise ValidationError(
+            "client_msg_id was already used for a different message", code="reused"
+        )
+    return existing
 
 
 def mentioned_usernames(content: str) -> set[str]:
@@ -103,17 +117,29 @@ def mentioned_usernames(content: str) -> set[str]:
     return names
 
 
+def _mentioned_user_ids(names: set[str]) -> set[int]:
+    # Usernames are case-sensitive (`Bob` and `bob` may both exist): a name is matched
+    # exactly, or else case-insensitively when exactly one user has it in some case.
+    User = get_user_model()
+    exact = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
+    ids = set(exact.values())
+    rest = {name.lower() for name in names if name not in exact}
+    if rest:
+        by_folded: dict[str, list[int]] = {}
+        folded = User.objects.annotate(folded=Lower("username")).filter(folded__in=rest)
+        for pk, name in folded.values_list("pk", "folded"):
+            by_folded.setdefault(name, []).append(pk)
+        ids.update(pks[0] for pks in by_folded.values() if len(pks) == 1)
+    return ids
+
+
 def message_notify_mentions(*, message: Message) -> list[Notification]:
     """Notify each user mentioned in `message` who can read its room (never the author)."""
     names = mentioned_usernames(message.content)
     if not names:
         return []
     User = get_user_model()
-    candidates = set(
-        User.objects.filter(username__in=names)
-        .exclude(pk=message.author_id)
-        .values_list("pk", flat=True)[:MENTIONS_MAX]
-    )
+    candidates = set(list(_mentioned_user_ids(names) - {message.author_id})[:MENTIONS_MAX])
     recipients = access.user_ids_who_can_see(message.room, candidates)
     if not recipients:
         return []
@@ -141,9 +167,12 @@ async def typing_announce(*, room_id: int, user_id: int, username: str) -> bool:
     return True
 
 
-def user_chat_sockets_close(*, user_id: int) -> None:
-    """Close all of the user's chat sockets on every process once this commits."""
-    events.user_sockets_close_on_commit(user_id=user_id, code=protocol.CLOSE_SIGNED_OUT)
+def user_chat_sockets_close(*, user_id: int, session_key: str = "") -> None:
+    """Close the user's chat sockets on every process once this commits: only those of
+    `session_key` when given (a logout), else all (the user's credentials changed)."""
+    events.user_sockets_close_on_commit(
+        user_id=user_id, code=protocol.CLOSE_SIGNED_OUT, session_key=session_key
+    )
 
 
 def room_access_changed(*, room_id: int) -> None:

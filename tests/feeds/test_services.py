@@ -13,6 +13,7 @@ from feeds import fanout, selectors, services
 from feeds.models import Message, Room
 from feeds.outbox import Outbox
 from notifications.models import Notification
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,7 @@ def test_a_repeated_client_msg_id_returns_the_stored_message(room, alice, bob):
         room=room, author=alice, content="once", client_msg_id="abc"
     )
     again, created_again = services.message_post(
-        room=room, author=alice, content="changed", client_msg_id="abc"
+        room=room, author=alice, content="once", client_msg_id="abc"
     )
     assert (created, created_again) == (True, False)
     assert again == first
@@ -63,6 +64,24 @@ def test_a_repeated_client_msg_id_returns_the_stored_message(room, alice, bob):
     _, bobs = services.message_post(room=room, author=bob, content="mine", client_msg_id="abc")
     assert bobs is True
     assert Message.objects.count() == 2
+
+
+def test_a_client_msg_id_is_unique_per_room_not_per_author(room, alice):
+    other = Room.objects.create(slug="other", title="Other")
+    first, _ = services.message_post(room=room, author=alice, content="a", client_msg_id="x")
+    second, created = services.message_post(
+        room=other, author=alice, content="b", client_msg_id="x"
+    )
+    assert created and second["room"] == "other" and second["id"] != first["id"]
+    assert Message.objects.filter(client_msg_id="x").count() == 2
+
+
+def test_a_client_msg_id_reused_for_other_content_is_refused(room, alice):
+    services.message_post(room=room, author=alice, content="a", client_msg_id="x")
+    with pytest.raises(ValidationError) as refused:
+        services.message_post(room=room, author=alice, content="b", client_msg_id="x")
+    assert refused.value.code == "reused"
+    assert Message.objects.count() == 1
 
 
 def test_a_resend_racing_the_original_is_caught_by_the_constraint(room, alice, monkeypatch):
@@ -117,6 +136,17 @@ def test_mentions_notify_readers_once_but_not_the_author(room, alice, bob, charl
     assert [(n.recipient, n.actor, n.target) for n in notes] == [(bob, alice, message)]
     assert notes[0].body == "@bob @bob @alice @charlie @nobody look"
     assert notes[0].url == f"/chat/general/#m{message.pk}"
+
+
+def test_a_mention_in_another_case_notifies_only_an_unambiguous_user(room, alice, bob):
+    Message.objects.create(room=room, author=alice, content="hi @Bob")
+    assert [n.recipient for n in Notification.objects.all()] == [bob]
+    Notification.objects.all().delete()
+    big_bob = make_user("BOB")
+    Message.objects.create(room=room, author=alice, content="hi @Bob")  # bob or BOB?
+    assert Notification.objects.count() == 0
+    Message.objects.create(room=room, author=alice, content="hi @BOB and @bob")
+    assert {n.recipient for n in Notification.objects.all()} == {bob, big_bob}
 
 
 def test_a_room_slug_comes_from_the_title(alice):

@@ -116,6 +116,23 @@ def test_a_blank_title_is_refused_with_a_message(rooms, alice):
     assert Room.objects.count() == 3
 
 
+def test_a_title_over_the_maximum_length_is_refused_with_a_message(rooms, alice):
+    response = logged_in(alice).post("/chat/", {"title": "x" * 101})
+    assert response.status_code == 400
+    assert b"Ensure this value has at most 100 characters (it has 101)." in response.content
+    assert Room.objects.count() == 3
+
+
+def test_a_room_added_in_the_admin_is_created_by_the_admin(rooms, django_user_model):
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw-12345678")
+    client = Client()
+    client.force_login(admin)
+    data = {"title": "Staff", "slug": "staff", "members": [], "is_private": ""}
+    response = client.post("/admin/feeds/room/add/", data)
+    assert response.status_code == 302, response.content[:2000]
+    assert Room.objects.get(slug="staff").created_by == admin
+
+
 def test_the_room_list_query_count_does_not_grow_with_rooms(
     rooms, alice, django_assert_num_queries
 ):
