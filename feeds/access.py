@@ -38,6 +38,11 @@ def can_stay(*, user_id: int, room_id: int) -> bool:
     return user is not None and rooms_visible_to(user).filter(pk=room_id).exists()
 
 
+def user_is_active(*, user_id: int) -> bool:
+    """Whether the user still exists and is active (fresh from the DB)."""
+    return get_user_model().objects.filter(pk=user_id, is_active=True).exists()
+
+
 def user_ids_who_can_see(room: Room, user_ids: set[int]) -> set[int]:
     """The subset of `user_ids` that are active and may read `room`."""
     users = get_user_model().objects.filter(pk__in=user_ids, is_active=True)

@@ -18,8 +18,10 @@ def _on_message_saved(sender: Any, instance: Message, created: bool, **kw: Any) 
 
 
 def _on_logged_out(sender: Any, request: Any, user: Any, **kw: Any) -> None:
+    # Only that session ends: the user's other devices stay signed in.
     if user is not None:
-        services.user_chat_sockets_close(user_id=user.pk)
+        session_key = getattr(getattr(request, "session", None), "session_key", None) or ""
+        services.user_chat_sockets_close(user_id=user.pk, session_key=session_key)
 
 
 def _on_credentials_changed(sender: Any, user: Any, **kw: Any) -> None:

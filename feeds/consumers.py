@@ -18,6 +18,7 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.core.exceptions import ValidationError
 
 from feeds import access, fanout, presence, protocol, ratelimit, selectors, services
 from feeds.db import chat_database
@@ -41,18 +42,28 @@ def _history(room_id: int, request: protocol.HistoryIn) -> tuple[list[dict[str, 
 
 @chat_database
 def _post(room: Room, author: Any, message: protocol.MessageIn) -> tuple[dict[str, Any], bool]:
-    return services.message_post(
-        room=room,
-        author=author,
-        content=message.content,
-        client_msg_id=message.client_msg_id,
-        client_fields=message.client_fields,
-    )
+    try:
+        return services.message_post(
+            room=room,
+            author=author,
+            content=message.content,
+            client_msg_id=message.client_msg_id,
+            client_fields=message.client_fields,
+        )
+    except ValidationError as exc:
+        raise protocol.FrameError(
+            protocol.INVALID, " ".join(exc.messages), client_msg_id=message.client_msg_id
+        ) from None
 
 
 @chat_database
 def _can_stay(user_id: int, room_id: int) -> bool:
     return access.can_stay(user_id=user_id, room_id=room_id)
+
+
+@chat_database
+def _is_active(user_id: int) -> bool:
+    return access.user_is_active(user_id=user_id)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -63,6 +74,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     user: Any = None
     outbox: Outbox | None = None
     conn_id = ""
+    session_key = ""
     # An idle socket holds a timer, not a sleeping task; the beat itself is a short task.
     _heartbeat: asyncio.TimerHandle | asyncio.Task[None] | None = None
     _rechecks: set[asyncio.Task[None]] | None = None  # created by the first recheck
@@ -97,6 +109,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept(): daphne answers the handshake with 403
             return
         self.room, self.user, self.conn_id = room, user, uuid.uuid4().hex
+        session = self.scope.get("session")
+        self.session_key = (session.session_key if session is not None else None) or ""
         await self.accept()
         self.outbox = Outbox(self.base_send, user_id=user.pk, on_control=self._control, held=True)
         try:
@@ -114,7 +128,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             fanout.hub().leave(self.outbox)  # a crashed consumer gets no disconnect()
             raise
         history, _ = protocol.fit_history(history, keep_newest=True)
-        online = await presence.online(room_id=room.pk)
+        # The diffs' baseline, not the live set (see presence.announced); the user is in
+        # the next diff if not in this one, and adding a name twice changes nothing.
+        online = sorted({*await presence.announced(room_id=room.pk), user.username})
         welcome = protocol.welcome(
             room=room.slug, user=user.username, history=history, online=online
         )
@@ -140,9 +156,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._heartbeat = asyncio.get_running_loop().call_later(delay, self._beat)
 
     def _beat(self) -> None:
-        task = asyncio.get_running_loop().create_task(presence.heartbeat(**self._presence_id()))
+        task = asyncio.get_running_loop().create_task(self._beat_once())
         task.add_done_callback(self._beaten)
         self._heartbeat = task
+
+    async def _beat_once(self) -> None:
+        await presence.heartbeat(**self._presence_id())
+        # Deactivation by QuerySet.update() sends no signal: notice it within a beat.
+        if not await _is_active(self.user.pk):
+            self.outbox.close(protocol.CLOSE_SIGNED_OUT)
 
     def _beaten(self, task: asyncio.Task[None]) -> None:
         if task is not self._heartbeat or task.cancelled():
@@ -185,9 +207,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise refused
             await self._handlers[kind](self, data)
         except protocol.FrameError as exc:
-            await self.send_frame(
-                protocol.error(exc.code, exc.message, client_msg_id=exc.client_msg_id)
-            )
+            await self._refuse(exc)
+        except Exception:
+            # A database error, a room deleted mid-send: this frame failed, the socket and
+            # the client's other frames need not.
+            logger.exception("chat frame %r from user %s failed", kind, self.user.pk)
+            await self._refuse(protocol.unavailable(data))
+
+    async def _refuse(self, exc: protocol.FrameError) -> None:
+        await self.send_frame(
+            protocol.error(exc.code, exc.message, client_msg_id=exc.client_msg_id)
+        )
 
     async def on_message(self, data: dict[str, Any]) -> None:
         message = protocol.message_in(data)
@@ -223,7 +253,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def _control(self, kind: str, arg: str) -> None:
         if kind == fanout.CLOSE:
-            self.outbox.close(int(arg))
+            code, _, session_key = arg.partition(":")
+            if not session_key or session_key == self.session_key:
+                self.outbox.close(int(code))
         elif kind == fanout.RECHECK and not self.closing:
             task = asyncio.get_running_loop().create_task(self._recheck())
             if self._rechecks is None:

@@ -48,10 +48,12 @@ async def presence_broadcast(*, room_id: int, joined: list[str], left: list[str]
     )
 
 
-def user_sockets_close_on_commit(*, user_id: int, code: int) -> None:
-    """Close every chat socket of the user, on every process (logout, deactivation)."""
+def user_sockets_close_on_commit(*, user_id: int, code: int, session_key: str = "") -> None:
+    """Close the user's chat sockets on every process: those opened with `session_key`
+    (a logout), or all of them without one (password change, deactivation)."""
+    arg = f"{code}:{session_key}" if session_key else code
     transaction.on_commit(
-        lambda: fanout.publish(fanout.user_channel(user_id), fanout.envelope(fanout.CLOSE, code)),
+        lambda: fanout.publish(fanout.user_channel(user_id), fanout.envelope(fanout.CLOSE, arg)),
         robust=True,
     )
 

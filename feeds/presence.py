@@ -142,6 +142,20 @@ async def online(*, room_id: int) -> list[str]:
         return []
 
 
+async def announced(*, room_id: int) -> list[str]:
+    """Usernames the room was last told are online (the baseline of the next diff), sorted.
+
+    A welcome lists these, not the live connections: someone who joins and leaves
+    between two flushes is in neither diff, so a welcome listing them would keep them
+    forever.
+    """
+    try:
+        return sorted(await async_client().smembers(_keys(room_id)[1]))
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("presence read for room %s failed: %s", room_id, exc)
+        return []
+
+
 def online_counts(room_ids: list[int]) -> dict[int, int]:
     """How many people are in each room (for listings; a sync client for views)."""
     if not room_ids:

@@ -7,6 +7,7 @@ input it has not validated and bad input never reaches the database (docs/chat-p
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,9 @@ BAD_JSON = "bad_json"
 UNKNOWN_TYPE = "unknown_type"
 INVALID = "invalid"
 RATE_LIMITED = "rate_limited"
+# The server failed to handle a frame (a database error, say); the frame had no effect
+# beyond what a retry with the same client_msg_id deduplicates.
+UNAVAILABLE = "unavailable"
 
 CLIENT_TYPES = ("message", "history", "typing", "join")
 # Fields the server sets in a broadcast, whatever the client sent under those names.
@@ -77,12 +81,21 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    # `1e400` is valid JSON but parses as inf, which would be echoed as `Infinity`:
+    # not JSON, so browsers would drop the room's broadcast.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
 def parse(text: str | None) -> dict[str, Any]:
     """Decode one client frame into a JSON object, or raise FrameError(bad_json)."""
     if text is None:
         raise FrameError(BAD_JSON, "frames must be JSON text, not binary")
     try:
-        data = json.loads(text, parse_constant=_no_constants)
+        data = json.loads(text, parse_constant=_no_constants, parse_float=_finite_float)
     except (ValueError, RecursionError):
         raise FrameError(BAD_JSON, "frame is not valid JSON") from None
     if not isinstance(data, dict):
@@ -164,11 +177,26 @@ def message_in(data: dict[str, Any]) -> MessageIn:
     return MessageIn(content, client_msg_id, _extra_fields(data, client_msg_id))
 
 
-def rate_limited(data: dict[str, Any]) -> FrameError:
-    """The refusal of a frame over the rate limit, naming the message it drops."""
+def _named_message(data: dict[str, Any]) -> str:
     value = data.get("client_msg_id")
     ok = isinstance(value, str) and len(value) <= CLIENT_MSG_ID_MAX
-    return FrameError(RATE_LIMITED, "too many frames: slow down", client_msg_id=value if ok else "")
+    return value if ok else ""
+
+
+def rate_limited(data: dict[str, Any]) -> FrameError:
+    """The refusal of a frame over the rate limit, naming the message it drops."""
+    return FrameError(
+        RATE_LIMITED, "too many frames: slow down", client_msg_id=_named_message(data)
+    )
+
+
+def unavailable(data: dict[str, Any]) -> FrameError:
+    """The reply to a frame the server failed to handle, naming the message it concerns."""
+    return FrameError(
+        UNAVAILABLE,
+        "the server could not handle this frame; try again",
+        client_msg_id=_named_message(data),
+    )
 
 
 def _message_id(data: dict[str, Any], name: str) -> int | None:
@@ -195,7 +223,7 @@ def history_in(data: dict[str, Any]) -> HistoryIn:
 
 
 def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"))
+    return json.dumps(frame, separators=(",", ":"), allow_nan=False)
 
 
 def now_ms() -> int:

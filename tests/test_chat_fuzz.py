@@ -55,7 +55,24 @@ frame = st.one_of(
     st.text(max_size=200),
     st.binary(max_size=100),
     st.sampled_from(['{"type": "message", "content": NaN}', "[]", "null", '{"type": 1}', "{"]),
+    # Out-of-range floats: valid JSON that Python reads as inf.
+    st.builds(
+        lambda exp, name: (
+            json.dumps({"type": "message", "content": "hi"})[:-1] + f', "{name}": {exp}}}'
+        ),
+        st.sampled_from(["1e400", "-1e309", "1.5E999", "[1e400]"]),
+        st.sampled_from(["x", "limit", "before"]),
+    ),
 )
+
+
+def _strict_json(text: str) -> dict:
+    """Parse a reply as a browser would: `Infinity` and `NaN` are not JSON."""
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"the server sent {name}, which is not JSON: {text[:200]}")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 async def roundtrip(frames: list[str | bytes], cookie: str, replies: list[dict]) -> None:
@@ -76,7 +93,7 @@ async def roundtrip(frames: list[str | bytes], cookie: str, replies: list[dict])
             while True:
                 output = await socket.receive_output(timeout=5)
                 assert output["type"] == "websocket.send", output  # never a close
-                reply = json.loads(output["text"])
+                reply = _strict_json(output["text"])
                 replies.append(reply)
                 if reply["type"] == "ack" and reply.get("for") == "join":
                     break

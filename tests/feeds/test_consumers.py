@@ -7,9 +7,10 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import OperationalError
 from django.test import Client
 
-from feeds import presence, protocol
+from feeds import presence, protocol, services
 from feeds.models import CONTENT_MAX, Message, Room
 from notifications.models import Notification
 from tests.conftest import session_cookie
@@ -24,10 +25,10 @@ def make_room(slug: str = "general", *, private: bool = False, members=()) -> Ro
     return room
 
 
-def log_out(user) -> None:
+def log_out(session_key: str) -> None:
     client = Client()
-    client.force_login(user)
-    client.logout()  # sends user_logged_out, as the logout view does
+    client.cookies["sessionid"] = session_key
+    client.logout()  # sends user_logged_out with that session, as the logout view does
 
 
 def post(room: Room, author, content: str) -> Message:
@@ -181,6 +182,78 @@ def _content_is(content: str):
     return lambda f: f["type"] == "broadcast" and f["data"]["content"] == content
 
 
+async def test_client_fields_cannot_override_the_stored_message(memory_layer, alice):
+    await sync_to_async(make_room)("general")
+    await sync_to_async(make_room)("other")
+    socket, _ = await join("general", alice)
+    forged = {"id": 1, "room": "other", "created_at": "1970-01-01T00:00:00+00:00"}
+    await socket.send_json_to({"type": "message", "content": "real", **forged})
+    data = (await next_frame(socket, "broadcast"))["data"]
+    stored = await sync_to_async(Message.objects.select_related("room").get)(pk=data["id"])
+    assert (data["room"], data["content"], data["created_at"]) == (
+        "general",
+        "real",
+        stored.created_at.isoformat(),
+    )
+    assert (stored.room.slug, stored.content) == ("general", "real")
+    # `content` is the stored (trimmed) text, never an extra copy of the client's
+    await socket.send_json_to({"type": "message", "content": "  padded  "})
+    assert (await next_frame(socket, "broadcast"))["data"]["content"] == "padded"
+    await socket.disconnect()
+
+
+async def test_a_client_msg_id_is_per_room(memory_layer, alice):
+    await sync_to_async(make_room)("general")
+    await sync_to_async(make_room)("other")
+    general, _ = await join("general", alice)
+    other, _ = await join("other", alice)
+    await general.send_json_to({"type": "message", "content": "one", "client_msg_id": "c-1"})
+    first = (await next_frame(general, "broadcast"))["data"]
+    await other.send_json_to({"type": "message", "content": "two", "client_msg_id": "c-1"})
+    second = (await next_frame(other, "broadcast"))["data"]
+    assert (second["room"], second["content"]) == ("other", "two")
+    assert second["id"] != first["id"]
+    await general.disconnect()
+    await other.disconnect()
+
+
+async def test_a_client_msg_id_reused_for_other_content_is_refused(memory_layer, alice):
+    await sync_to_async(make_room)()
+    socket, _ = await join("general", alice)
+    await socket.send_json_to({"type": "message", "content": "one", "client_msg_id": "c-1"})
+    await next_frame(socket, "broadcast")
+    await socket.send_json_to({"type": "message", "content": "two", "client_msg_id": "c-1"})
+    frame = await next_frame(socket)
+    assert (frame["type"], frame["code"], frame["client_msg_id"]) == ("error", "invalid", "c-1")
+    assert await sync_to_async(Message.objects.count)() == 1
+    await socket.disconnect()
+
+
+async def test_a_failing_frame_gets_unavailable_and_the_socket_stays_usable(
+    memory_layer, alice, monkeypatch, caplog
+):
+    await sync_to_async(make_room)()
+    socket, _ = await join("general", alice)
+
+    def broken(**kw):
+        raise OperationalError("database is locked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(services, "message_post", broken)
+        await socket.send_json_to({"type": "message", "content": "hi", "client_msg_id": "c-1"})
+        frame = await next_frame(socket)
+    assert frame == {
+        "type": "error",
+        "code": protocol.UNAVAILABLE,
+        "message": frame["message"],
+        "client_msg_id": "c-1",
+    }
+    assert [r.levelname for r in caplog.records if "failed" in r.getMessage()] == ["ERROR"]
+    await socket.send_json_to({"type": "message", "content": "hi", "client_msg_id": "c-1"})
+    assert (await next_frame(socket, "broadcast"))["data"]["content"] == "hi"
+    await socket.disconnect()
+
+
 async def test_join_is_acknowledged_and_cannot_change_identity(memory_layer, alice):
     await sync_to_async(make_room)()
     socket, _ = await join("general", alice)
@@ -240,6 +313,9 @@ BAD_FRAMES = [
     ("not json", protocol.BAD_JSON),
     ("[1, 2]", protocol.BAD_JSON),
     ('{"type": "message", "content": NaN}', protocol.BAD_JSON),
+    # Valid JSON, but a float this large is inf, which would be echoed as `Infinity`.
+    ('{"type": "message", "content": "hi", "x": 1e400}', protocol.BAD_JSON),
+    ('{"type": "message", "content": "hi", "x": -1e309}', protocol.BAD_JSON),
     ("[" * 5000 + "]" * 5000, protocol.BAD_JSON),
     ('{"content": "no type"}', protocol.INVALID),
     ('{"type": "shout"}', protocol.UNKNOWN_TYPE),
@@ -304,16 +380,21 @@ async def test_a_flood_is_rate_limited_then_closed_with_4008(memory_layer, alice
 # ---------------------------------------------------------------- sessions and access
 
 
-async def test_logout_closes_the_users_sockets(memory_layer, alice, bob):
+async def test_logout_closes_the_sockets_of_that_session_only(memory_layer, alice, bob):
     await sync_to_async(make_room)()
-    a, _ = await join("general", alice)
+    laptop, phone = [await sync_to_async(session_cookie)(alice) for _ in range(2)]
+    a, _ = await join("general", alice, cookie=laptop)
+    other_device, _ = await join("general", alice, cookie=phone)
     b, _ = await join("general", bob)
-    await sync_to_async(log_out)(alice)
+    await sync_to_async(log_out)(laptop)
     assert await closed_with(a) == protocol.CLOSE_SIGNED_OUT
-    await b.send_json_to({"type": "join"})
-    assert (await next_frame(b, "ack"))["user"] == "bob"  # bob is still connected
-    await a.disconnect()
-    await b.disconnect()
+    for socket, user in ((other_device, "alice"), (b, "bob")):  # still connected
+        await socket.send_json_to({"type": "join"})
+        assert (await next_frame(socket, "ack"))["user"] == user
+    await other_device.send_json_to({"type": "message", "content": "still here"})
+    assert (await next_frame(other_device, "broadcast"))["data"]["content"] == "still here"
+    for socket in (a, other_device, b):
+        await socket.disconnect()
 
 
 async def test_deactivation_closes_the_users_sockets(memory_layer, alice):
@@ -322,6 +403,18 @@ async def test_deactivation_closes_the_users_sockets(memory_layer, alice):
     alice.is_active = False
     await sync_to_async(alice.save)()
     assert await closed_with(a) == protocol.CLOSE_SIGNED_OUT
+    await a.disconnect()
+
+
+async def test_deactivation_by_update_closes_the_users_sockets_within_a_heartbeat(
+    memory_layer, alice, monkeypatch
+):
+    monkeypatch.setattr(presence, "HEARTBEAT_SECONDS", 0.2)
+    await sync_to_async(make_room)()
+    a, _ = await join("general", alice)
+    # QuerySet.update() sends no post_save: only the heartbeat's re-check notices.
+    await sync_to_async(type(alice).objects.filter(pk=alice.pk).update)(is_active=False)
+    assert await closed_with(a, timeout=3) == protocol.CLOSE_SIGNED_OUT
     await a.disconnect()
 
 
@@ -353,6 +446,7 @@ async def test_presence_diffs_follow_users_not_tabs(redis_layer, alice, bob, cha
     await sync_to_async(make_room)()
     watcher, welcome = await join("general", bob)
     assert welcome["online"] == ["bob"]
+    await frames_until(watcher, lambda f: "bob" in f.get("joined", []))
     tab1, w1 = await join("general", alice)
     tab2, _ = await join("general", alice)
     assert w1["online"] == ["alice", "bob"]
@@ -366,6 +460,22 @@ async def test_presence_diffs_follow_users_not_tabs(redis_layer, alice, bob, cha
     left = await frames_until(watcher, lambda f: f["type"] == "presence" and f["left"])
     assert left[-1] == {"type": "presence", "joined": [], "left": ["alice"]}
     await c.disconnect()
+    await watcher.disconnect()
+
+
+async def test_welcome_online_and_the_diffs_after_it_add_up_to_who_is_there(
+    redis_layer, bob, monkeypatch
+):
+    monkeypatch.setattr(presence, "COALESCE_MS", 300)  # one flush window to act in
+    room = await sync_to_async(make_room)()
+    # Someone joins and leaves between two flushes, while bob's welcome is built:
+    await presence.enter(room_id=room.pk, username="ghost", conn_id="g")
+    watcher, welcome = await join("general", bob)
+    await presence.leave(room_id=room.pk, username="ghost", conn_id="g")
+    online = set(welcome["online"])
+    diffs = await frames_until(watcher, lambda f: f["type"] == "presence")
+    online = (online | set(diffs[-1]["joined"])) - set(diffs[-1]["left"])
+    assert online == {"bob"}
     await watcher.disconnect()
 
 
