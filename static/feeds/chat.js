@@ -13,7 +13,10 @@ WS_URL.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
 const CONTENT_MAX = 2000;
 const TYPING_SEND_MS = 1500;
 const TYPING_SHOW_MS = 4000;
+// Shared by the room's tabs: each merges its own entries in (see savePending).
 const PENDING_KEY = `pulse-chat-pending:${ME}:${ROOM}`;
+const RETRY_AFTER_MS = { rate_limited: 3000, unavailable: 2000 };
+const NOTICE_MS = 6000;
 const CLOSE_SIGNED_OUT = 4001;
 const CLOSE_ACCESS_REVOKED = 4003;
 const CLOSE_RATE_LIMITED = 4008;
@@ -30,6 +33,8 @@ const input = document.getElementById("chat-input");
 const counter = document.getElementById("chat-count");
 const onlineList = document.getElementById("chat-online");
 const onlineCount = document.getElementById("chat-online-count");
+const jumpButton = document.getElementById("chat-jump");
+const notice = document.getElementById("chat-notice");
 
 let socket = null;
 let attempts = 0;
@@ -42,7 +47,9 @@ let hashShown = false;
 const shown = new Set();
 const online = new Set();
 const typers = new Map(); // username -> timer
-const pending = new Map(loadPending()); // client_msg_id -> {content, failed, reason}
+const pending = new Map(loadPending()); // client_msg_id -> {content, failed, reason, retried}
+const dropped = new Set(); // ids this tab resolved: to remove from the shared store
+let noticeTimer = null;
 
 // ---------------------------------------------------------------- helpers
 
@@ -101,6 +108,16 @@ function nearBottom() {
 
 function scrollToBottom() {
   log.scrollTop = log.scrollHeight;
+  jumpButton.hidden = true;
+}
+
+function showNotice(text) {
+  notice.textContent = text;
+  notice.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => {
+    notice.hidden = true;
+  }, NOTICE_MS);
 }
 
 function setStatus(state, text) {
@@ -138,6 +155,7 @@ function showMessage(m, { animate = false } = {}) {
   if (shown.has(m.id)) return;
   shown.add(m.id);
   const stick = nearBottom();
+  const newest = m.id > lastSeenId;
   const node = messageNode(m);
   if (animate) node.classList.add("arriving");
   let next = list.querySelector("li.msg.pending"); // unsent messages stay last
@@ -153,8 +171,12 @@ function showMessage(m, { animate = false } = {}) {
   lastSeenId = Math.max(lastSeenId, m.id);
   oldestId = oldestId === null ? m.id : Math.min(oldestId, m.id);
   empty.hidden = true;
-  if (m.user === ME && m.client_msg_id) resolvePending(m.client_msg_id);
-  if (stick || m.user === ME) scrollToBottom();
+  const mineNow = m.user === ME && m.client_msg_id && pending.has(m.client_msg_id);
+  if (mineNow) resolvePending(m.client_msg_id);
+  // New messages are followed only by a reader already at the bottom (and one's own just
+  // sent); a reader who scrolled up to read gets a button instead of being yanked down.
+  if (stick || (mineNow && animate)) scrollToBottom();
+  else if (newest) jumpButton.hidden = false;
 }
 
 function showOlder(messages) {
@@ -184,9 +206,16 @@ function loadPending() {
   }
 }
 
+// Read, merge, write: another tab of the room may have stored its own unsent messages
+// since, and they must survive this tab's save. A message adopted by two tabs is sent by
+// both with one client_msg_id, which the server stores once.
 function savePending() {
   try {
-    if (pending.size) window.localStorage.setItem(PENDING_KEY, JSON.stringify([...pending]));
+    const merged = new Map(loadPending());
+    for (const id of dropped) merged.delete(id);
+    for (const [id, entry] of pending) merged.set(id, entry);
+    dropped.clear();
+    if (merged.size) window.localStorage.setItem(PENDING_KEY, JSON.stringify([...merged]));
     else window.localStorage.removeItem(PENDING_KEY);
   } catch {
     // storage full or disabled: unsent messages then live as long as the tab
@@ -221,7 +250,6 @@ function renderPending(id) {
     if (entry.retry) state.append(actionButton("Retry", () => retryPending(id)));
     state.append(actionButton("Discard", () => resolvePending(id)));
   }
-  scrollToBottom();
 }
 
 function actionButton(label, onClick) {
@@ -233,8 +261,20 @@ function actionButton(label, onClick) {
 
 function resolvePending(id) {
   if (!pending.delete(id)) return;
+  dropped.add(id);
   document.getElementById(`pending-${id}`)?.remove();
   savePending();
+}
+
+// A refusal that may pass later (rate_limited, unavailable) is retried once by itself.
+function retryLater(id, code) {
+  const entry = pending.get(id);
+  if (!entry) return;
+  entry.retried = true;
+  savePending();
+  setTimeout(() => {
+    if (pending.get(id) === entry && !entry.failed) transmit(id);
+  }, RETRY_AFTER_MS[code]);
 }
 
 function failPending(id, reason, retry) {
@@ -265,6 +305,7 @@ function sendMessage(content) {
   pending.set(id, { content, failed: false });
   savePending();
   renderPending(id);
+  scrollToBottom(); // the writer wants to see what they sent
   transmit(id); // if the socket is down, the next welcome sends it
 }
 
@@ -332,7 +373,7 @@ const handlers = {
       requestHistory({ after: previous });
     } else {
       resendPending();
-      scrollToBottom();
+      if (first) scrollToBottom();
     }
     revealHash();
   },
@@ -368,9 +409,11 @@ const handlers = {
     renderOnline();
   },
   error(frame) {
-    if (frame.client_msg_id && pending.has(frame.client_msg_id)) {
-      const retry = frame.code === "rate_limited";
-      failPending(frame.client_msg_id, retry ? "you are sending too fast" : frame.message, retry);
+    const id = frame.client_msg_id;
+    if (id && pending.has(id)) {
+      const transient = Object.hasOwn(RETRY_AFTER_MS, frame.code);
+      if (transient && !pending.get(id).retried) return retryLater(id, frame.code);
+      failPending(id, frame.code === "rate_limited" ? "you are sending too fast" : frame.message, transient);
     } else if (frame.code === "rate_limited" && historyQuery) {
       // A long backfill can outrun the frame budget: ask for the same page again shortly.
       const query = historyQuery;
@@ -378,7 +421,7 @@ const handlers = {
     } else if (frame.code === "rate_limited") {
       typingEl.textContent = "Slow down: you are sending too fast.";
     } else {
-      console.warn("chat error", frame.code, frame.message);
+      showNotice(`The server refused a request: ${frame.message}`);
     }
   },
 };
@@ -509,6 +552,11 @@ input.addEventListener("input", () => {
   }
 });
 
+jumpButton.addEventListener("click", scrollToBottom);
+log.addEventListener("scroll", () => {
+  if (nearBottom()) jumpButton.hidden = true;
+});
+
 olderButton.addEventListener("click", () => {
   if (oldestId === null) return;
   olderButton.disabled = true;
@@ -516,4 +564,5 @@ olderButton.addEventListener("click", () => {
 });
 
 for (const id of pending.keys()) renderPending(id);
+scrollToBottom();
 connect();

@@ -121,3 +121,111 @@ async def test_the_room_list_shows_live_counts_and_creates_rooms(server, alice):
         await expect(page.locator(".chat-title h1")).to_have_text("#Design <review>")
         await expect(page.locator("#chat-status")).to_have_text("Live")
         await expect(page.locator("#chat-empty")).to_be_visible()
+
+
+async def test_someone_typing_is_shown_then_expires_without_a_message(server, alice, bob):
+    await sync_to_async(Room.objects.create)(slug="lobby", title="Lobby")
+    async with chromium() as browser:
+        a = await open_room(browser, server.url, "alice", "lobby")
+        b = await open_room(browser, server.url, "bob", "lobby")
+        await a.locator("#chat-input").press_sequentially("Hel")
+        await expect(b.locator("#chat-typing")).to_have_text("alice is typing…")
+        # alice stops typing and sends nothing: the indicator goes after about 4 s
+        await expect(b.locator("#chat-typing")).to_have_text("", timeout=8000)
+
+
+async def test_a_reader_scrolled_up_is_not_pulled_down_and_gets_a_button(server, alice, bob):
+    room = await sync_to_async(Room.objects.create)(slug="lobby", title="Lobby")
+    await sync_to_async(Message.objects.bulk_create)(
+        [Message(room=room, author=bob, content=f"old {i}") for i in range(40)]
+    )
+    async with chromium() as browser:
+        a = await open_room(browser, server.url, "alice", "lobby")
+        b = await open_room(browser, server.url, "bob", "lobby")
+        await expect(b.locator("#chat-jump")).to_be_hidden()
+        await b.locator("#chat-log").evaluate("log => { log.scrollTop = 0; }")
+        await a.locator("#chat-input").fill("something new")
+        await a.locator("#chat-input").press("Enter")
+        await expect(b.locator(".msg-body").last).to_have_text("something new")
+        await expect(b.locator("#chat-jump")).to_be_visible()
+        assert await b.locator("#chat-log").evaluate("log => log.scrollTop") == 0
+        await b.locator("#chat-jump").click()
+        await expect(b.locator("#chat-jump")).to_be_hidden()
+        at_bottom = "log => log.scrollHeight - log.scrollTop - log.clientHeight < 80"
+        assert await b.locator("#chat-log").evaluate(at_bottom)
+
+
+# Keeps the page's sockets reachable, to send what the page's own UI never would.
+CAPTURE_SOCKETS = """
+window.__sockets = [];
+window.WebSocket = class extends window.WebSocket {
+  constructor(...args) { super(...args); window.__sockets.push(this); }
+};
+"""
+
+
+async def test_an_error_about_no_message_is_shown_to_the_user(server, alice):
+    await sync_to_async(Room.objects.create)(slug="lobby", title="Lobby")
+    async with chromium() as browser:
+        context = await browser.new_context()
+        await context.add_init_script(CAPTURE_SOCKETS)
+        page = await context.new_page()
+        await log_in(page, server.url, "alice")
+        await page.goto(f"{server.url}/chat/lobby/")
+        await expect(page.locator("#chat-status")).to_have_text("Live")
+        await page.evaluate(
+            "window.__sockets.at(-1).send(JSON.stringify({type: 'history', limit: 0}))"
+        )
+        await expect(page.locator("#chat-notice")).to_be_visible()
+        await expect(page.locator("#chat-notice")).to_contain_text("limit must be an integer")
+
+
+async def test_a_rate_limited_message_is_sent_again_by_itself(server, alice):
+    await sync_to_async(Room.objects.create)(slug="lobby", title="Lobby")
+    async with chromium() as browser:
+        context = await browser.new_context()
+        await context.add_init_script(CAPTURE_SOCKETS)
+        page = await context.new_page()
+        await log_in(page, server.url, "alice")
+        await page.goto(f"{server.url}/chat/lobby/")
+        await expect(page.locator("#chat-status")).to_have_text("Live")
+        # Spend the frame budget (30) so that the next message is refused, not the socket.
+        await page.evaluate(
+            "const ws = window.__sockets.at(-1);"
+            "for (let i = 0; i < 36; i++) ws.send(JSON.stringify({type: 'join'}));"
+        )
+        await page.locator("#chat-input").fill("after the burst")
+        await page.locator("#chat-input").press("Enter")
+        await expect(page.locator("li.msg:not(.pending) .msg-body")).to_have_text(
+            ["after the burst"], timeout=10_000
+        )
+        await expect(page.locator("li.msg.pending")).to_have_count(0)
+        await expect(page.locator("#chat-status")).to_have_text("Live")
+    assert await sync_to_async(Message.objects.filter(content="after the burst").count)() == 1
+
+
+async def test_two_tabs_keep_each_others_unsent_messages(redis_server, alice, tmp_path):
+    await sync_to_async(Room.objects.create)(slug="lobby", title="Lobby")
+    srv = await asyncio.to_thread(_server(redis_server, tmp_path).start)
+    try:
+        async with chromium() as browser:
+            first = await open_room(browser, srv.url, "alice", "lobby")
+            second = await first.context.new_page()  # one profile: one localStorage
+            await second.goto(f"{srv.url}/chat/lobby/")
+            await expect(second.locator("#chat-status")).to_have_text("Live")
+            await asyncio.to_thread(srv.stop)
+            for page, text in ((first, "from the first tab"), (second, "from the second")):
+                await expect(page.locator("#chat-status")).not_to_have_text("Live")
+                await page.fill("#chat-input", text)
+                await page.press("#chat-input", "Enter")
+                await expect(page.locator("li.msg.pending")).to_have_count(1)
+            await first.close()  # its unsent message now lives only in storage
+            stored = await second.evaluate(
+                "JSON.parse(localStorage.getItem('pulse-chat-pending:alice:lobby'))"
+            )
+            assert sorted(entry["content"] for _, entry in stored) == [
+                "from the first tab",
+                "from the second",
+            ]
+    finally:
+        await asyncio.to_thread(srv.stop)
