@@ -61,3 +61,27 @@ async def test_a_flood_is_limited_without_slowing_other_users(
     finally:
         for ws in (sender, reader, spammer):
             await ws.close()
+
+
+async def test_one_users_frame_budget_is_shared_by_two_server_processes(
+    server, second_server, lobby, alice
+):
+    here, _ = await joined(server, "lobby", alice)
+    there, _ = await joined(second_server, "lobby", alice)
+    try:
+        # Spend the whole budget (30 frames) through the first process...
+        for _ in range(34):
+            await here.send(json.dumps({"type": "join"}))
+        while (await frame(here))["type"] != "error":
+            pass
+        # ...and the second process, checked at once, refuses too: it sees the same bucket.
+        # (Refill is 5 per second: of 5 frames sent back to back at most one can pass.)
+        for _ in range(5):
+            await there.send(json.dumps({"type": "join"}))
+        replies = [await frame(there) for _ in range(5)]
+        refused = [r for r in replies if r["type"] == "error"]
+        assert refused and all(r["code"] == "rate_limited" for r in refused), replies
+        assert len(refused) >= 3, replies
+    finally:
+        for ws in (here, there):
+            await ws.close()

@@ -71,6 +71,8 @@ async def test_a_message_sent_through_one_server_reaches_a_client_of_the_other(
     server, second_server, general, alice, bob
 ):
     a, _ = await joined(server, "general", alice)
+    # welcome.online is what the room was last told (plus the newcomer): wait for it.
+    await _presence_until(a, joined="alice")
     b, welcome = await joined(second_server, "general", bob)
     try:
         assert welcome["online"] == ["alice", "bob"]
