@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
 from notifications import selectors, services
 from notifications.health import snapshot as health_snapshot
@@ -89,12 +90,10 @@ def announcement_mark_read(request: HttpRequest, announcement_id: int) -> HttpRe
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    """CSRF rejections as JSON for API callers, Django's page for everyone else."""
+    """CSRF rejections as JSON for API callers; for people, a page that says what to do."""
     if wants_json(request) or "application/json" in request.headers.get("Accept", ""):
         return json_error(403, f"CSRF check failed: {reason}")
-    from django.views.csrf import csrf_failure as default_failure
-
-    return default_failure(request, reason=reason)
+    return render(request, "403_csrf.html", {"reason": reason}, status=403)
 
 
 @require_get
