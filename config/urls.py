@@ -26,3 +26,8 @@ if getattr(settings, "BENCH_STOCK_SSE", False):
             {"channels": ["announcements"]},
         )
     )
+
+# JSON under /api/ and /events/, the site's pages elsewhere (they apply when DEBUG is off).
+handler403 = "notifications.http.permission_denied"
+handler404 = "notifications.http.page_not_found"
+handler500 = "notifications.http.server_error"

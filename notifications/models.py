@@ -4,7 +4,24 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import models
+
+
+def validate_link_url(value: str) -> None:
+    """Refuse a link no page can render safely (javascript:, data:): services' URL rule."""
+    from notifications.services import notification_check  # services imports this module
+
+    notification_check(title="link", url=value)
+
+
+def is_link_url(value: str) -> bool:
+    """Whether a stored URL may become an href: rows written around validation may hold any."""
+    try:
+        validate_link_url(value)
+    except ValidationError:
+        return False
+    return bool(value)
 
 
 class Level(models.TextChoices):
@@ -21,7 +38,13 @@ class Notification(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True, max_length=5000)
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
-    url = models.CharField("link URL", max_length=500, blank=True)
+    url = models.CharField(
+        "link URL",
+        max_length=500,
+        blank=True,
+        validators=[validate_link_url],
+        help_text="A path (/...) or an http(s) URL.",
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

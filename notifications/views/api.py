@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET, require_POST
+from django.shortcuts import render
 
 from notifications import selectors, services
 from notifications.health import snapshot as health_snapshot
-from notifications.http import int_param, json_error, login_required_json
+from notifications.http import (
+    int_param,
+    json_error,
+    login_required_json,
+    require_get,
+    require_post,
+    wants_json,
+)
 from notifications.models import Announcement, Notification
 
 DEFAULT_LIMIT = 20
@@ -20,7 +27,7 @@ def _unread_param(request: HttpRequest) -> bool:
     return raw in ("1", "true")
 
 
-@require_GET
+@require_get
 @login_required_json
 def notification_list(request: HttpRequest) -> HttpResponse:
     try:
@@ -38,13 +45,13 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     return JsonResponse(page)
 
 
-@require_GET
+@require_get
 @login_required_json
 def unread_count(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"unread": selectors.unread_count(user_id=request.user.pk)})
 
 
-@require_POST
+@require_post
 @login_required_json
 def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
     try:
@@ -54,13 +61,13 @@ def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
     return JsonResponse({"unread": unread})
 
 
-@require_POST
+@require_post
 @login_required_json
 def mark_all_read(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"unread": services.notification_mark_all_read(user=request.user)})
 
 
-@require_GET
+@require_get
 @login_required_json
 def announcement_list(request: HttpRequest) -> HttpResponse:
     try:
@@ -72,7 +79,7 @@ def announcement_list(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"results": results, "unread": unread})
 
 
-@require_POST
+@require_post
 @login_required_json
 def announcement_mark_read(request: HttpRequest, announcement_id: int) -> HttpResponse:
     try:
@@ -83,15 +90,13 @@ def announcement_mark_read(request: HttpRequest, announcement_id: int) -> HttpRe
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    """CSRF rejections as JSON for API callers, Django's page for everyone else."""
-    if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
+    """CSRF rejections as JSON for API callers; for people, a page that says what to do."""
+    if wants_json(request) or "application/json" in request.headers.get("Accept", ""):
         return json_error(403, f"CSRF check failed: {reason}")
-    from django.views.csrf import csrf_failure as default_failure
-
-    return default_failure(request, reason=reason)
+    return render(request, "403_csrf.html", {"reason": reason}, status=403)
 
 
-@require_GET
+@require_get
 @login_required_json
 def health(request: HttpRequest) -> HttpResponse:
     """Gauges of the answering process (staff only: they describe the deployment)."""

@@ -135,6 +135,7 @@ function markRowsRead(ids) {
       if (inboxUnreadOnly?.checked && row.closest("#inbox-list")) row.remove();
     }
   }
+  if (inboxUnreadOnly?.checked) showInboxEmptyState();
 }
 
 async function markRead(id) {
@@ -150,13 +151,35 @@ async function markAllRead() {
   setUnread(data.unread);
 }
 
+function markRowRead(row) {
+  return row.dataset.announcementId ? markAnnouncementRead(row.dataset.announcementId) : markRead(row.dataset.id);
+}
+
+const markFailed = (err) => toast({ title: "Could not mark read", body: err.message, level: "error" });
+
 document.addEventListener("click", (event) => {
-  const button = event.target.closest(".mark-read");
-  if (!button) return;
-  const row = button.closest("li.item");
-  if (!row) return;
-  const done = row.dataset.announcementId ? markAnnouncementRead(row.dataset.announcementId) : markRead(row.dataset.id);
-  done.catch((err) => toast({ title: "Could not mark read", body: err.message, level: "error" }));
+  const row = event.target.closest(".mark-read")?.closest("li.item");
+  if (row) markRowRead(row).catch(markFailed);
+});
+
+// Opening an unread item reads it. The link waits for the POST (at most a moment), so the
+// page it leads to, and every other tab, already count it read.
+const FOLLOW_WAIT_MS = 1500;
+
+document.addEventListener("click", (event) => {
+  if (event.target.closest(".mark-read")) return;
+  const row = event.target.closest("li.item.unread");
+  if (!row?.closest("#bell-list, #inbox-list, #inbox-announcements")) return;
+  const done = markRowRead(row);
+  const link = event.target.closest("a[href]");
+  const newTab = event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey;
+  if (!link || newTab || event.defaultPrevented) {
+    done.catch(markFailed);
+    return;
+  }
+  event.preventDefault();
+  const waited = new Promise((resolve) => setTimeout(resolve, FOLLOW_WAIT_MS));
+  Promise.race([done.catch(() => {}), waited]).then(() => window.location.assign(link.href));
 });
 
 // ---------------------------------------------------------------- dropdown
@@ -168,10 +191,15 @@ const bellList = document.getElementById("bell-list");
 async function refreshDropdown() {
   if (!bellList) return;
   try {
+    // Unread announcements first: the badge counts them, so the list must show them too.
+    // If only they fail to load, the notifications still show.
+    const news = api("/api/announcements/?unread=1").catch(() => ({ results: [] }));
     const page = await api("/api/notifications/?limit=8");
+    const { results: unreadNews } = await news;
     bellList.replaceChildren();
-    if (page.results.length === 0) bellList.append(el("li", "empty", "No notifications yet."));
+    for (const a of unreadNews) bellList.append(announcementRow(a, { compact: true }));
     for (const n of page.results) bellList.append(notificationRow(n, { compact: true }));
+    if (!bellList.children.length) bellList.append(el("li", "empty", "No notifications yet."));
     setUnread(page.unread);
   } catch (err) {
     bellList.replaceChildren(el("li", "empty", `Could not load notifications (${err.message}).`));
@@ -202,8 +230,10 @@ document.getElementById("bell-read-all")?.addEventListener("click", () => {
 function prependToDropdown(n) {
   if (!bellList || dropdown.hidden) return;
   bellList.querySelector(".empty")?.remove();
-  bellList.prepend(notificationRow(n, { compact: true }));
-  while (bellList.children.length > 8) bellList.lastElementChild.remove();
+  // Announcements stay pinned above the notifications.
+  bellList.insertBefore(notificationRow(n, { compact: true }), bellList.querySelector("li.item[data-id]"));
+  const rows = bellList.querySelectorAll("li.item[data-id]");
+  if (rows.length > 8) rows[rows.length - 1].remove();
 }
 
 // ---------------------------------------------------------------- inbox page
@@ -216,15 +246,38 @@ async function loadInbox({ append = false } = {}) {
   const params = new URLSearchParams({ limit: "30" });
   if (inboxUnreadOnly.checked) params.set("unread", "1");
   if (append && inboxList.dataset.next) params.set("before", inboxList.dataset.next);
-  const page = await api(`/api/notifications/?${params}`);
+  inboxList.querySelector(".load-error")?.remove();
+  let page;
+  try {
+    page = await api(`/api/notifications/?${params}`);
+  } catch (err) {
+    showInboxError(err, { append });
+    return;
+  }
   if (!append) inboxList.replaceChildren();
   for (const n of page.results) inboxList.append(notificationRow(n));
-  if (!inboxList.querySelector("li.item")) {
-    inboxList.replaceChildren(el("li", "empty", inboxUnreadOnly.checked ? "No unread notifications." : "You're all caught up."));
-  }
+  showInboxEmptyState();
   inboxList.dataset.next = page.next ?? "";
   inboxMore.hidden = !page.next;
   setUnread(page.unread);
+}
+
+function showInboxEmptyState() {
+  if (!inboxList || inboxList.querySelector("li.item")) return;
+  const text = inboxUnreadOnly?.checked ? "No unread notifications." : "You're all caught up.";
+  inboxList.replaceChildren(el("li", "empty", text));
+}
+
+function showInboxError(err, { append }) {
+  if (err.status === 403) showSignedOut();
+  const row = el("li", "empty load-error", `Could not load notifications (${err.message}). `);
+  row.setAttribute("role", "alert");
+  const retry = el("button", "link-button", "Try again");
+  retry.type = "button";
+  retry.addEventListener("click", () => loadInbox({ append }));
+  row.append(retry);
+  if (append) inboxList.append(row);
+  else inboxList.replaceChildren(row);
 }
 
 if (inboxList) {
@@ -252,11 +305,33 @@ const banner = document.getElementById("announcement-banner");
 const inboxAnnouncements = document.getElementById("inbox-announcements");
 const seenAnnouncements = new Set();
 
-function announcementRow(a) {
-  const row = notificationRow({ ...a, url: "" });
+function announcementRow(a, options) {
+  const row = notificationRow({ ...a, url: "" }, options);
   delete row.dataset.id;
   row.dataset.announcementId = String(a.id);
+  row.querySelector(".item-title").prepend(el("span", "pin", "Announcement"), " ");
+  scheduleExpiry(a.id, a.expires_at);
   return row;
+}
+
+// At expires_at an announcement leaves the banner, the lists and the count. The count is
+// read back a moment later, so a client clock a little ahead of the server's still gets it.
+const expiring = new Set();
+const RECOUNT_AFTER_EXPIRY_MS = 1000;
+
+function scheduleExpiry(id, expiresAt) {
+  const left = expiresAt ? new Date(expiresAt).getTime() - Date.now() : NaN;
+  if (!(left < 2 ** 31) || expiring.has(Number(id))) return;
+  expiring.add(Number(id));
+  setTimeout(() => expireAnnouncement(id), Math.max(0, left));
+}
+
+function expireAnnouncement(id) {
+  hideBanner(id);
+  for (const row of document.querySelectorAll(`li.item[data-announcement-id="${Number(id)}"]`)) row.remove();
+  if (inboxAnnouncements && !inboxAnnouncements.querySelector("li.item")) inboxAnnouncements.hidden = true;
+  if (bellList && !dropdown.hidden && !bellList.children.length) bellList.append(el("li", "empty", "No notifications yet."));
+  setTimeout(refreshCount, RECOUNT_AFTER_EXPIRY_MS);
 }
 
 function showBanner(a, { newest = false } = {}) {
@@ -274,8 +349,7 @@ function showBanner(a, { newest = false } = {}) {
   if (newest) banner.prepend(node);
   else banner.append(node);
   banner.hidden = false;
-  const left = a.expires_at ? new Date(a.expires_at).getTime() - Date.now() : null;
-  if (left !== null && left < 2 ** 31) setTimeout(() => hideBanner(a.id), Math.max(0, left));
+  scheduleExpiry(a.id, a.expires_at);
 }
 
 function hideBanner(id) {
@@ -312,6 +386,9 @@ async function loadBanners() {
 }
 
 for (const time of inboxAnnouncements?.querySelectorAll("time.item-time") ?? []) time.textContent = timeAgo(time.dateTime);
+for (const row of inboxAnnouncements?.querySelectorAll("[data-expires-at]") ?? []) {
+  scheduleExpiry(row.dataset.announcementId, row.dataset.expiresAt);
+}
 
 banner?.addEventListener("click", (event) => {
   const node = event.target.closest(".announcement-dismiss")?.closest("[data-announcement-id]");
@@ -333,6 +410,22 @@ function setConnState(state) {
     connState.dataset.state = state;
     connState.title = { open: "Live", connecting: "Connecting…", offline: "Offline, retrying…", "signed-out": "Signed out" }[state] || state;
   }
+}
+
+// The session is gone (logout elsewhere, password change): say so where it is seen,
+// with the way back; the dot alone is easy to miss.
+function showSignedOut() {
+  setConnState("signed-out");
+  if (document.getElementById("signed-out")) return;
+  const bar = el("div", "session-banner");
+  bar.id = "signed-out";
+  bar.setAttribute("role", "alert");
+  const link = el("a", null, "Log in again");
+  link.href = `/login/?next=${encodeURIComponent(window.location.pathname + window.location.search)}`;
+  bar.append(el("span", null, "You have been signed out. "), link);
+  const topbar = document.querySelector(".topbar");
+  if (topbar) topbar.after(bar);
+  else body.prepend(bar);
 }
 
 function emit(type, detail) {
@@ -392,6 +485,10 @@ function onAnnouncement(event) {
     inboxAnnouncements.prepend(row);
     inboxAnnouncements.hidden = false;
   }
+  if (bellList && !dropdown.hidden) {
+    bellList.querySelector(".empty")?.remove();
+    bellList.prepend(announcementRow({ ...a, read: false }, { compact: true }));
+  }
   emit("announcement", a);
 }
 
@@ -420,7 +517,7 @@ async function refreshCount() {
     return true;
   } catch (err) {
     if (err.status === 403) {
-      setConnState("signed-out");
+      showSignedOut();
       return false;
     }
     return true;
@@ -449,9 +546,10 @@ function connect() {
     const data = parse(event);
     if (data) emit("activity", data);
   });
-  source.addEventListener("stream-error", () => {
+  source.addEventListener("stream-error", (event) => {
     source.close();
-    scheduleReconnect();
+    if (parse(event)?.reason === "session-ended") showSignedOut();
+    else scheduleReconnect();
   });
   source.addEventListener("error", () => {
     // EventSource retries network errors itself (with Last-Event-ID); an HTTP error

@@ -96,3 +96,56 @@ def test_list_query_count_is_constant(alice, alice_client, django_assert_max_num
         notification_create(recipient=alice, title=str(i))
     with django_assert_max_num_queries(4):  # session, user, page, count
         alice_client.get("/api/notifications/?limit=30")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("post", "/api/notifications/", "GET"),
+        ("delete", "/api/notifications/unread-count/", "GET"),
+        ("get", "/api/notifications/read-all/", "POST"),
+        ("get", "/api/notifications/1/read/", "POST"),
+        ("get", "/api/announcements/1/read/", "POST"),
+    ],
+)
+def test_wrong_method_gets_405_json_with_allow(alice_client, method, path, allow):
+    alice_client.handler.enforce_csrf_checks = False
+    response = getattr(alice_client, method)(path)
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/json"
+    assert response["Allow"] == allow
+    assert "not allowed" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/notifications/abc/read/", "/api/nothing-here/", "/api/notifications/1/unread/"],
+)
+def test_unknown_api_paths_get_404_json(alice_client, client, path):
+    for c in (alice_client, client):
+        response = c.get(path)
+        assert response.status_code == 404
+        assert response.json() == {"error": "not found"}
+
+
+def test_unknown_events_path_gets_404_json(alice_client):
+    response = alice_client.get("/events/nope/")
+    assert response.status_code == 404
+    assert response.json() == {"error": "not found"}
+
+
+def test_server_error_under_api_is_json(alice_client, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("notifications.selectors.unread_count", broken)
+    alice_client.raise_request_exception = False
+    response = alice_client.get("/api/notifications/unread-count/")
+    assert response.status_code == 500
+    assert response.json() == {"error": "server error"}
+
+
+def test_csrf_failure_on_the_api_is_json(alice_client):
+    response = alice_client.post("/api/notifications/read-all/")
+    assert response.status_code == 403
+    assert response.json()["error"].startswith("CSRF check failed")

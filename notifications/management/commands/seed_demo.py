@@ -70,7 +70,9 @@ class Command(BaseCommand):
         notification_create(
             recipient=user,
             title="Try it from a shell",
-            body='python manage.py shell -c "...notification_create(...)" and watch the bell.',
+            body="Run this in another terminal and watch the bell:\n"
+            f"python manage.py send_notifications --users {user.username} "
+            '--title "Hello from the shell" --url /notifications/',
             level="info",
             url="/notifications/",
         )
