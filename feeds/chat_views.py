@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from feeds import selectors, services
 from feeds.chat_forms import RoomCreateForm
-from notifications.http import login_required_json
+from notifications.http import login_required_json, require_get
 
 
 @login_required
@@ -38,7 +38,7 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "feeds/room.html", {"room": room})
 
 
-@require_GET
+@require_get
 @login_required_json
 def api_room_list(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"rooms": selectors.room_list(user=request.user)})

@@ -11,7 +11,7 @@ from django_eventstream.utils import make_id
 from feeds import activity_selectors
 from feeds.activity_events import ACTIVITY_CHANNEL
 from notifications.channels import channels_for_user
-from notifications.http import int_param, json_error, login_required_json
+from notifications.http import int_param, json_error, login_required_json, require_get
 from notifications.storage import stream_position
 
 PAGE_SIZE = 30
@@ -32,7 +32,7 @@ def feed(request: HttpRequest) -> HttpResponse:
     return render(request, "feeds/feed.html", context)
 
 
-@require_GET
+@require_get
 @login_required_json
 def feed_history(request: HttpRequest) -> HttpResponse:
     try:

@@ -17,11 +17,10 @@ from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.views.decorators.http import require_GET
 from django_eventstream.utils import add_default_headers, make_id
 
 from notifications.channels import can_read_channel, channels_for_user, requested_channels
-from notifications.http import json_error
+from notifications.http import json_error, require_get
 from notifications.hub import Connection, frames
 from notifications.sse import claim_stream
 from notifications.storage import stream_position
@@ -63,7 +62,7 @@ async def _just(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-@require_GET
+@require_get
 def events(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return json_error(403, "authentication required")

@@ -106,6 +106,9 @@ def test_list_query_count_is_constant(alice, alice_client, django_assert_max_num
         ("get", "/api/notifications/read-all/", "POST"),
         ("get", "/api/notifications/1/read/", "POST"),
         ("get", "/api/announcements/1/read/", "POST"),
+        ("post", "/events/", "GET"),
+        ("post", "/api/feed/", "GET"),
+        ("post", "/api/chat/rooms/", "GET"),
     ],
 )
 def test_wrong_method_gets_405_json_with_allow(alice_client, method, path, allow):
