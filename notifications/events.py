@@ -74,5 +74,6 @@ def _publish_notifications(notifications: list[Notification]) -> None:
 def _publish_read_change(change: ReadChange) -> None:
     unread = selectors.unread_count(user_id=change.user_id)
     data = json.dumps(selectors.read_change_payload(change, unread=unread))
-    prev = selectors.read_change_previous_id(user_id=change.user_id, change_id=change.pk)
-    relay.publish([(read_channel(change.user_id), "read", data, change.pk, prev)])
+    # No `prev` yet: read changes of one user may commit out of id order on PostgreSQL,
+    # and a stream would drop the late one as already sent (notifications.hub).
+    relay.publish([(read_channel(change.user_id), "read", data, change.pk)])

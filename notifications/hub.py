@@ -13,11 +13,11 @@ storage by one worker per hub, in batches, off the event loop; live events that 
 meanwhile wait in a bounded backlog and are de-duplicated against what the read returned.
 
 A position is a promise: the client has every event of that channel up to it. So a live
-event never moves a position past one the stream did not get: personal events carry
-`prev`, the id of their channel's event before them, and one whose `prev` lies beyond the
-connection's position (that event's publish failed, or its process died before publishing)
-sends the connection back to storage for the gap instead of being appended. An event at or
-below the position was already sent and is dropped.
+event never moves a position past one the stream did not get: notifications carry `prev`,
+the id of the recipient's notification before them, and one whose `prev` lies beyond the
+connection's position (that publish failed, its process died before publishing, or it is
+still on its way) sends the connection back to storage for the gap instead of being
+appended. Such an event at or below the position was already sent, and is dropped.
 
 Nothing is dropped silently: a connection whose buffer passes MAX_BUFFERED_BYTES is cut
 off. Its client reconnects with the id of the last event it fully received and replays
@@ -176,11 +176,11 @@ class Connection:
         """Queue a live event (the hub's hot path)."""
         state = self.state
         if state is LIVE:
-            if event.id is not None:
+            if event.prev is not None and event.id is not None:
                 known = self.positions[event.channel]
                 if event.id <= known:
-                    return  # already sent: replayed, or a late copy
-                if event.prev is not None and event.prev > known:
+                    return  # already sent: read with a gap before it arrived
+                if event.prev > known:
                     self._missed(event)
                     return
             self._advance(event.channel, event.id)

@@ -5,8 +5,8 @@ outage, and feeds this process's fan-out hub (notifications.hub). Every event is
 stored (its table is the replay log) before it is published, so a lost publish is never
 a lost event: whenever this process's subscription (re)connects, and whenever a
 publisher reports that it failed to publish, every local stream re-reads its channels
-from the database; and a personal event names the one before it (`prev`), so a stream
-that missed that one re-reads its gap when the next arrives, from whichever process.
+from the database; and a notification names the recipient's one before it (`prev`), so
+a stream that missed that one re-reads its gap when the next arrives, from any process.
 """
 
 from __future__ import annotations

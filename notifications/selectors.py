@@ -150,12 +150,6 @@ def notification_previous_ids(*, ids: list[int]) -> dict[int, int]:
     return {pk: prev or 0 for pk, prev in rows}
 
 
-def read_change_previous_id(*, user_id: int, change_id: int) -> int:
-    """The id before a read change in its user's `-read` stream (0: none)."""
-    before = ReadChange.objects.filter(user_id=user_id, id__lt=change_id)
-    return before.aggregate(m=Max("id"))["m"] or 0
-
-
 def read_change_payload(change: ReadChange, *, unread: int) -> dict[str, Any]:
     """The wire format of `event: read`; `announcement_ids` only when some were read."""
     payload: dict[str, Any] = {"ids": change.notification_ids, "unread": unread}

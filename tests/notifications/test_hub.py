@@ -159,6 +159,13 @@ def test_an_event_at_or_below_the_position_is_not_sent_again():
     assert conn.take() == b"" and conn.state is LIVE
 
 
+def test_events_without_prev_arriving_late_are_still_sent():
+    conn = live_connection(announcements=6)
+    conn.push(encode_event("announcements", "announcement", "five", 5))
+    assert b"data: five" in conn.take()
+    assert conn.positions == {"announcements": 6}
+
+
 def test_a_gap_shown_by_the_backlog_starts_another_read():
     conn = Connection(user_id=7, session_key=None, positions={"user-7": 10})
     conn.begin_catch_up()
