@@ -54,12 +54,18 @@ def _announcement_channels(announcement: Announcement) -> list[str]:
 
 def _publish_notifications(notifications: list[Notification]) -> None:
     counts = selectors.unread_counts(user_ids={n.recipient_id for n in notifications})
+    # Each event names the recipient's notification before it: a stream that never got
+    # that one (its publish failed) reads it from the database first (notifications.hub).
+    # Read after commit, it is exact: inserts for one recipient commit in id order
+    # (notifications.storage.replay_log_lock).
+    prevs = selectors.notification_previous_ids(ids=[n.pk for n in notifications])
     relay.publish(
         (
             user_channel(n.recipient_id),
             "notification",
             json.dumps(selectors.notification_payload(n, unread=counts.get(n.recipient_id, 0))),
             n.pk,
+            prevs.get(n.pk, 0),
         )
         for n in notifications
     )
@@ -68,4 +74,6 @@ def _publish_notifications(notifications: list[Notification]) -> None:
 def _publish_read_change(change: ReadChange) -> None:
     unread = selectors.unread_count(user_id=change.user_id)
     data = json.dumps(selectors.read_change_payload(change, unread=unread))
+    # No `prev` yet: read changes of one user may commit out of id order on PostgreSQL,
+    # and a stream would drop the late one as already sent (notifications.hub).
     relay.publish([(read_channel(change.user_id), "read", data, change.pk)])

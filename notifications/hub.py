@@ -12,6 +12,13 @@ Replay (a first connect, a `Last-Event-ID`, a resync after a Redis outage) is re
 storage by one worker per hub, in batches, off the event loop; live events that arrive
 meanwhile wait in a bounded backlog and are de-duplicated against what the read returned.
 
+A position is a promise: the client has every event of that channel up to it. So a live
+event never moves a position past one the stream did not get: notifications carry `prev`,
+the id of the recipient's notification before them, and one whose `prev` lies beyond the
+connection's position (that publish failed, its process died before publishing, or it is
+still on its way) sends the connection back to storage for the gap instead of being
+appended. Such an event at or below the position was already sent, and is dropped.
+
 Nothing is dropped silently: a connection whose buffer passes MAX_BUFFERED_BYTES is cut
 off. Its client reconnects with the id of the last event it fully received and replays
 the rest from the database.
@@ -69,11 +76,20 @@ CATCHING_UP, LIVE, CLOSED = "catching-up", "live", "closed"
 class Event:
     """One event, its SSE bytes encoded once: `head` + <connection's id> + `tail`."""
 
-    __slots__ = ("channel", "head", "id", "size", "tail")
+    __slots__ = ("channel", "head", "id", "prev", "size", "tail")
 
-    def __init__(self, channel: str, event_type: str, data: str, event_id: int | None) -> None:
+    def __init__(
+        self,
+        channel: str,
+        event_type: str,
+        data: str,
+        event_id: int | None,
+        prev: int | None = None,
+    ) -> None:
         self.channel = channel
         self.id = event_id
+        # The id of the channel's event before this one, where the publisher knows it.
+        self.prev = prev
         # The same sanitising as django-eventstream's sse_encode_event: a type or data
         # with line breaks can never start another field or event.
         self.head = f"event: {_FIELD_UNSAFE.sub('', str(event_type))}\nid: ".encode()
@@ -82,8 +98,10 @@ class Event:
         self.size = len(self.head) + len(self.tail)
 
 
-def encode_event(channel: str, event_type: str, data: str, event_id: int | None) -> Event:
-    return Event(channel, event_type, data, event_id)
+def encode_event(
+    channel: str, event_type: str, data: str, event_id: int | None, prev: int | None = None
+) -> Event:
+    return Event(channel, event_type, data, event_id, prev)
 
 
 class Connection:
@@ -158,6 +176,13 @@ class Connection:
         """Queue a live event (the hub's hot path)."""
         state = self.state
         if state is LIVE:
+            if event.prev is not None and event.id is not None:
+                known = self.positions[event.channel]
+                if event.id <= known:
+                    return  # already sent: read with a gap before it arrived
+                if event.prev > known:
+                    self._missed(event)
+                    return
             self._advance(event.channel, event.id)
             event_id = ",".join(self._parts).encode()
             self.pending += (event.head, event_id, event.tail)
@@ -172,6 +197,17 @@ class Connection:
             else:
                 self._backlog.clear()
                 self._reread = True
+
+    def _missed(self, event: Event) -> None:
+        """An event this stream never got comes before `event`: read the gap from storage.
+
+        `event` waits in the backlog like any live event during a replay; the writer asks
+        the hub for the read (`wants_more`), as it does for the next page of a replay.
+        """
+        self.begin_catch_up()
+        self._backlog.append(event)
+        self.wants_more = True
+        self._wake()
 
     def write_raw(self, data: bytes) -> None:
         if self.state is CLOSED:
@@ -199,7 +235,7 @@ class Connection:
                 waiter.set_result(None)
 
     async def wait(self) -> None:
-        if self.pending or self.state is CLOSED:
+        if self.pending or self.wants_more or self.state is CLOSED:
             return
         self._waiter = asyncio.get_running_loop().create_future()
         await self._waiter
@@ -251,7 +287,10 @@ class Connection:
         self._catch_up_from = dict(self.positions)
 
     def apply_catch_up(self, read: ReplayRead) -> bool:
-        """Write what storage returned, then the live backlog; False if more is to read."""
+        """Write what storage returned, then the live backlog; False if more is to read.
+
+        A backlog event that shows a gap (see `_missed`) starts the next read itself.
+        """
         if self.state is not CATCHING_UP:
             return True
         for channel, current in read.resets.items():
@@ -295,7 +334,7 @@ class Connection:
             if not seen and not old:
                 self.push(event)
         self._wake()
-        return True
+        return self.state is not CATCHING_UP
 
 
 class ReplayRead:

@@ -5,7 +5,8 @@ outage, and feeds this process's fan-out hub (notifications.hub). Every event is
 stored (its table is the replay log) before it is published, so a lost publish is never
 a lost event: whenever this process's subscription (re)connects, and whenever a
 publisher reports that it failed to publish, every local stream re-reads its channels
-from the database.
+from the database; and a notification names the recipient's one before it (`prev`), so
+a stream that missed that one re-reads its gap when the next arrives, from any process.
 """
 
 from __future__ import annotations
@@ -43,16 +44,16 @@ def _redis() -> redis.Redis:
         return _client
 
 
-def publish(messages: Iterable[tuple[str, str, str, int]]) -> bool:
-    """Publish (channel, event_type, json_data, event_id) tuples; False if Redis failed.
+def publish(messages: Iterable[tuple[Any, ...]]) -> bool:
+    """Publish (channel, event_type, json_data, event_id[, prev]) tuples; False if Redis failed.
 
-    A failure is logged, not raised: the events are stored and reach clients on the
-    resync that the next successful publish (or a reconnecting server) triggers.
+    `prev`: the id of the channel's event before this one. A stream that has not got it
+    reads the gap from storage before this event (notifications.hub), so a publish that
+    failed in any process reaches clients with the next event on that channel. A failure
+    is logged, not raised: the events are stored, and also reach clients on the resync
+    that this process's next successful publish (or a reconnecting server) triggers.
     """
-    encoded = [
-        json.dumps({"c": channel, "t": event_type, "d": data, "i": event_id})
-        for channel, event_type, data, event_id in messages
-    ]
+    encoded = [_envelope(*message) for message in messages]
     if not encoded:
         return True
     try:
@@ -68,6 +69,16 @@ def publish(messages: Iterable[tuple[str, str, str, int]]) -> bool:
         return False
     _publish_failed.clear()
     return True
+
+
+def _envelope(
+    channel: str, event_type: str, data: str, event_id: int, prev: int | None = None
+) -> str:
+    # `prev` travels beside the event, never in its data: the JSON clients get is unchanged.
+    message = {"c": channel, "t": event_type, "d": data, "i": event_id}
+    if prev is not None:
+        message["p"] = prev
+    return json.dumps(message)
 
 
 def publish_control(message: dict[str, Any]) -> bool:
@@ -90,7 +101,9 @@ def deliver_locally(message: dict[str, Any]) -> None:
     elif "kick" in message:
         hub.kick(user_id=message["kick"]["user"], session_key=message["kick"]["session"])
     else:
-        hub.publish(encode_event(message["c"], message["t"], message["d"], message["i"]))
+        hub.publish(
+            encode_event(message["c"], message["t"], message["d"], message["i"], message.get("p"))
+        )
 
 
 def resync_local_streams() -> None:

@@ -134,6 +134,22 @@ def latest_read_change_id(*, user_id: int) -> int:
     return ReadChange.objects.filter(user_id=user_id).aggregate(m=Max("id"))["m"] or 0
 
 
+def notification_previous_ids(*, ids: list[int]) -> dict[int, int]:
+    """The id before each notification in its recipient's stream (0: none), in one query."""
+    before = (
+        Notification.objects.filter(recipient_id=OuterRef("recipient_id"), id__lt=OuterRef("id"))
+        .order_by("-id")
+        .values("id")[:1]
+    )
+    rows = (
+        Notification.objects.filter(id__in=ids)
+        .order_by()
+        .annotate(prev=Subquery(before))
+        .values_list("id", "prev")
+    )
+    return {pk: prev or 0 for pk, prev in rows}
+
+
 def read_change_payload(change: ReadChange, *, unread: int) -> dict[str, Any]:
     """The wire format of `event: read`; `announcement_ids` only when some were read."""
     payload: dict[str, Any] = {"ids": change.notification_ids, "unread": unread}

@@ -63,17 +63,21 @@ def notification_create(
     target: models.Model | None = None,
 ) -> Notification:
     """Create a notification; the post_save wiring pushes it to the recipient after commit."""
+    from notifications.storage import replay_log_lock
+
     title, body = clean_text(title), clean_text(body)
     notification_check(title=title, body=body, level=level, url=url)
-    return Notification.objects.create(
-        recipient=recipient,
-        title=title,
-        body=body,
-        level=level,
-        url=url,
-        actor=actor,
-        target=target,
-    )
+    with transaction.atomic():
+        replay_log_lock(user_ids=[recipient.pk])  # the recipient's ids commit in order
+        return Notification.objects.create(
+            recipient=recipient,
+            title=title,
+            body=body,
+            level=level,
+            url=url,
+            actor=actor,
+            target=target,
+        )
 
 
 def notification_publish(*, notification: Notification) -> None:
@@ -121,7 +125,10 @@ def notifications_send_batch(
 def _send_batch(
     recipient_ids: Sequence[int], content: dict[str, str], *, check_sent: bool
 ) -> list[Notification]:
+    from notifications.storage import replay_log_lock
+
     with transaction.atomic():
+        replay_log_lock(user_ids=recipient_ids)  # each recipient's ids commit in order
         sent: set[int] = set()
         if check_sent:
             sent = set(

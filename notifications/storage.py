@@ -8,8 +8,10 @@ cannot disagree and nothing expires from a second event store.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
+from django.db import connection
 from django_eventstream.event import Event
 from django_eventstream.storage import EventDoesNotExist, StorageBase
 
@@ -68,3 +70,35 @@ def stream_position(channels: list[str]) -> dict[str, int]:
         source, key = source_for(channel)
         out[channel] = source.current_id(channel, key) if source else 0
     return out
+
+
+# PostgreSQL advisory lock keys (two int4 keys) of the notification log: (_ANY, 0), held
+# shared by a one-recipient insert and alone by a bulk insert; (_RECIPIENT, user id), held
+# alone by a one-recipient insert.
+_ANY = 0x4E540000
+_RECIPIENT = 0x4E540001
+
+
+def replay_log_lock(*, user_ids: Collection[int]) -> None:
+    """Until this transaction ends, be the only one adding notifications for these users.
+
+    A stream's position is the last id it got, so each recipient's notifications must
+    commit in id order: PostgreSQL takes ids at insert and may commit a later one first,
+    which a stream would then pass by for good. SQLite runs one writer at a time already.
+    One recipient locks only that recipient; many (a bulk batch) lock every recipient at
+    once with one lock, as a lock each could exhaust PostgreSQL's shared lock table.
+    """
+    if connection.vendor != "postgresql" or not user_ids:
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("replay_log_lock() outside a transaction would hold nothing")
+    with connection.cursor() as cursor:
+        if len(set(user_ids)) > 1:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [_ANY])
+        else:
+            # Keys are int4: ids past 2**31 wrap, and a shared key only serialises more.
+            key = (next(iter(user_ids)) + 2**31) % 2**32 - 2**31
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock_shared(%s, 0), pg_advisory_xact_lock(%s, %s)",
+                [_ANY, _RECIPIENT, key],
+            )

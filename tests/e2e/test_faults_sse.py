@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 
 from notifications.models import Notification
 from notifications.services import notification_create
+from notifications.views.stream import parse_event_id
 from tests.conftest import make_users, session_cookie
 from tests.servers import run_manage
 from tests.sse_client import open_stream
@@ -121,3 +122,34 @@ async def test_a_client_away_for_too_long_gets_a_reset_not_thousands_of_events(s
         assert event.json()["id"] == live.pk
     finally:
         await again.close()
+
+
+async def test_a_lone_failed_publish_is_delivered_before_the_next_event_from_another_process(
+    server, redis_server, alice
+):
+    cookie = await sync_to_async(session_cookie)(alice)
+    stream = await open_stream(server.url, session=cookie)
+    try:
+        # A publisher whose Redis is unreachable: the row commits, its publish fails, and
+        # that process exits without ever publishing again (no resync from it).
+        result = await asyncio.to_thread(
+            run_manage,
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User;"
+            "from notifications.services import notification_create as c;"
+            "c(recipient=User.objects.get(username='alice'), title='lost publish')",
+            redis_url="redis://127.0.0.1:1/0",
+        )
+        assert result.returncode == 0, result.stderr
+        assert "live publish of 1 events failed" in result.stderr
+        lost = await sync_to_async(Notification.objects.get)(recipient=alice, title="lost publish")
+        # The next notification comes from another process, whose publishes all succeed.
+        later = await sync_to_async(notification_create)(recipient=alice, title="later")
+
+        got = await stream.collect("notification", 2, timeout=10)
+        assert [e.json()["id"] for e in got] == [lost.pk, later.pk]
+        assert [e for e in await stream.quiet(1.0) if e.event == "notification"] == []
+        assert parse_event_id(got[-1].id)[f"user-{alice.pk}"] == later.pk
+    finally:
+        await stream.close()

@@ -1,10 +1,15 @@
 """The fan-out hub without a server: encoding, coalescing, bounds, replay de-duplication."""
 
+import asyncio
+import json
+
 import pytest
+from asgiref.sync import sync_to_async
 from django_eventstream.utils import make_id, sse_encode_event
 
 from notifications import hub as hub_module
 from notifications.hub import (
+    CATCHING_UP,
     CLOSED,
     LIVE,
     SESSION_ENDED,
@@ -14,6 +19,7 @@ from notifications.hub import (
     encode_event,
     get_hub,
 )
+from notifications.services import notification_create
 
 
 def live_connection(**positions: int) -> Connection:
@@ -114,3 +120,85 @@ async def test_publish_reaches_only_connections_on_the_channel():
         assert a.pending and not b.pending
     finally:
         hub.by_channel.clear()
+
+
+def test_an_event_after_one_the_stream_missed_replays_the_gap_instead_of_skipping_it():
+    conn = live_connection(**{"user-7": 10})
+    # 11's publish failed somewhere; 12 names it as the event before it.
+    conn.push(encode_event("user-7", "notification", "twelve", 12, prev=11))
+    assert conn.take() == b""
+    assert conn.state is CATCHING_UP and conn.wants_more
+    assert conn.positions == {"user-7": 10}
+    read = ReplayRead()
+    read.events = [
+        encode_event("user-7", "notification", "eleven", 11),
+        encode_event("user-7", "notification", "twelve", 12),
+    ]
+    assert conn.apply_catch_up(read)
+    text = conn.take().decode()
+    assert [line for line in text.splitlines() if line.startswith(("data: ", "id: "))] == [
+        "id: user-7:11",
+        "data: eleven",
+        "id: user-7:12",
+        "data: twelve",
+    ]
+    assert conn.state is LIVE
+
+
+def test_an_event_that_follows_the_position_goes_straight_out():
+    conn = live_connection(**{"user-7": 10})
+    conn.push(encode_event("user-7", "notification", "eleven", 11, prev=10))
+    assert conn.state is LIVE and not conn.wants_more
+    assert b"data: eleven" in conn.take()
+
+
+def test_an_event_at_or_below_the_position_is_not_sent_again():
+    conn = live_connection(**{"user-7": 10})
+    conn.push(encode_event("user-7", "notification", "ten again", 10, prev=9))
+    conn.push(encode_event("user-7", "notification", "late nine", 9, prev=8))
+    assert conn.take() == b"" and conn.state is LIVE
+
+
+def test_events_without_prev_arriving_late_are_still_sent():
+    conn = live_connection(announcements=6)
+    conn.push(encode_event("announcements", "announcement", "five", 5))
+    assert b"data: five" in conn.take()
+    assert conn.positions == {"announcements": 6}
+
+
+def test_a_gap_shown_by_the_backlog_starts_another_read():
+    conn = Connection(user_id=7, session_key=None, positions={"user-7": 10})
+    conn.begin_catch_up()
+    conn.push(encode_event("user-7", "notification", "thirteen", 13, prev=12))
+    read = ReplayRead()  # read before 11 and 12 committed
+    read.events = [encode_event("user-7", "notification", "eleven", 11)]
+    assert not conn.apply_catch_up(read)
+    assert conn.state is CATCHING_UP and conn.wants_more
+    assert conn.positions == {"user-7": 11}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_hub_reads_a_missed_notification_from_the_database(alice):
+    channel = f"user-{alice.pk}"
+    hub = get_hub()
+    conn = Connection(user_id=alice.pk, session_key=None, positions={channel: 0})
+    hub.attach(conn)
+    try:
+        await hub._replay_task
+        assert conn.state is LIVE
+        conn.take()
+        lost = await sync_to_async(notification_create)(recipient=alice, title="lost")
+        later = await sync_to_async(notification_create)(recipient=alice, title="later")
+        # Only `later` reaches this hub; it names `lost` as the one before it.
+        hub.publish(encode_event(channel, "notification", "{}", later.pk, prev=lost.pk))
+        await asyncio.wait_for(conn.wait(), 5)  # what the stream's writer does (hub.frames)
+        assert conn.wants_more
+        conn.wants_more = False
+        hub.catch_up_more(conn)
+        await asyncio.wait_for(hub._replay_task, 5)
+        text = conn.take().decode()
+        titles = [json.loads(line[6:])["title"] for line in text.splitlines() if "data: " in line]
+        assert titles == ["lost", "later"]
+        assert conn.positions == {channel: later.pk} and conn.state is LIVE
+    finally:
+        hub.detach(conn)

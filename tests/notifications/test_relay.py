@@ -1,0 +1,84 @@
+"""What the publishers put in the relay's envelope: each personal event names the one before."""
+
+import json
+
+import pytest
+
+from notifications import relay, selectors
+from notifications.hub import get_hub
+from notifications.services import (
+    notification_create,
+    notification_mark_read,
+    notifications_send_batch,
+)
+from tests.notifications.test_hub import live_connection
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC_KEYS = {"id", "title", "body", "level", "url", "created_at", "unread"}
+
+
+@pytest.fixture
+def published(monkeypatch, django_capture_on_commit_callbacks):
+    """Run each callable with its on-commit publishes executed; return what they published."""
+    sent: list[tuple] = []
+    monkeypatch.setattr(relay, "publish", lambda messages: sent.extend(messages) or True)
+
+    def run(action):
+        with django_capture_on_commit_callbacks(execute=True):
+            result = action()
+        return result
+
+    run.sent = sent
+    return run
+
+
+def test_each_notification_names_the_recipients_one_before_it(alice, bob, charlie, published):
+    first = published(lambda: notification_create(recipient=alice, title="1"))
+    bobs = published(lambda: notification_create(recipient=bob, title="bob's"))
+    second = published(lambda: notification_create(recipient=alice, title="2"))
+    batch = published(
+        lambda: notifications_send_batch(
+            recipient_ids=[alice.pk, bob.pk, charlie.pk], title="all", send_key="k1"
+        )
+    )
+    prev = {(channel, event_id): rest[0] for channel, _t, _d, event_id, *rest in published.sent}
+    by_user = {n.recipient_id: n.pk for n in batch}
+    assert prev == {
+        (f"user-{alice.pk}", first.pk): 0,
+        (f"user-{bob.pk}", bobs.pk): 0,
+        (f"user-{alice.pk}", second.pk): first.pk,
+        (f"user-{alice.pk}", by_user[alice.pk]): second.pk,
+        (f"user-{bob.pk}", by_user[bob.pk]): bobs.pk,
+        (f"user-{charlie.pk}", by_user[charlie.pk]): 0,
+    }
+    # `prev` rides in the envelope, not in the public JSON
+    assert all(set(json.loads(data)) == PUBLIC_KEYS for _c, _t, data, *_ in published.sent)
+
+
+def test_read_events_carry_no_prev_until_read_changes_commit_in_order(alice, published):
+    a = notification_create(recipient=alice, title="a")
+    published(lambda: notification_mark_read(user=alice, notification_id=a.pk))
+    (read,) = [m for m in published.sent if m[0] == f"user-{alice.pk}-read"]
+    assert len(read) == 4
+
+
+def test_a_batchs_previous_ids_are_one_query(alice, bob, django_assert_num_queries):
+    rows = [notification_create(recipient=u, title="x") for u in (alice, bob, alice, bob)]
+    with django_assert_num_queries(1):
+        prevs = selectors.notification_previous_ids(ids=[n.pk for n in rows])
+    assert prevs == {rows[0].pk: 0, rows[1].pk: 0, rows[2].pk: rows[0].pk, rows[3].pk: rows[1].pk}
+
+
+async def test_the_envelope_carries_prev_to_the_hub_and_leaves_it_out_when_unknown():
+    assert "p" not in json.loads(relay._envelope("announcements", "announcement", "{}", 3))
+    message = json.loads(relay._envelope("user-7", "notification", '{"id": 12}', 12, 11))
+    assert message == {"c": "user-7", "t": "notification", "d": '{"id": 12}', "i": 12, "p": 11}
+    hub = get_hub()
+    conn = live_connection(**{"user-7": 10})
+    hub.by_channel["user-7"] = {conn}
+    try:
+        relay.deliver_locally(message)
+        assert conn.wants_more and conn.take() == b""  # 11 is read from storage first
+    finally:
+        hub.by_channel.clear()
