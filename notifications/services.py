@@ -21,8 +21,10 @@ from notifications.models import (
     Level,
     Notification,
     ReadChange,
+    validate_link_url,
 )
 from notifications.signals import announcement_published
+from notifications.storage import replay_log_lock
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +50,7 @@ def notification_check(*, title: str, body: str = "", level: str = "info", url: 
         raise ValidationError(f"level must be one of {', '.join(Level.values)}")
     if len(url) > URL_MAX:
         raise ValidationError(f"url is longer than {URL_MAX} characters")
-    if url and not (url.startswith("/") or url.startswith("https://") or url.startswith("http://")):
-        raise ValidationError("url must be a path (/...) or an http(s) URL")
+    validate_link_url(url)
 
 
 def notification_create(
@@ -63,21 +64,17 @@ def notification_create(
     target: models.Model | None = None,
 ) -> Notification:
     """Create a notification; the post_save wiring pushes it to the recipient after commit."""
-    from notifications.storage import replay_log_lock
-
     title, body = clean_text(title), clean_text(body)
     notification_check(title=title, body=body, level=level, url=url)
-    with transaction.atomic():
-        replay_log_lock(user_ids=[recipient.pk])  # the recipient's ids commit in order
-        return Notification.objects.create(
-            recipient=recipient,
-            title=title,
-            body=body,
-            level=level,
-            url=url,
-            actor=actor,
-            target=target,
-        )
+    return Notification.objects.create(
+        recipient=recipient,
+        title=title,
+        body=body,
+        level=level,
+        url=url,
+        actor=actor,
+        target=target,
+    )
 
 
 def notification_publish(*, notification: Notification) -> None:
@@ -125,8 +122,6 @@ def notifications_send_batch(
 def _send_batch(
     recipient_ids: Sequence[int], content: dict[str, str], *, check_sent: bool
 ) -> list[Notification]:
-    from notifications.storage import replay_log_lock
-
     with transaction.atomic():
         replay_log_lock(user_ids=recipient_ids)  # each recipient's ids commit in order
         sent: set[int] = set()
