@@ -58,7 +58,11 @@ class Command(BaseCommand):
             "--group", nargs="+", action="extend", metavar="NAME", help="members of these groups"
         )
         audience.add_argument(
-            "--users", action="append", metavar="NAME,NAME", help="comma-separated usernames"
+            "--users",
+            nargs="+",
+            action="extend",
+            metavar="NAME,NAME",
+            help="usernames, comma- or space-separated",
         )
         audience.add_argument(
             "--file",
@@ -71,7 +75,7 @@ class Command(BaseCommand):
             default="",
             metavar="IDEMPOTENCY_KEY",
             help="recipients who already got a notification with this key are skipped "
-            "(default: a new key, printed if the run is interrupted)",
+            "(default: a new key; the key is printed on stderr when sending starts)",
         )
         parser.add_argument(
             "--dry-run", action="store_true", help="print the recipients; write nothing"
@@ -140,6 +144,13 @@ class Command(BaseCommand):
     def _send(
         self, audience: recipients.Recipients, total: int, key: str, options: dict[str, Any]
     ) -> None:
+        # Printed before the first batch: a run killed outright (SIGKILL, OOM, a lost
+        # terminal) prints nothing more, and the key is what resumes it.
+        self.stderr.write(
+            f"sending to {total} recipients with key {key}; if this run stops, rerun with "
+            f"--key {key} (nobody gets two)"
+        )
+        self.stderr.flush()
         bar = ProgressBar(self.stdout, total) if self.stdout.isatty() else None
         started = time.monotonic()
         done = sent = 0
