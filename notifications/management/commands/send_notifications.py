@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -39,6 +43,28 @@ class ProgressBar:
 
     def finish(self) -> None:
         self.out.write("")
+
+
+@contextlib.contextmanager
+def batch_finishes_on_ctrl_c() -> Iterator[list[int]]:
+    """On the first Ctrl-C, note it (the caller stops after the batch in flight); a second
+    one interrupts at once. Stopping mid-batch could leave a committed batch unpublished
+    and the printed count short of what was written."""
+    requested: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested  # signal handlers can only be set in the main thread
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Command(BaseCommand):
@@ -155,20 +181,23 @@ class Command(BaseCommand):
         started = time.monotonic()
         done = sent = 0
         try:
-            for batch in audience.batches(options["batch_size"]):
-                created = notifications_send_batch(
-                    recipient_ids=batch,
-                    title=options["title"],
-                    body=options["body"],
-                    level=options["level"],
-                    url=options["url"],
-                    send_key=key,
-                    new_key=not options["key"],
-                )
-                done += len(batch)
-                sent += len(created)
-                if bar:
-                    bar.update(done, sent)
+            with batch_finishes_on_ctrl_c() as ctrl_c:
+                for batch in audience.batches(options["batch_size"]):
+                    created = notifications_send_batch(
+                        recipient_ids=batch,
+                        title=options["title"],
+                        body=options["body"],
+                        level=options["level"],
+                        url=options["url"],
+                        send_key=key,
+                        new_key=not options["key"],
+                    )
+                    done += len(batch)
+                    sent += len(created)
+                    if bar:
+                        bar.update(done, sent)
+                    if ctrl_c:
+                        raise KeyboardInterrupt
         except BaseException as exc:
             if bar:
                 bar.finish()
