@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--naive-sample", type=int, default=2_000)
     parser.add_argument("--batch-size", type=int, default=2_000)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "bulk_send.json")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="rtbench-bulk-"))
@@ -191,10 +192,10 @@ def main() -> None:
     print(f"  ratio:               {result['ratio']:>8}x  (targets: >= 20x, >= 10,000/s)")
     rss = f"{result['max_rss_mb_before_send']} -> {result['max_rss_mb_after_send']}"
     print(f"  peak RSS (MB):       {rss}")
-    out = ROOT / "bench" / "results" / "bulk_send.json"
+    out = args.json.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"  written to {out.relative_to(ROOT)}")
+    print(f"  written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -102,6 +103,21 @@ class AnnouncementStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+CONTENT_FIELDS = ("title", "body", "level", "audience", "groups")
+PUBLISHED_HELP = (
+    "Published: its content and audience can no longer change, since an edit would not "
+    "reach anyone who already has it. To correct it, expire it and publish a new one."
+)
+SCHEDULED_READ_ONLY = (
+    "“{title}” is {state} and goes out under the name of whoever scheduled it: only staff "
+    "who may publish announcements can change it."
+)
+
+
+def _is_scheduled_or_published(announcement: Announcement) -> bool:
+    return announcement.is_published or announcement.publish_at is not None
+
+
 RECORD_FIELDS = (
     "status",
     "created_by",
@@ -150,10 +166,25 @@ class AnnouncementAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         fields = RECORD_FIELDS
         if obj is not None and obj.is_published:
-            return (*fields, "audience", "groups", "publish_at")
+            # Edits would reach nobody who already has it; expires_at still stops showing it.
+            return (*fields, *CONTENT_FIELDS, "publish_at")
         if not self.has_publish_permission(request):
             return (*fields, "publish_at")  # scheduling is publishing
         return fields
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None or not obj.is_published:
+            return self.fieldsets
+        (_, content), *rest = self.fieldsets
+        return ((None, {**content, "description": PUBLISHED_HELP}), *rest)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A scheduled announcement goes out under its scheduler's name: only publishers may
+        # change what it says or to whom (the scheduler would otherwise publish others' words).
+        scheduled = obj is not None and _is_scheduled_or_published(obj)
+        if scheduled and not self.has_publish_permission(request):
+            return False
+        return super().has_change_permission(request, obj)
 
     def has_publish_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("notifications.publish_announcement")
@@ -161,7 +192,8 @@ class AnnouncementAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Announcement, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user
-        if "publish_at" in form.changed_data and obj.publish_at:
+        if obj.publish_at and not obj.is_published and form.changed_data:
+            # Whoever last set the schedule or changed a scheduled announcement publishes it.
             obj.scheduled_by = request.user
         super().save_model(request, obj, form, change)
 
@@ -240,8 +272,12 @@ class AnnouncementAdmin(admin.ModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        extra_context = {
-            **(extra_context or {}),
-            "can_publish": self.has_publish_permission(request),
-        }
+        can_publish = self.has_publish_permission(request)
+        obj = self.get_object(request, unquote(object_id))
+        if request.method == "GET" and obj and not can_publish and _is_scheduled_or_published(obj):
+            state = "published" if obj.is_published else "scheduled"
+            self.message_user(
+                request, SCHEDULED_READ_ONLY.format(title=obj, state=state), messages.INFO
+            )
+        extra_context = {**(extra_context or {}), "can_publish": can_publish}
         return super().change_view(request, object_id, form_url, extra_context)

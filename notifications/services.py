@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -163,6 +163,51 @@ def notification_mark_all_read(*, user: Any) -> int:
         announcement_ids = selectors.announcement_unread_ids(user_id=user.pk)
         _mark(user=user, ids=ids, announcement_ids=announcement_ids)
     return selectors.unread_count(user_id=user.pk)
+
+
+def notification_read_at_changed(*, notification: Notification) -> None:
+    """After staff set or cleared one notification's read_at: publish the new unread count.
+
+    The read paths above update rows in bulk (no signals) and publish themselves; this is
+    for single saves, such as an edit in the admin.
+    """
+    ids = [notification.pk] if notification.read_at else []
+    _read_change_publish(user_id=notification.recipient_id, ids=ids)
+
+
+def notification_deleted(*, notification: Notification, origin: Any) -> None:
+    """After a notification was deleted: its recipient's tabs get the new unread count.
+
+    One `event: read` per recipient for a whole `delete()` call (the admin's bulk delete),
+    after commit. A cascade from deleting the recipient publishes nothing.
+    """
+    deleted_by = origin.model if isinstance(origin, models.QuerySet) else type(origin)
+    if deleted_by is not Notification or notification.read_at is not None:
+        return
+    # The pending ids live on the object being deleted, so a rolled back delete leaves none.
+    pending: dict[int, list[int]] | None = getattr(origin, "_rt_unread_deleted", None)
+    if pending is None:
+        pending = {}
+        origin._rt_unread_deleted = pending
+        transaction.on_commit(lambda: _read_changes_publish(pending))
+    pending.setdefault(notification.recipient_id, []).append(notification.pk)
+
+
+def _read_changes_publish(ids_by_user: dict[int, list[int]]) -> None:
+    for user_id, ids in ids_by_user.items():
+        _read_change_publish(user_id=user_id, ids=ids)
+
+
+def _read_change_publish(*, user_id: int, ids: list[int]) -> None:
+    change = ReadChange.objects.create(user_id=user_id, notification_ids=sorted(ids))
+    events.read_changed_on_commit(change=change)
+
+
+def group_members_changed(*, user_ids: Iterable[int]) -> None:
+    """After users joined or left groups: end their streams, which reconnect with the
+    channels of their groups now (a stream's channels are fixed when it opens)."""
+    for user_id in user_ids:
+        user_streams_close(user_id=user_id)
 
 
 def announcement_mark_read(*, user: Any, announcement_id: int) -> int:

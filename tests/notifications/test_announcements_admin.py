@@ -157,9 +157,66 @@ def test_a_group_audience_needs_a_group(publisher):
     assert not Announcement.objects.exists()
 
 
-def test_a_published_announcements_audience_is_read_only(publisher):
+def test_a_published_announcements_content_is_read_only_with_a_reason(publisher):
     a = announcement_create(title="Sent")
     announcement_publish(announcement=a, by=publisher)
-    page = client_for(publisher).get(f"{CHANGELIST}{a.pk}/change/").content.decode()
-    assert 'name="audience"' not in page
-    assert 'name="title"' in page
+    client = client_for(publisher)
+    page = client.get(f"{CHANGELIST}{a.pk}/change/").content.decode()
+    for field in ("title", "body", "level", "audience", "groups", "publish_at"):
+        assert f'name="{field}' not in page, field
+    assert 'name="expires_at_0"' in page  # expiring stays the way to stop showing it
+    assert "its content and audience can no longer change" in page
+    client.post(f"{CHANGELIST}{a.pk}/change/", {**edit_form("Rewritten"), "expires_at_0": ""})
+    a.refresh_from_db()
+    assert a.title == "Sent"
+
+
+def edit_form(title: str, **extra: str) -> dict[str, str]:
+    return {
+        "title": title,
+        "body": "changed body",
+        "level": "error",
+        "audience": "everyone",
+        "expires_at_0": "",
+        "expires_at_1": "",
+        **extra,
+    }
+
+
+def test_an_editor_cannot_change_an_announcement_a_publisher_scheduled(publisher, editor):
+    tomorrow = timezone.now() + timedelta(days=1)
+    a = announcement_create(title="Planned", publish_at=tomorrow, created_by=publisher)
+    client = client_for(editor)
+    response = client.get(f"{CHANGELIST}{a.pk}/change/")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'name="title"' not in page  # shown, not editable
+    assert "only staff who may publish announcements can change it" in page
+    response = client.post(f"{CHANGELIST}{a.pk}/change/", edit_form("Free pizza! Click here"))
+    assert response.status_code == 403
+    a.refresh_from_db()
+    assert (a.title, a.body, a.level, a.scheduled_by) == ("Planned", "", "info", publisher)
+
+
+def test_an_editor_still_edits_drafts(editor):
+    a = announcement_create(title="Draft", created_by=editor)
+    response = client_for(editor).post(f"{CHANGELIST}{a.pk}/change/", edit_form("Better draft"))
+    assert response.status_code == 302
+    a.refresh_from_db()
+    assert (a.title, a.publish_at) == ("Better draft", None)
+
+
+def test_a_publisher_who_edits_a_scheduled_announcement_publishes_it(publisher):
+    tomorrow = timezone.now() + timedelta(days=1)
+    other = staff("other-publisher", *EDIT_PERMS, "publish_announcement")
+    a = announcement_create(title="Planned", publish_at=tomorrow, created_by=other)
+    local = timezone.localtime(tomorrow)
+    form = edit_form(
+        "Planned, corrected",
+        publish_at_0=local.strftime("%Y-%m-%d"),
+        publish_at_1=local.strftime("%H:%M:%S"),
+    )
+    response = client_for(publisher).post(f"{CHANGELIST}{a.pk}/change/", form)
+    assert response.status_code == 302
+    a.refresh_from_db()
+    assert (a.title, a.scheduled_by) == ("Planned, corrected", publisher)

@@ -55,7 +55,7 @@ def test_all_sends_one_to_every_active_user_and_prints_a_summary(users):
     out, err = send("--title", "Hello", "--all")
     assert inbox() == {"alice": ["Hello"], "bob": ["Hello"], "charlie": ["Hello"]}
     assert SUMMARY.search(out).groups() == ("3", "3")
-    assert err == ""
+    assert re.fullmatch(r"sending to 3 recipients with key send-\S+; .*\n", err)
 
 
 def test_every_content_option_lands_in_the_notification(users):
@@ -76,6 +76,12 @@ def test_users_accepts_comma_lists_repeated_and_deduplicated(users):
     out, _ = send("--title", "Hi", "--users", "alice, bob", "--users", "alice")
     assert inbox() == {"alice": ["Hi"], "bob": ["Hi"]}
     assert SUMMARY.search(out).groups() == ("2", "2")
+
+
+def test_users_takes_several_values_after_one_flag_as_the_synopsis_shows(users):
+    out, _ = send("--title", "Hi", "--users", "alice", "bob,charlie", "--users", "alice")
+    assert inbox() == {"alice": ["Hi"], "bob": ["Hi"], "charlie": ["Hi"]}
+    assert SUMMARY.search(out).groups() == ("3", "3")
 
 
 def test_inactive_named_users_are_skipped_with_a_note(users):
@@ -183,6 +189,20 @@ def test_a_run_that_crashes_part_way_resumes_with_its_key_and_nobody_gets_two(us
     out, _ = send("--title", "Crash", "--all", "--key", key)
     assert SUMMARY.search(out).groups() == ("2", "2")
     assert inbox() == {"alice": ["Crash"], "bob": ["Crash"], "charlie": ["Crash"]}
+
+
+def test_the_key_is_printed_before_the_first_batch_so_a_killed_run_can_resume(users, monkeypatch):
+    err = StringIO()
+    printed_before_sending = []
+
+    def killed(**kwargs):
+        printed_before_sending.append(f"--key {kwargs['send_key']}" in err.getvalue())
+        raise SystemExit(-9)  # as far as output goes, SIGKILL: no handler runs after this
+
+    monkeypatch.setattr(command, "notifications_send_batch", killed)
+    with pytest.raises(SystemExit):
+        call_command("send_notifications", "--title", "Killed", "--all", stderr=err)
+    assert printed_before_sending == [True]
 
 
 def test_ctrl_c_stops_with_exit_130_and_says_how_to_resume(users, monkeypatch):

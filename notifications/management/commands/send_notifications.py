@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -41,6 +45,28 @@ class ProgressBar:
         self.out.write("")
 
 
+@contextlib.contextmanager
+def batch_finishes_on_ctrl_c() -> Iterator[list[int]]:
+    """On the first Ctrl-C, note it (the caller stops after the batch in flight); a second
+    one interrupts at once. Stopping mid-batch could leave a committed batch unpublished
+    and the printed count short of what was written."""
+    requested: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested  # signal handlers can only be set in the main thread
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class Command(BaseCommand):
     help = (
         "Send a notification to every recipient (--all, --group, --users or --file), in "
@@ -58,7 +84,11 @@ class Command(BaseCommand):
             "--group", nargs="+", action="extend", metavar="NAME", help="members of these groups"
         )
         audience.add_argument(
-            "--users", action="append", metavar="NAME,NAME", help="comma-separated usernames"
+            "--users",
+            nargs="+",
+            action="extend",
+            metavar="NAME,NAME",
+            help="usernames, comma- or space-separated",
         )
         audience.add_argument(
             "--file",
@@ -71,7 +101,7 @@ class Command(BaseCommand):
             default="",
             metavar="IDEMPOTENCY_KEY",
             help="recipients who already got a notification with this key are skipped "
-            "(default: a new key, printed if the run is interrupted)",
+            "(default: a new key; the key is printed on stderr when sending starts)",
         )
         parser.add_argument(
             "--dry-run", action="store_true", help="print the recipients; write nothing"
@@ -140,24 +170,34 @@ class Command(BaseCommand):
     def _send(
         self, audience: recipients.Recipients, total: int, key: str, options: dict[str, Any]
     ) -> None:
+        # Printed before the first batch: a run killed outright (SIGKILL, OOM, a lost
+        # terminal) prints nothing more, and the key is what resumes it.
+        self.stderr.write(
+            f"sending to {total} recipients with key {key}; if this run stops, rerun with "
+            f"--key {key} (nobody gets two)"
+        )
+        self.stderr.flush()
         bar = ProgressBar(self.stdout, total) if self.stdout.isatty() else None
         started = time.monotonic()
         done = sent = 0
         try:
-            for batch in audience.batches(options["batch_size"]):
-                created = notifications_send_batch(
-                    recipient_ids=batch,
-                    title=options["title"],
-                    body=options["body"],
-                    level=options["level"],
-                    url=options["url"],
-                    send_key=key,
-                    new_key=not options["key"],
-                )
-                done += len(batch)
-                sent += len(created)
-                if bar:
-                    bar.update(done, sent)
+            with batch_finishes_on_ctrl_c() as ctrl_c:
+                for batch in audience.batches(options["batch_size"]):
+                    created = notifications_send_batch(
+                        recipient_ids=batch,
+                        title=options["title"],
+                        body=options["body"],
+                        level=options["level"],
+                        url=options["url"],
+                        send_key=key,
+                        new_key=not options["key"],
+                    )
+                    done += len(batch)
+                    sent += len(created)
+                    if bar:
+                        bar.update(done, sent)
+                    if ctrl_c:
+                        raise KeyboardInterrupt
         except BaseException as exc:
             if bar:
                 bar.finish()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -58,6 +61,22 @@ def server_command(kind: str, *, host: str, port: int) -> list[str]:
     raise ValueError(f"unknown server {kind!r}; choose one of {', '.join(SERVERS)}")
 
 
+def redis_answers(socket_path: Path) -> bool:
+    """True if a Redis (another `serve`, most likely) already answers on this socket."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1)
+            sock.connect(str(socket_path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Serve the app with daphne (or --server uvicorn); start a private Redis if needed."
 
@@ -65,19 +84,50 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--server", choices=SERVERS, default="daphne")
+        parser.add_argument(
+            "--run-dir",
+            type=Path,
+            help="where the private Redis keeps its socket (default: .run in the project)",
+        )
 
-    def handle(self, *args: Any, host: str, port: int, server: str, **options: Any) -> None:
+    def handle(
+        self, *args: Any, host: str, port: int, server: str, run_dir: Path | None, **options: Any
+    ) -> None:
+        # A service manager stops with SIGTERM, a closed terminal sends SIGHUP: both stop
+        # the server and the private Redis the way Ctrl-C does, instead of orphaning them.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupt)
         redis = None
-        env = dict(os.environ)
-        if not os.environ.get("REDIS_URL"):
-            socket_path = settings.RUN_DIR / "redis.sock"
-            redis = EmbeddedRedis(socket_path)
-            try:
-                redis.start()
-            except (RuntimeError, ValueError) as exc:
-                raise CommandError(f"could not start the embedded Redis: {exc}") from exc
-            self.stdout.write(f"embedded Redis on {redis.url} (set REDIS_URL to use your own)")
-            env["REDIS_URL"] = redis.url
+        try:
+            env = dict(os.environ)
+            if not os.environ.get("REDIS_URL"):
+                redis = self._start_redis((run_dir or settings.RUN_DIR) / "redis.sock")
+                env["REDIS_URL"] = redis.url
+            returncode = self._serve(server, host, port, env)
+        except KeyboardInterrupt:
+            returncode = None
+        finally:
+            if redis:
+                redis.stop()
+        if returncode not in (0, -signal.SIGINT, None):
+            raise CommandError(f"{server} exited with status {returncode}")
+
+    def _start_redis(self, socket_path: Path) -> EmbeddedRedis:
+        # Starting would unlink the socket of a Redis that another instance still uses.
+        if redis_answers(socket_path):
+            raise CommandError(
+                f"a Redis already answers on {socket_path} (another `serve`?): stop it, "
+                "or use --run-dir or REDIS_URL"
+            )
+        redis = EmbeddedRedis(socket_path)
+        try:
+            redis.start()
+        except (RuntimeError, ValueError) as exc:
+            raise CommandError(f"could not start the embedded Redis: {exc}") from exc
+        self.stdout.write(f"embedded Redis on {redis.url} (set REDIS_URL to use your own)")
+        return redis
+
+    def _serve(self, server: str, host: str, port: int, env: dict[str, str]) -> int | None:
         self.stdout.write(
             self.style.SUCCESS(f"{server} serving on http://{host}:{port}/ (Ctrl-C stops)")
         )
@@ -86,11 +136,10 @@ class Command(BaseCommand):
             process.wait()
         except KeyboardInterrupt:
             process.send_signal(signal.SIGINT)
-            process.wait(timeout=10)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
         finally:
             if process.poll() is None:
                 process.kill()
-            if redis:
-                redis.stop()
-        if process.returncode not in (0, -signal.SIGINT, None):
-            raise CommandError(f"{server} exited with status {process.returncode}")
+                process.wait()
+        return process.returncode

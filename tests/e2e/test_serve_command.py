@@ -1,0 +1,116 @@
+"""`manage.py serve` (what bin/run starts) as a real process: it stops cleanly on the signals
+a terminal or service manager sends, and never takes over another instance's Redis."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from config.redis_server import EmbeddedRedis
+from tests import servers
+from tests.servers import ROOT, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def run_dir() -> Iterator[Path]:
+    # Short: unix socket paths must stay under 104 characters.
+    path = Path(tempfile.mkdtemp(prefix="rt-serve-"))
+    yield path
+    for child in path.iterdir():
+        child.unlink()
+    path.rmdir()
+
+
+def start_serve(run_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(DATABASE_URL=servers.test_database_url(), PYTHONUNBUFFERED="1")
+    command = [sys.executable, "manage.py", "serve", "--port", str(port), "--run-dir", str(run_dir)]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    found: list[int] = []
+    for task in tasks.iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def wait_for_login_page(process: subprocess.Popen[str], port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/login/", timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+            continue
+        assert response.status_code == 200
+        return
+    raise AssertionError(f"serve did not answer on {port} within {timeout} s")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_stops_the_server_and_its_redis_like_ctrl_c(run_dir, signum):
+    port = free_port()
+    process = start_serve(run_dir, port)
+    kids: list[int] = []
+    try:
+        wait_for_login_page(process, port)
+        kids = children(process.pid)
+        redis_pids = [pid for pid in kids if "redis-server" in command_line(pid)]
+        assert len(redis_pids) == 1 and len(kids) == 2, [command_line(p) for p in kids]
+        assert (run_dir / "redis.sock").exists()
+
+        process.send_signal(signum)
+        process.wait(timeout=10)
+        assert process.returncode == 0, process.communicate()
+        assert not [pid for pid in kids if alive(pid)]  # neither daphne nor redis-server left
+        assert not (run_dir / "redis.sock").exists()
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/login/", timeout=2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in kids:  # what a failing serve would orphan
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_second_instance_leaves_the_first_ones_redis_alone(run_dir):
+    first = EmbeddedRedis(run_dir / "redis.sock").start()
+    try:
+        process = start_serve(run_dir, free_port())
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 1
+        assert f"a Redis already answers on {run_dir / 'redis.sock'}" in err
+        assert first.process.poll() is None and first._ping()  # still there, still answering
+    finally:
+        first.stop()
