@@ -9,6 +9,7 @@ from django.db import transaction
 
 from notifications import relay, selectors
 from notifications.channels import group_channel, read_channel, user_channel
+from notifications.hub import SESSION_ENDED
 from notifications.models import Announcement, Audience, Notification, ReadChange
 
 # The public channel of announcements to everyone (see notifications.channels).
@@ -31,9 +32,11 @@ def read_changed_on_commit(*, change: ReadChange) -> None:
     transaction.on_commit(lambda: _publish_read_change(change))
 
 
-def streams_close_on_commit(*, user_id: int, session_key: str | None) -> None:
+def streams_close_on_commit(
+    *, user_id: int, session_key: str | None, reason: str = SESSION_ENDED
+) -> None:
     """End the user's live streams on every process (one session's, or all if None)."""
-    message = {"kick": {"user": user_id, "session": session_key}}
+    message = {"kick": {"user": user_id, "session": session_key, "reason": reason}}
     transaction.on_commit(lambda: relay.publish_control(message))
 
 

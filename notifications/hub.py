@@ -63,9 +63,16 @@ REPLAY_PAGE_BYTES = MAX_BUFFERED_BYTES // 4
 # flushing (both as django-eventstream sends them).
 STREAM_OPEN = b":" + b" " * 2048 + b"\n\nevent: stream-open\ndata:\n\n"
 KEEPALIVE = b"event: keep-alive\ndata:\n\n"
-SESSION_ENDED = sse_encode_error(
-    "forbidden", "session ended", extra={"reason": "session-ended"}
-).encode()
+# Why a stream was ended from outside (a kick): the client reacts to the reason.
+SESSION_ENDED, CHANNELS_CHANGED = "session-ended", "channels-changed"
+_KICK_FRAMES = {
+    # signed out, password changed, deactivated: the page says so and stops
+    SESSION_ENDED: sse_encode_error("forbidden", "session ended", extra={"reason": SESSION_ENDED}),
+    # joined or left a group: the page reconnects at once and gets its channels now
+    CHANNELS_CHANGED: sse_encode_error(
+        "channels-changed", "your channels changed: reconnect", extra={"reason": CHANNELS_CHANGED}
+    ),
+}
 
 _FIELD_UNSAFE = re.compile(r"[\r\n\0]")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -445,14 +452,15 @@ class Hub:
         for event in events:
             self.publish(event)
 
-    def kick(self, *, user_id: int, session_key: str | None) -> int:
+    def kick(self, *, user_id: int, session_key: str | None, reason: str = SESSION_ENDED) -> int:
+        frame = _KICK_FRAMES[reason].encode()
         conns = [
             c
             for c in self.by_user.get(user_id, ())
             if session_key is None or c.session_key == session_key
         ]
         for conn in conns:
-            conn.finish(SESSION_ENDED)
+            conn.finish(frame)
         return len(conns)
 
     def resync(self) -> None:

@@ -22,7 +22,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from notifications.hub import current_hub, encode_event
+from notifications.hub import SESSION_ENDED, current_hub, encode_event
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,12 @@ def deliver_locally(message: dict[str, Any]) -> None:
     if message.get("resync"):
         hub.resync()
     elif "kick" in message:
-        hub.kick(user_id=message["kick"]["user"], session_key=message["kick"]["session"])
+        kick = message["kick"]
+        hub.kick(
+            user_id=kick["user"],
+            session_key=kick["session"],
+            reason=kick.get("reason", SESSION_ENDED),
+        )
     else:
         hub.publish(
             encode_event(message["c"], message["t"], message["d"], message["i"], message.get("p"))
@@ -111,13 +116,6 @@ def resync_local_streams() -> None:
     hub = current_hub()
     if hub is not None:
         hub.resync()
-
-
-def kick_local_streams(*, user_id: int, session_key: str | None) -> int:
-    """End this process's streams of a user (of one session, or all): they send
-    `stream-error` and close. Returns how many were ended."""
-    hub = current_hub()
-    return hub.kick(user_id=user_id, session_key=session_key) if hub is not None else 0
 
 
 class Subscriber:

@@ -14,6 +14,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from notifications import events, selectors
+from notifications.hub import CHANNELS_CHANGED
 from notifications.models import (
     Announcement,
     AnnouncementRead,
@@ -207,7 +208,7 @@ def group_members_changed(*, user_ids: Iterable[int]) -> None:
     """After users joined or left groups: end their streams, which reconnect with the
     channels of their groups now (a stream's channels are fixed when it opens)."""
     for user_id in user_ids:
-        user_streams_close(user_id=user_id)
+        events.streams_close_on_commit(user_id=user_id, session_key=None, reason=CHANNELS_CHANGED)
 
 
 def announcement_mark_read(*, user: Any, announcement_id: int) -> int:

@@ -548,7 +548,9 @@ function connect() {
   });
   source.addEventListener("stream-error", (event) => {
     source.close();
-    if (parse(event)?.reason === "session-ended") showSignedOut();
+    const reason = parse(event)?.reason;
+    if (reason === "session-ended") showSignedOut();
+    else if (reason === "channels-changed") connect(); // joined or left a group
     else scheduleReconnect();
   });
   source.addEventListener("error", () => {
