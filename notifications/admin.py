@@ -233,10 +233,12 @@ class AnnouncementAdmin(admin.ModelAdmin):
 
     @admin.action(description="Expire now (stop showing)", permissions=["publish"])
     def expire_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        expired = 0
         for announcement in queryset:
-            services.announcement_expire(announcement=announcement)
-            self.log_change(request, announcement, "Expired.")
-        self.message_user(request, f"{len(queryset)} announcement(s) no longer shown.")
+            if services.announcement_expire(announcement=announcement):
+                self.log_change(request, announcement, "Expired.")
+                expired += 1
+        self.message_user(request, f"{expired} announcement(s) no longer shown, on open pages too.")
 
     def _publish(self, request: HttpRequest, announcement: Announcement) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import transaction
 
@@ -42,9 +43,24 @@ def streams_close_on_commit(
 
 def announcement_published_on_commit(*, announcement: Announcement) -> None:
     """Push `event: announcement` once per audience channel, whatever the audience size."""
-    channels = _announcement_channels(announcement)
-    data = json.dumps(selectors.announcement_payload(announcement))
-    messages = [(channel, "announcement", data, announcement.sequence) for channel in channels]
+    data = selectors.announcement_payload(announcement)
+    _announcement_event_on_commit(announcement, "announcement", data)
+
+
+def announcement_expired_on_commit(*, announcement: Announcement) -> None:
+    """Push `event: announcement-expired` once per audience channel: pages drop it."""
+    data = selectors.announcement_expired_payload(announcement)
+    _announcement_event_on_commit(announcement, "announcement-expired", data)
+
+
+def _announcement_event_on_commit(
+    announcement: Announcement, event_type: str, payload: dict[str, Any]
+) -> None:
+    data = json.dumps(payload)
+    messages = [
+        (channel, event_type, data, announcement.sequence)
+        for channel in _announcement_channels(announcement)
+    ]
     transaction.on_commit(lambda: relay.publish(messages))
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 from django_eventstream.event import Event
 from django_eventstream.storage import EventDoesNotExist
@@ -70,7 +71,9 @@ class ReadChangeReplay:
 class AnnouncementReplay:
     """`announcements` (to everyone) and `group-<id>`: published announcements in publish order.
 
-    The event id is the announcement's publish sequence; expired ones are not replayed.
+    The event id is the announcement's place in the publish sequence. One expired by
+    "Expire now" took a new place there and is replayed as `announcement-expired`; one
+    that expired at its expires_at is replayed the same way (pages also time it out).
     """
 
     def _published(self, channel: str, key: int | None) -> QuerySet[Announcement]:
@@ -83,14 +86,17 @@ class AnnouncementReplay:
         return self._published(channel, key).aggregate(m=Max("sequence"))["m"] or 0
 
     def events_after(self, channel: str, key: int | None, last_id: int, limit: int) -> list[Event]:
-        unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-        rows = self._published(channel, key).filter(unexpired, sequence__gt=last_id)
+        now = timezone.now()
+        rows = self._published(channel, key).filter(sequence__gt=last_id)
         return [
-            Event(
-                channel,
-                "announcement",
-                json.dumps(selectors.announcement_payload(a)),
-                id=a.sequence,
-            )
+            Event(channel, *_announcement_event(a, now), id=a.sequence)
             for a in rows.order_by("sequence")[:limit]
         ]
+
+
+def _announcement_event(announcement: Announcement, now: datetime) -> tuple[str, str]:
+    if announcement.expires_at and announcement.expires_at <= now:
+        return "announcement-expired", json.dumps(
+            selectors.announcement_expired_payload(announcement)
+        )
+    return "announcement", json.dumps(selectors.announcement_payload(announcement))

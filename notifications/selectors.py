@@ -171,6 +171,11 @@ def announcement_payload(announcement: Announcement) -> dict[str, Any]:
     }
 
 
+def announcement_expired_payload(announcement: Announcement) -> dict[str, Any]:
+    """The wire format of `event: announcement-expired`."""
+    return {"id": announcement.pk}
+
+
 def announcement_list(*, user_id: int, unread: bool = False) -> list[dict[str, Any]]:
     """The user's unexpired announcements, newest first, each with its read state."""
     qs = Announcement.objects.filter(_visible_to(user_id, timezone.now())).annotate(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -316,21 +316,30 @@ def announcement_publish(*, announcement: Announcement, by: Any = None) -> bool:
     now = timezone.now()
     if announcement.expires_at and announcement.expires_at <= now:
         raise ValidationError("it has already expired")
+    return _in_sequence(lambda: _publish(announcement, by, now))
+
+
+def _in_sequence(step: Callable[[], bool]) -> bool:
+    """Run `step`, which takes the next announcement sequence number, in a transaction."""
     retries = 2
     while True:
         try:
             with transaction.atomic():
-                return _publish(announcement, by, now)
+                return step()
         except IntegrityError:
-            # Two publishes took the same sequence number (concurrent transactions on
-            # PostgreSQL): the loser takes the next one.
+            # Two transactions took the same sequence number (concurrent on PostgreSQL):
+            # the loser takes the next one.
             if not retries:
                 raise
             retries -= 1
 
 
+def _next_sequence() -> int:
+    return (Announcement.objects.aggregate(m=Max("sequence"))["m"] or 0) + 1
+
+
 def _publish(announcement: Announcement, by: Any, now: datetime) -> bool:
-    sequence = (Announcement.objects.aggregate(m=Max("sequence"))["m"] or 0) + 1
+    sequence = _next_sequence()
     updated = Announcement.objects.filter(pk=announcement.pk, published_at__isnull=True).update(
         published_at=now, published_by=by, sequence=sequence
     )
@@ -365,9 +374,26 @@ def announcements_publish_due(*, now: datetime | None = None) -> list[Announceme
     return [a for a in due if announcement_publish(announcement=a, by=a.scheduled_by)]
 
 
-def announcement_expire(*, announcement: Announcement) -> None:
-    """Stop showing an announcement from now on (already delivered banners stay until reload)."""
-    now = timezone.now()
-    Announcement.objects.filter(pk=announcement.pk).filter(
+def announcement_expire(*, announcement: Announcement) -> bool:
+    """Stop showing an announcement now, on pages already open too; False if it was not shown.
+
+    A published one takes the next place in the publish sequence, where
+    `event: announcement-expired` goes out: open pages drop it, and a page reconnecting from
+    before that place gets the event on replay. Still one event per audience channel.
+    """
+    return _in_sequence(lambda: _expire(announcement, timezone.now()))
+
+
+def _expire(announcement: Announcement, now: datetime) -> bool:
+    showing = Announcement.objects.filter(pk=announcement.pk).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-    ).update(expires_at=now)
+    )
+    if showing.filter(sequence__isnull=True).update(expires_at=now):
+        announcement.expires_at = now
+        return True  # never published: no page has it
+    sequence = _next_sequence()
+    if not showing.update(expires_at=now, sequence=sequence):
+        return False
+    announcement.expires_at, announcement.sequence = now, sequence
+    events.announcement_expired_on_commit(announcement=announcement)
+    return True

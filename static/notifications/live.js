@@ -542,6 +542,10 @@ function connect() {
   source.addEventListener("read", onRead);
   source.addEventListener("stream-reset", onReset);
   source.addEventListener("announcement", onAnnouncement);
+  source.addEventListener("announcement-expired", (event) => {
+    const data = parse(event);
+    if (data) expireAnnouncement(data.id); // staff pressed "Expire now"
+  });
   source.addEventListener("activity", (event) => {
     const data = parse(event);
     if (data) emit("activity", data);

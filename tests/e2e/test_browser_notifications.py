@@ -8,7 +8,12 @@ from django.utils import timezone
 from playwright.async_api import expect
 
 from notifications.models import Notification
-from notifications.services import announcement_create, announcement_publish, notification_create
+from notifications.services import (
+    announcement_create,
+    announcement_expire,
+    announcement_publish,
+    notification_create,
+)
 from tests.browser import chromium, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -157,6 +162,25 @@ async def test_an_expired_announcement_leaves_the_banner_inbox_and_count(server,
         await expect(page.locator("#bell-badge")).to_have_text("1")
 
         await expect(row).to_have_count(0, timeout=8000)
+        await expect(page.locator("#announcement-banner")).to_be_hidden()
+        await expect(page.locator("#bell-badge")).to_be_hidden(timeout=5000)
+
+
+async def test_expire_now_takes_the_announcement_off_an_open_page(server, alice):
+    announcement = await sync_to_async(announcement_create)(title="Office closed")
+    await sync_to_async(announcement_publish)(announcement=announcement)
+    async with chromium() as browser:
+        page = await (await browser.new_context()).new_page()
+        await log_in(page, server.url, "alice")
+        row = page.locator(f'#inbox-announcements li[data-announcement-id="{announcement.pk}"]')
+        await expect(row).to_be_visible()
+        await expect(page.locator("#announcement-banner")).to_contain_text("Office closed")
+        await expect(page.locator("#bell-badge")).to_have_text("1")
+        await expect(page.locator("#conn-state")).to_have_attribute("data-state", "open")
+
+        await sync_to_async(announcement_expire)(announcement=announcement)  # as "Expire now"
+
+        await expect(row).to_have_count(0, timeout=5000)
         await expect(page.locator("#announcement-banner")).to_be_hidden()
         await expect(page.locator("#bell-badge")).to_be_hidden(timeout=5000)
 

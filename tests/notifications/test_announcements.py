@@ -276,21 +276,46 @@ def test_the_inbox_pins_the_users_announcements(alice_client):
 # ---------------------------------------------------------------- replay
 
 
-def test_replay_serves_unexpired_announcements_in_publish_order(alice, ops):
+def test_replay_serves_announcements_and_expiries_in_publish_order(alice, ops):
     storage = ReplayStorage()
     first = announce(title="first")
     group_only = announce(title="ops", groups=[ops])
     gone = announce(title="gone")
-    announcement_expire(announcement=gone)
+    published_at = gone.sequence
+    assert announcement_expire(announcement=gone)
+    assert gone.sequence > published_at  # expiring takes a new place in the sequence
     last = announce(title="last")
     events = storage.get_events("announcements", 0)
-    assert [json.loads(e.data)["id"] for e in events] == [first.pk, last.pk]
-    assert [e.id for e in events] == [first.sequence, last.sequence]
-    assert all(e.type == "announcement" for e in events)
+    assert [(e.type, json.loads(e.data)["id"], e.id) for e in events] == [
+        ("announcement", first.pk, first.sequence),
+        ("announcement-expired", gone.pk, gone.sequence),
+        ("announcement", last.pk, last.sequence),
+    ]
+    assert json.loads(events[1].data) == {"id": gone.pk}
     assert storage.get_current_id("announcements") == last.sequence
     (group_event,) = storage.get_events(f"group-{ops.pk}", 0)
     assert json.loads(group_event.data)["id"] == group_only.pk
     assert storage.get_events("announcements", last.sequence) == []
+
+
+def test_expire_now_tells_open_pages_with_one_event_per_audience_channel(
+    alice, ops, pubsub, django_capture_on_commit_callbacks
+):
+    shown = announce(title="to ops", groups=[ops])
+    draft = announcement_create(title="never published")
+    published(pubsub)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert announcement_expire(announcement=shown)
+        assert announcement_expire(announcement=draft)  # no page has it: no event
+        assert not announcement_expire(announcement=shown)  # already gone
+    (message,) = published(pubsub)
+    assert (message["c"], message["t"], message["i"]) == (
+        f"group-{ops.pk}",
+        "announcement-expired",
+        shown.sequence,
+    )
+    assert json.loads(message["d"]) == {"id": shown.pk}
+    assert selectors.unread_count(user_id=ops.user_set.get().pk) == 0
 
 
 # ---------------------------------------------------------------- scheduled publishing
