@@ -70,8 +70,10 @@ class Command(BaseCommand):
         notification_create(
             recipient=user,
             title="Try it from a shell",
-            body="Run this in another terminal and watch the bell:\n"
-            f"python manage.py send_notifications --users {user.username} "
+            # Works as printed in a new terminal: the venv is not activated there, and the
+            # demo server's DEBUG=1 (which allows the missing SECRET_KEY) is not set.
+            body="Run this in another terminal, in the project directory, and watch the bell:\n"
+            f"DEBUG=1 .venv/bin/python manage.py send_notifications --users {user.username} "
             '--title "Hello from the shell" --url /notifications/',
             level="info",
             url="/notifications/",
