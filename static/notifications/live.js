@@ -71,7 +71,8 @@ function setUnread(count) {
 
 const toasts = document.getElementById("toasts");
 
-export function toast({ title, body: text, level = "info", url }) {
+// A notification's toast (it has an id) reads it when clicked, like its row does.
+export function toast({ id, title, body: text, level = "info", url }) {
   if (!toasts) return;
   const node = el("div", `toast level-${level}`);
   node.setAttribute("role", "status");
@@ -79,9 +80,16 @@ export function toast({ title, body: text, level = "info", url }) {
   node.append(head);
   if (text) node.append(el("div", "toast-body", text));
   const href = safeHref(url);
-  if (href) {
+  if (href || id) {
     node.classList.add("clickable");
-    node.addEventListener("click", () => (window.location.href = href));
+    node.addEventListener("click", () => {
+      const done = id ? markRead(id) : Promise.resolve();
+      if (href) followAfter(done, href);
+      else {
+        done.catch(markFailed);
+        node.remove();
+      }
+    });
   }
   const close = el("button", "toast-close", "×");
   close.type = "button";
@@ -178,9 +186,13 @@ document.addEventListener("click", (event) => {
     return;
   }
   event.preventDefault();
-  const waited = new Promise((resolve) => setTimeout(resolve, FOLLOW_WAIT_MS));
-  Promise.race([done.catch(() => {}), waited]).then(() => window.location.assign(link.href));
+  followAfter(done, link.href);
 });
+
+function followAfter(done, href) {
+  const waited = new Promise((resolve) => setTimeout(resolve, FOLLOW_WAIT_MS));
+  Promise.race([done.catch(() => {}), waited]).then(() => window.location.assign(href));
+}
 
 // ---------------------------------------------------------------- dropdown
 

@@ -103,6 +103,20 @@ async def test_opening_an_item_marks_it_read_before_following_its_link(server, a
     assert await sync_to_async(Notification.objects.filter(read_at__isnull=True).count)() == 0
 
 
+async def test_clicking_a_notifications_toast_reads_it_and_follows_its_link(server, alice):
+    async with chromium() as browser:
+        page = await (await browser.new_context()).new_page()
+        await log_in(page, server.url, "alice")
+        await expect(page.locator("#conn-state")).to_have_attribute("data-state", "open")
+        await create(recipient=alice, title="Toast only", url="/feed/")
+        await expect(page.locator("#bell-badge")).to_have_text("1", timeout=5000)
+
+        await page.locator(".toast", has_text="Toast only").click()
+        await page.wait_for_url(f"{server.url}/feed/")
+        await expect(page.locator("#bell-badge")).to_be_hidden()
+    assert await sync_to_async(Notification.objects.filter(read_at__isnull=True).count)() == 0
+
+
 async def test_a_script_title_and_url_from_the_server_neither_run_nor_link(server, alice):
     xss = "<img src=x onerror=\"window.__xss = 1; alert('title')\">"
     n = await create(recipient=alice, title=xss, url="/ok/")
