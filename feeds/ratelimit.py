@@ -10,11 +10,12 @@ lets frames through: the limit protects the service, it must not stop it.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import redis
 
-from feeds.redis_state import async_client, key, run_script
+from feeds.redis_state import async_client, key, run_script, sync_client
 
 logger = logging.getLogger(__name__)
 
@@ -89,3 +90,24 @@ async def typing_allowed(*, room_id: int, user_id: int) -> bool:
     except (redis.RedisError, OSError) as exc:
         logger.warning("typing throttle for user %s failed: %s", user_id, exc)
         return False
+
+
+# Rooms a user may create from the chat page per window: plenty for a person, and a script
+# cannot fill the room list.
+ROOMS_PER_WINDOW = 5
+ROOM_WINDOW_SECONDS = 600
+
+
+def room_create_allowed(*, user_id: int) -> bool:
+    """Count one room creation by the user; False past ROOMS_PER_WINDOW in this window."""
+    window = int(time.time()) // ROOM_WINDOW_SECONDS
+    name = key("room-creates", user_id, window)
+    try:
+        pipe = sync_client().pipeline()
+        pipe.incr(name)
+        pipe.expire(name, ROOM_WINDOW_SECONDS)
+        count, _ = pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("room creation limit unavailable, allowing: %s", exc)
+        return True
+    return count <= ROOMS_PER_WINDOW

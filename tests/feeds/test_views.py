@@ -8,7 +8,7 @@ from django.test import Client
 from feeds import presence, selectors
 from feeds.models import Room
 from feeds.redis_state import key, sync_client
-from tests.conftest import session_cookie
+from tests.conftest import make_user, session_cookie
 
 pytestmark = pytest.mark.django_db
 
@@ -114,6 +114,20 @@ def test_a_blank_title_is_refused_with_a_message(rooms, alice):
         assert response.status_code == 400
         assert b"This field is required." in response.content
     assert Room.objects.count() == 3
+
+
+def test_creating_rooms_faster_than_a_person_would_is_refused_with_a_message(rooms, alice):
+    from feeds.ratelimit import ROOMS_PER_WINDOW
+
+    client = logged_in(alice)
+    for i in range(ROOMS_PER_WINDOW):
+        assert client.post("/chat/", {"title": f"Room {i}"}).status_code == 302
+    response = client.post("/chat/", {"title": "One too many"})
+    assert response.status_code == 400
+    assert b"You have created 5 rooms in the last 10 minutes; try again later." in response.content
+    assert not Room.objects.filter(title="One too many").exists()
+    # the limit is per user
+    assert logged_in(make_user("dora")).post("/chat/", {"title": "Dora's"}).status_code == 302
 
 
 def test_a_title_over_the_maximum_length_is_refused_with_a_message(rooms, alice):
