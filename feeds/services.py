@@ -119,11 +119,13 @@ def mentioned_usernames(content: str) -> set[str]:
 
 def _mentioned_user_ids(names: set[str]) -> set[int]:
     # Usernames are case-sensitive (`Bob` and `bob` may both exist): a name is matched
-    # exactly, or else case-insensitively when exactly one user has it in some case.
+    # exactly, or else case-insensitively when exactly one user has it in some case. That
+    # lookup reads every username, so only a capitalised `@Bob` (`bob` meant) gets it, not
+    # every lowercase word after an `@` (an email address, say).
     User = get_user_model()
     exact = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
     ids = set(exact.values())
-    rest = {name.lower() for name in names if name not in exact}
+    rest = {name.lower() for name in names if name not in exact and name != name.lower()}
     if rest:
         by_folded: dict[str, list[int]] = {}
         folded = User.objects.annotate(folded=Lower("username")).filter(folded__in=rest)
