@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
-
 from django_eventstream.event import Event
 
 from feeds import activity_selectors
+from feeds.activity_events import activity_event
 
 
 class ActivityReplay:
-    """`activity`: every feed item after an id, oldest first, as `event: activity`."""
+    """`activity`: items and tombstones after an id, oldest first, as they were published."""
 
     def current_id(self, channel: str, key: int | None) -> int:
         return activity_selectors.latest_activity_id()
 
     def events_after(self, channel: str, key: int | None, last_id: int, limit: int) -> list[Event]:
         return [
-            Event(channel, "activity", json.dumps(activity_selectors.activity_payload(a)), id=a.pk)
+            Event(channel, *activity_event(a), id=a.pk)
             for a in activity_selectors.activities_after(last_id=last_id, limit=limit)
         ]

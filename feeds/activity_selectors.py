@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import Max
 
-from feeds.models import Activity
+from feeds.models import Activity, Room
 
 MAX_PAGE = 100
 
@@ -23,9 +23,15 @@ def activity_payload(activity: Activity) -> dict[str, Any]:
     }
 
 
+def activity_removed_payload(tombstone: Activity) -> dict[str, Any]:
+    """The wire format of `event: activity-removed`: only ids, nothing of what was removed."""
+    return {"ids": list(tombstone.removed_ids)}
+
+
 def activity_list(*, before: int | None = None, limit: int = 30) -> dict[str, Any]:
     """A page of the feed, newest first, with the cursor of the next (older) page."""
-    qs = Activity.objects.select_related("actor")
+    # Tombstones are stream events only; the items they name are already deleted.
+    qs = Activity.objects.select_related("actor").exclude(verb=Activity.REMOVED)
     if before is not None:
         qs = qs.filter(id__lt=before)
     rows = list(qs.order_by("-id")[: limit + 1])
@@ -38,6 +44,7 @@ def activity_list(*, before: int | None = None, limit: int = 30) -> dict[str, An
 
 
 def activities_after(*, last_id: int, limit: int) -> list[Activity]:
+    """Items and tombstones after an id, oldest first: the `activity` channel's replay."""
     return list(
         Activity.objects.select_related("actor").filter(id__gt=last_id).order_by("id")[:limit]
     )
@@ -45,3 +52,10 @@ def activities_after(*, last_id: int, limit: int) -> list[Activity]:
 
 def latest_activity_id() -> int:
     return Activity.objects.aggregate(m=Max("id"))["m"] or 0
+
+
+def room_was_private(*, room: Room) -> bool | None:
+    """The stored privacy of a room about to be saved; None for a new room."""
+    if room.pk is None:
+        return None
+    return Room.objects.filter(pk=room.pk).values_list("is_private", flat=True).first()

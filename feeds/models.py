@@ -56,7 +56,14 @@ class Message(models.Model):
 
 
 class Activity(models.Model):
-    """One public item of the live feed; private things are never written here."""
+    """One public item of the live feed, or a tombstone; private things are never written here.
+
+    A tombstone (verb `REMOVED`) holds only the ids of items taken out of the feed: it
+    takes a place in the `activity` sequence, so pages that showed them, or reconnect
+    after it, drop them in order.
+    """
+
+    REMOVED = "removed"
 
     verb = models.CharField(max_length=100)
     actor = models.ForeignKey(
@@ -68,6 +75,7 @@ class Activity(models.Model):
     )
     target = models.CharField(max_length=200, blank=True)
     url = models.CharField(max_length=500, blank=True)
+    removed_ids = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -1,5 +1,6 @@
 // The activity feed: newest first, older pages on scroll, new items slide in live.
 // Reconnect replay comes from live.js (Last-Event-ID); items are deduplicated by id here.
+// `activity-removed` (a room made private or deleted) takes items off the page, live or replayed.
 import { api, el, stream, timeAgo, toast } from "../notifications/live.js";
 
 const list = document.getElementById("feed-list");
@@ -37,6 +38,10 @@ function insert(a, { live = false } = {}) {
   list.insertBefore(row, older || null);
 }
 
+function remove(ids) {
+  for (const id of ids) list.querySelector(`li.feed-item[data-id="${Number(id)}"]`)?.remove();
+}
+
 async function loadOlder() {
   if (loading || !list.dataset.next) return;
   loading = true;
@@ -52,8 +57,16 @@ async function loadOlder() {
   }
 }
 
+// After a stream reset nothing says what was removed meanwhile: rows the fresh first page
+// covers but no longer lists are gone.
 async function reload() {
   const page = await api("/api/feed/");
+  const listed = new Set(page.results.map((a) => Number(a.id)));
+  const oldest = page.next ? Math.min(...listed) : 0;
+  for (const li of list.querySelectorAll("li.feed-item")) {
+    const id = Number(li.dataset.id);
+    if (id >= oldest && !listed.has(id)) li.remove();
+  }
   for (const a of page.results) insert(a);
   list.dataset.next = page.next ?? list.dataset.next;
 }
@@ -73,4 +86,5 @@ observer.observe(more);
 moreButton.addEventListener("click", () => loadOlder());
 
 stream.on("activity", (a) => insert(a, { live: true }));
+stream.on("activity-removed", (data) => remove(data.ids || []));
 stream.on("reset", () => reload());

@@ -7,16 +7,27 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 
+from feeds import activity_selectors
 from feeds.models import Activity, Room
 from notifications.services import announcement_create, announcement_publish
 from notifications.storage import ReplayStorage
+from tests.conftest import make_user
 from tests.notifications.test_services import published, pubsub  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
+ROOM_VERBS = ("created the room", "opened the room")
 
-def activity_messages(ps) -> list[dict]:
-    return [json.loads(m["d"]) for m in published(ps) if m["c"] == "activity"]
+
+def activity_messages(ps, event_type: str = "activity") -> list[dict]:
+    return [
+        json.loads(m["d"]) for m in published(ps) if m["c"] == "activity" and m["t"] == event_type
+    ]
+
+
+def room_items() -> list[Activity]:
+    """Feed items about rooms (the named users' own "joined Pulse" items left out)."""
+    return list(Activity.objects.filter(verb__in=ROOM_VERBS).order_by("id"))
 
 
 def test_a_public_room_appears_in_the_feed_after_commit(
@@ -28,7 +39,7 @@ def test_a_public_room_appears_in_the_feed_after_commit(
     for callback in callbacks:
         callback()
     (item,) = activity_messages(pubsub)
-    activity = Activity.objects.get()
+    (activity,) = room_items()
     assert item == {
         "id": activity.pk,
         "verb": "created the room",
@@ -44,8 +55,9 @@ def test_a_private_room_never_appears(alice, pubsub, django_capture_on_commit_ca
         room = Room.objects.create(slug="secret", title="Secret plans", is_private=True)
         room.title = "Still secret"
         room.save()
-    assert not Activity.objects.exists()
-    assert activity_messages(pubsub) == []
+        room.delete()
+    assert not Activity.objects.exclude(verb="joined Pulse").exists()
+    assert published(pubsub) == []
 
 
 def test_a_room_made_private_or_deleted_leaves_the_feed(alice):
@@ -53,16 +65,16 @@ def test_a_room_made_private_or_deleted_leaves_the_feed(alice):
     other = Room.objects.create(slug="other", title="Other")
     room.is_private = True
     room.save()
-    assert list(Activity.objects.values_list("target", flat=True)) == ["Other"]
+    assert [a.target for a in room_items()] == ["Other"]
     other.delete()
-    assert not Activity.objects.exists()
+    assert room_items() == []
 
 
 def test_announcements_to_everyone_are_feed_items_but_group_ones_are_not(alice):
     ops = Group.objects.create(name="ops")
     for title, groups in (("Maintenance", []), ("Ops only", [ops])):
         announcement_publish(announcement=announcement_create(title=title, groups=groups), by=alice)
-    item = Activity.objects.get()
+    item = Activity.objects.get(verb="announced")
     assert (item.verb, item.actor, item.target, item.url) == (
         "announced", alice, "Maintenance", "/notifications/"
     )  # fmt: skip
@@ -75,7 +87,8 @@ def test_feed_api_pages_newest_first(alice, alice_client):
     assert [r["id"] for r in page["results"]] == ids[:2]
     assert page["next"] == ids[1]
     rest = alice_client.get(f"/api/feed/?limit=10&before={page['next']}").json()
-    assert [r["target"] for r in rest["results"]] == [r.title for r in reversed(rooms[:3])]
+    targets = [r["target"] for r in rest["results"]]
+    assert targets == [*(r.title for r in reversed(rooms[:3])), ""]  # "", alice joined
     assert rest["next"] is None
 
 
@@ -99,7 +112,7 @@ def test_feed_page_lists_items_and_streams_the_activity_channel(alice, alice_cli
     assert "Lobby &lt;b&gt;" in page
     channels = f"user-{alice.pk} user-{alice.pk}-read announcements activity"
     assert f'data-stream-channels="{channels}"' in page
-    assert f"activity:{Activity.objects.get().pk}" in page  # the stream starts after this item
+    assert f"activity:{room_items()[0].pk}" in page  # the stream starts after this item
 
 
 def test_activity_replay_serves_items_after_an_id(alice):
@@ -118,3 +131,106 @@ def test_bob_can_read_the_feed_too(bob):
     client = Client()
     client.force_login(bob)
     assert client.get("/feed/").status_code == 200
+
+
+def test_a_room_made_private_streams_activity_removed_with_its_item_ids(
+    alice, pubsub, django_capture_on_commit_callbacks
+):
+    room = Room.objects.create(slug="plans", title="Plans", created_by=alice)
+    (item,) = room_items()
+    with django_capture_on_commit_callbacks(execute=True):
+        room.is_private = True
+        room.save()
+    tombstone = Activity.objects.get(verb=Activity.REMOVED)
+    (message,) = [m for m in published(pubsub) if m["c"] == "activity"]
+    assert (message["t"], json.loads(message["d"]), message["i"]) == (
+        "activity-removed", {"ids": [item.pk]}, tombstone.pk
+    )  # fmt: skip
+    assert not Activity.objects.filter(target="Plans").exists()  # nothing of it is kept
+
+
+def test_a_deleted_room_streams_activity_removed_and_a_private_one_nothing(
+    alice, pubsub, django_capture_on_commit_callbacks
+):
+    public = Room.objects.create(slug="public", title="Public")
+    secret = Room.objects.create(slug="secret", title="Secret", is_private=True)
+    (item,) = room_items()
+    with django_capture_on_commit_callbacks(execute=True):
+        secret.delete()
+        public.delete()
+    assert activity_messages(pubsub, "activity-removed") == [{"ids": [item.pk]}]
+    assert published(pubsub) == []
+
+
+def test_replay_sends_activity_removed_in_sequence_and_never_the_removed_item(alice):
+    before = activity_selectors.latest_activity_id()
+    room = Room.objects.create(slug="plans", title="Plans", created_by=alice)
+    Room.objects.create(slug="other", title="Other")
+    item = Activity.objects.get(target="Plans")
+    room.is_private = True
+    room.save()
+    events = ReplayStorage().get_events("activity", before)
+    assert [(e.type, json.loads(e.data).get("target")) for e in events] == [
+        ("activity", "Other"), ("activity-removed", None)
+    ]  # fmt: skip
+    assert json.loads(events[-1].data) == {"ids": [item.pk]}
+    assert events[-1].id == Activity.objects.get(verb=Activity.REMOVED).pk
+    assert ReplayStorage().get_current_id("activity") == events[-1].id
+
+
+def test_history_and_page_never_list_tombstones_or_removed_items(alice, alice_client):
+    room = Room.objects.create(slug="plans", title="Plans", created_by=alice)
+    Room.objects.create(slug="other", title="Other")
+    room.is_private = True
+    room.save()
+    results = alice_client.get("/api/feed/").json()["results"]
+    assert [(r["verb"], r["target"]) for r in results] == [
+        ("created the room", "Other"), ("joined Pulse", "")
+    ]  # fmt: skip
+    page = alice_client.get("/feed/").content.decode()
+    assert "Plans" not in page
+    assert Activity.REMOVED not in [r["verb"] for r in results]
+
+
+def test_a_private_room_made_public_is_opened_by_its_creator(
+    alice, pubsub, django_capture_on_commit_callbacks
+):
+    room = Room.objects.create(slug="lab", title="Lab", is_private=True, created_by=alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        room.is_private = False
+        room.save()
+        room.title = "Lab (renamed)"
+        room.save()  # already public: not news again
+    (item,) = activity_messages(pubsub)
+    assert (item["verb"], item["actor"], item["target"], item["url"]) == (
+        "opened the room", "alice", "Lab", "/chat/lab/"
+    )  # fmt: skip
+    assert [a.verb for a in room_items()] == ["opened the room"]
+
+
+def test_an_opened_room_made_private_again_leaves_the_feed(alice):
+    room = Room.objects.create(slug="lab", title="Lab", created_by=alice)
+    room.is_private = True
+    room.save()
+    room.is_private = False
+    room.save()
+    opened = room_items()
+    room.is_private = True
+    room.save()
+    assert room_items() == []
+    assert Activity.objects.filter(verb=Activity.REMOVED).latest("id").removed_ids == [opened[0].pk]
+
+
+def test_a_new_active_user_joins_the_feed_and_an_inactive_one_does_not(
+    pubsub, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        dave = make_user("dave")
+        make_user("pending", is_active=False)
+        dave.first_name = "Dave"
+        dave.save()  # an edit is not a join
+    (item,) = activity_messages(pubsub)
+    assert (item["verb"], item["actor"], item["target"], item["url"]) == (
+        "joined Pulse", "dave", "", ""
+    )  # fmt: skip
+    assert list(Activity.objects.values_list("verb", "actor")) == [("joined Pulse", dave.pk)]
