@@ -562,6 +562,10 @@ function connect() {
     const data = parse(event);
     if (data) emit("activity", data);
   });
+  source.addEventListener("activity-removed", (event) => {
+    const data = parse(event);
+    if (data) emit("activity-removed", data); // a room made private or deleted
+  });
   source.addEventListener("stream-error", (event) => {
     source.close();
     const reason = parse(event)?.reason;

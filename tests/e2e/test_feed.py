@@ -101,9 +101,6 @@ async def test_a_private_room_made_public_is_opened_live(server, alice, bob):
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(
-    strict=True, reason="live.js must forward event: activity-removed as pulse:activity-removed"
-)
 async def test_an_open_feed_page_drops_a_room_made_private(server, alice, bob):
     room = await create_room(slug="plans", title="Secret plans", created_by=bob)
     async with chromium() as browser:
