@@ -199,8 +199,13 @@ def _read_changes_publish(ids_by_user: dict[int, list[int]]) -> None:
         _read_change_publish(user_id=user_id, ids=ids)
 
 
-def _read_change_publish(*, user_id: int, ids: list[int]) -> None:
-    change = ReadChange.objects.create(user_id=user_id, notification_ids=sorted(ids))
+def _read_change_publish(
+    *, user_id: int, ids: list[int], announcement_ids: Sequence[int] = ()
+) -> None:
+    """Record one read-state change (the replay log of `event: read`) and publish it."""
+    change = ReadChange.objects.create(
+        user_id=user_id, notification_ids=sorted(ids), announcement_ids=list(announcement_ids)
+    )
     events.read_changed_on_commit(change=change)
 
 
@@ -241,12 +246,8 @@ def _mark(*, user: Any, ids: list[int], announcement_ids: Sequence[int] = ()) ->
         [AnnouncementRead(user=user, announcement_id=pk) for pk in newly_read],
         ignore_conflicts=True,  # another tab of the same user, at the same moment
     )
-    if not changed and not newly_read:
-        return
-    change = ReadChange.objects.create(
-        user=user, notification_ids=changed, announcement_ids=newly_read
-    )
-    events.read_changed_on_commit(change=change)
+    if changed or newly_read:
+        _read_change_publish(user_id=user.pk, ids=changed, announcement_ids=newly_read)
 
 
 # ---------------------------------------------------------------- announcements
