@@ -67,11 +67,13 @@ KEEPALIVE = b"event: keep-alive\ndata:\n\n"
 SESSION_ENDED, CHANNELS_CHANGED = "session-ended", "channels-changed"
 _KICK_FRAMES = {
     # signed out, password changed, deactivated: the page says so and stops
-    SESSION_ENDED: sse_encode_error("forbidden", "session ended", extra={"reason": SESSION_ENDED}),
+    SESSION_ENDED: sse_encode_error(
+        "forbidden", "session ended", extra={"reason": SESSION_ENDED}
+    ).encode(),
     # joined or left a group: the page reconnects at once and gets its channels now
     CHANNELS_CHANGED: sse_encode_error(
         "channels-changed", "your channels changed: reconnect", extra={"reason": CHANNELS_CHANGED}
-    ),
+    ).encode(),
 }
 
 _FIELD_UNSAFE = re.compile(r"[\r\n\0]")
@@ -453,7 +455,7 @@ class Hub:
             self.publish(event)
 
     def kick(self, *, user_id: int, session_key: str | None, reason: str = SESSION_ENDED) -> int:
-        frame = _KICK_FRAMES[reason].encode()
+        frame = _KICK_FRAMES[reason]
         conns = [
             c
             for c in self.by_user.get(user_id, ())
