@@ -114,3 +114,15 @@ def run_manage(*args: str, redis_url: str, timeout: float = 60) -> subprocess.Co
         text=True,
         timeout=timeout,
     )
+
+
+def create_in_another_process(
+    username: str, *, redis_url: str, **fields: str
+) -> subprocess.CompletedProcess:
+    """notification_create(recipient=<username>, **fields) in a `manage.py shell` process."""
+    code = (
+        "from django.contrib.auth.models import User;"
+        "from notifications.services import notification_create;"
+        f"notification_create(recipient=User.objects.get(username={username!r}), **{fields!r})"
+    )
+    return run_manage("shell", "-c", code, redis_url=redis_url)

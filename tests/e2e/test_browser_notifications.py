@@ -162,18 +162,24 @@ async def test_the_dropdown_lists_an_unread_announcement_the_badge_counts(server
         await expect(page.locator("#announcement-banner")).to_be_hidden()
 
 
+async def inbox_showing(browser, server, announcement):
+    """alice's inbox showing the announcement (row, banner, badge): the page and its row."""
+    page = await (await browser.new_context()).new_page()
+    await log_in(page, server.url, "alice")
+    row = page.locator(f'#inbox-announcements li[data-announcement-id="{announcement.pk}"]')
+    await expect(row).to_be_visible()
+    await expect(page.locator("#announcement-banner")).to_contain_text(announcement.title)
+    await expect(page.locator("#bell-badge")).to_have_text("1")
+    return page, row
+
+
 async def test_an_expired_announcement_leaves_the_banner_inbox_and_count(server, alice):
     announcement = await sync_to_async(announcement_create)(
         title="Maintenance now", expires_at=timezone.now() + timedelta(seconds=4)
     )
     await sync_to_async(announcement_publish)(announcement=announcement)
     async with chromium() as browser:
-        page = await (await browser.new_context()).new_page()
-        await log_in(page, server.url, "alice")
-        row = page.locator(f'#inbox-announcements li[data-announcement-id="{announcement.pk}"]')
-        await expect(row).to_be_visible()
-        await expect(page.locator("#announcement-banner")).to_contain_text("Maintenance now")
-        await expect(page.locator("#bell-badge")).to_have_text("1")
+        page, row = await inbox_showing(browser, server, announcement)
 
         await expect(row).to_have_count(0, timeout=8000)
         await expect(page.locator("#announcement-banner")).to_be_hidden()
@@ -184,12 +190,7 @@ async def test_expire_now_takes_the_announcement_off_an_open_page(server, alice)
     announcement = await sync_to_async(announcement_create)(title="Office closed")
     await sync_to_async(announcement_publish)(announcement=announcement)
     async with chromium() as browser:
-        page = await (await browser.new_context()).new_page()
-        await log_in(page, server.url, "alice")
-        row = page.locator(f'#inbox-announcements li[data-announcement-id="{announcement.pk}"]')
-        await expect(row).to_be_visible()
-        await expect(page.locator("#announcement-banner")).to_contain_text("Office closed")
-        await expect(page.locator("#bell-badge")).to_have_text("1")
+        page, row = await inbox_showing(browser, server, announcement)
         await expect(page.locator("#conn-state")).to_have_attribute("data-state", "open")
 
         await sync_to_async(announcement_expire)(announcement=announcement)  # as "Expire now"

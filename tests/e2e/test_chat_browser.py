@@ -164,15 +164,21 @@ window.WebSocket = class extends window.WebSocket {
 """
 
 
+async def open_live_room(browser, server, slug: str):
+    """alice's page of the room, live, its sockets in `window.__sockets`."""
+    context = await browser.new_context()
+    await context.add_init_script(CAPTURE_SOCKETS)
+    page = await context.new_page()
+    await log_in(page, server.url, "alice")
+    await page.goto(f"{server.url}/chat/{slug}/")
+    await expect(page.locator("#chat-status")).to_have_text("Live")
+    return page
+
+
 async def test_an_error_about_no_message_is_shown_to_the_user(server, alice):
     await sync_to_async(Room.objects.create)(slug="lobby", title="Lobby")
     async with chromium() as browser:
-        context = await browser.new_context()
-        await context.add_init_script(CAPTURE_SOCKETS)
-        page = await context.new_page()
-        await log_in(page, server.url, "alice")
-        await page.goto(f"{server.url}/chat/lobby/")
-        await expect(page.locator("#chat-status")).to_have_text("Live")
+        page = await open_live_room(browser, server, "lobby")
         await page.evaluate(
             "window.__sockets.at(-1).send(JSON.stringify({type: 'history', limit: 0}))"
         )
@@ -183,12 +189,7 @@ async def test_an_error_about_no_message_is_shown_to_the_user(server, alice):
 async def test_a_rate_limited_message_is_sent_again_by_itself(server, alice):
     await sync_to_async(Room.objects.create)(slug="lobby", title="Lobby")
     async with chromium() as browser:
-        context = await browser.new_context()
-        await context.add_init_script(CAPTURE_SOCKETS)
-        page = await context.new_page()
-        await log_in(page, server.url, "alice")
-        await page.goto(f"{server.url}/chat/lobby/")
-        await expect(page.locator("#chat-status")).to_have_text("Live")
+        page = await open_live_room(browser, server, "lobby")
         # Spend the frame budget (30) so that the next message is refused, not the socket.
         await page.evaluate(
             "const ws = window.__sockets.at(-1);"

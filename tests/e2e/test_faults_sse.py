@@ -9,7 +9,7 @@ from notifications.models import Notification
 from notifications.services import notification_create
 from notifications.views.stream import parse_event_id
 from tests.conftest import make_users, session_cookie
-from tests.servers import run_manage
+from tests.servers import create_in_another_process, run_manage
 from tests.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -133,12 +133,9 @@ async def test_a_lone_failed_publish_is_delivered_before_the_next_event_from_ano
         # A publisher whose Redis is unreachable: the row commits, its publish fails, and
         # that process exits without ever publishing again (no resync from it).
         result = await asyncio.to_thread(
-            run_manage,
-            "shell",
-            "-c",
-            "from django.contrib.auth.models import User;"
-            "from notifications.services import notification_create as c;"
-            "c(recipient=User.objects.get(username='alice'), title='lost publish')",
+            create_in_another_process,
+            "alice",
+            title="lost publish",
             redis_url="redis://127.0.0.1:1/0",
         )
         assert result.returncode == 0, result.stderr

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from notifications.services import notification_create, notification_mark_read
 from notifications.views.stream import parse_event_id
 from tests.conftest import session_cookie
-from tests.servers import run_manage
+from tests.servers import create_in_another_process
 from tests.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -24,13 +24,12 @@ async def test_a_notification_made_in_another_process_reaches_the_recipient(
     stream = await open_stream(server.url, session=await sync_to_async(session_cookie)(alice))
     try:
         result = await asyncio.to_thread(
-            run_manage,
-            "shell",
-            "-c",
-            "from django.contrib.auth.models import User;"
-            "from notifications.services import notification_create as c;"
-            "c(recipient=User.objects.get(username='alice'), title='Build #42 passed',"
-            " body='All green', level='success', url='/builds/42/')",
+            create_in_another_process,
+            "alice",
+            title="Build #42 passed",
+            body="All green",
+            level="success",
+            url="/builds/42/",
             redis_url=redis_server.url,
         )
         assert result.returncode == 0, result.stderr
