@@ -9,7 +9,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from notifications.storage import replay_log_lock
+from notifications.storage import replay_log_lock, replay_log_needs_lock
 
 
 def validate_link_url(value: str) -> None:
@@ -87,10 +87,11 @@ class Notification(models.Model):
         return f"{self.title} → {self.recipient_id}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
+        if not self._state.adding or not replay_log_needs_lock():
             return super().save(*args, **kwargs)
         # Whoever inserts (a service, the admin, the shell), a recipient's notifications
-        # commit in id order; bulk_create skips save() and takes the lock itself.
+        # commit in id order; bulk_create skips save() and takes the lock itself. Where no
+        # lock is needed, no transaction is opened for it either.
         with transaction.atomic(using=kwargs.get("using")):
             replay_log_lock(user_ids=[self.recipient_id])
             super().save(*args, **kwargs)

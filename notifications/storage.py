@@ -79,6 +79,11 @@ _ANY = 0x4E540000
 _RECIPIENT = 0x4E540001
 
 
+def replay_log_needs_lock() -> bool:
+    """Whether inserts must take replay_log_lock: SQLite runs one writer at a time already."""
+    return connection.vendor == "postgresql"
+
+
 def replay_log_lock(*, user_ids: Collection[int]) -> None:
     """Until this transaction ends, be the only one adding notifications for these users.
 
@@ -88,7 +93,7 @@ def replay_log_lock(*, user_ids: Collection[int]) -> None:
     One recipient locks only that recipient; many (a bulk batch) lock every recipient at
     once with one lock, as a lock each could exhaust PostgreSQL's shared lock table.
     """
-    if connection.vendor != "postgresql" or not user_ids:
+    if not replay_log_needs_lock() or not user_ids:
         return
     if not connection.in_atomic_block:
         raise RuntimeError("replay_log_lock() outside a transaction would hold nothing")
