@@ -91,10 +91,13 @@ class ServerProcess:
 class BenchEnv:
     """Temp dir + embedded Redis + migrated SQLite + Django configured in this process."""
 
-    def __init__(self, *, keep: bool = False) -> None:
+    def __init__(self, *, keep: bool = False, database_url: str = "") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="rtbench-"))
         self.keep = keep
         self.db_path = self.dir / "bench.sqlite3"
+        # A PostgreSQL server: a throwaway database named after the temp dir is made on it.
+        self.server_url = database_url
+        self.pg_name = self.dir.name.replace("-", "_").lower()
         self.redis: Any = None
         self.servers: list[ServerProcess] = []
 
@@ -105,6 +108,8 @@ class BenchEnv:
 
         raise_fd_limit()
         self.redis = EmbeddedRedis(self.dir / "redis.sock").start()
+        if self.is_postgres:
+            self._pg_admin(f'CREATE DATABASE "{self.pg_name}"')
         os.environ.update(self.base_env())
         migrate = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
@@ -127,6 +132,11 @@ class BenchEnv:
         self.servers.clear()
         if self.redis:
             self.redis.stop()
+        if self.is_postgres and not self.keep:
+            from django.db import connections
+
+            connections.close_all()
+            self._pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -136,10 +146,27 @@ class BenchEnv:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def is_postgres(self) -> bool:
+        return self.server_url.startswith(("postgres://", "postgresql://"))
+
+    @property
+    def database_url(self) -> str:
+        if self.is_postgres:
+            return f"{self.server_url.rstrip('/').rsplit('/', 1)[0]}/{self.pg_name}"
+        return f"sqlite:///{self.db_path}"
+
+    def _pg_admin(self, sql: str) -> None:
+        import psycopg
+
+        admin = f"{self.server_url.rstrip('/').rsplit('/', 1)[0]}/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql)
+
     def base_env(self) -> dict[str, str]:
         return {
             "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"sqlite:///{self.db_path}",
+            "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis.url,
             "SECRET_KEY": SECRET,
             "DEBUG": "0",

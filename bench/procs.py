@@ -67,10 +67,25 @@ class SSELoadClient(LineProcess):
     def __init__(self, env: BenchEnv) -> None:
         super().__init__("bench.sse_client", dict(os.environ, **env.base_env()))
 
-    def connect(self, *, port: int, path: str, sessions: list[str], concurrency: int = 64):
+    def connect(
+        self,
+        *,
+        port: int,
+        path: str,
+        sessions: list[str],
+        concurrency: int = 64,
+        last_event_ids: list[str] | None = None,
+    ) -> dict[str, Any]:
         timeout = 60 + len(sessions) * 0.05
+        resume = {"last_event_ids": last_event_ids} if last_event_ids else {}
         return self.ask(
-            timeout, cmd="connect", port=port, path=path, sessions=sessions, concurrency=concurrency
+            timeout,
+            cmd="connect",
+            port=port,
+            path=path,
+            sessions=sessions,
+            concurrency=concurrency,
+            **resume,
         )
 
     def count(self) -> dict[str, Any]:

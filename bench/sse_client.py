@@ -6,7 +6,8 @@ Cheap on purpose: asyncio protocols over raw sockets (uvloop when installed), HT
 chunked decoding and SSE framing by hand, one regex per event for the `seq` and send time
 the publisher put in the payload. Every wait is bounded.
 
-Commands: {"cmd": "connect", "port", "path", "sessions": [...], "concurrency"}
+Commands: {"cmd": "connect", "port", "path", "sessions": [...], "concurrency",
+           "last_event_ids": [...]}                 one per session, to resume a stream
           {"cmd": "stats", "first": a, "last": b}   deliveries of seq in [a, b)
           {"cmd": "count"}                           deliveries so far
           {"cmd": "quit"}
@@ -198,16 +199,26 @@ class Client:
         return protocol if ok else None
 
     async def connect(
-        self, *, port: int, path: str, sessions: list[str], concurrency: int = 100
+        self,
+        *,
+        port: int,
+        path: str,
+        sessions: list[str],
+        concurrency: int = 100,
+        last_event_ids: list[str] | None = None,
     ) -> dict[str, Any]:
         gate = asyncio.Semaphore(concurrency)
         started = time.monotonic()
 
-        async def one(session: str) -> bool:
+        async def one(session: str, last_event_id: str) -> bool:
             async with gate:
-                return await self.open(port=port, path=path, session=session) is not None
+                stream = await self.open(
+                    port=port, path=path, session=session, last_event_id=last_event_id
+                )
+                return stream is not None
 
-        results = await asyncio.gather(*(one(s) for s in sessions))
+        resume = last_event_ids or [""] * len(sessions)
+        results = await asyncio.gather(*(one(s, i) for s, i in zip(sessions, resume, strict=True)))
         ok = sum(results)
         return {
             "connected": ok,

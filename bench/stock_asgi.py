@@ -5,7 +5,8 @@ app, so one load client measures both, but behind it is the Channels tutorial's 
 a channel-layer group per room, `group_send` per message, and each member's consumer
 woken to encode and send the frame. It checks only that the user is signed in (no room
 access rules, nothing stored): never route to it outside bench/. It refuses to load
-unless the database is a throwaway SQLite file that bench/ created in the temp directory.
+unless the database is a throwaway one that bench/ created (SQLite in the temp directory,
+or a PostgreSQL database named rtbench_*).
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 from django.urls import path  # noqa: E402
 
 _db = Path(str(settings.DATABASES["default"].get("NAME") or ""))
+_engine = settings.DATABASES["default"]["ENGINE"]
 if not (
-    settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    _engine == "django.db.backends.sqlite3"
     and _db.parent.name.startswith("rtbench-")
     and _db.parent.parent == Path(tempfile.gettempdir())
-):
+) and not (_engine == "django.db.backends.postgresql" and _db.name.startswith("rtbench_")):
     raise ImproperlyConfigured("bench.stock_asgi is for bench/ server processes only")
 
 

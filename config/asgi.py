@@ -15,12 +15,23 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from feeds.routing import websocket_urlpatterns  # noqa: E402
 from notifications.sse import SSEStreams  # noqa: E402
+from realtime.db import connect_database  # noqa: E402
+from realtime.onehop import OneHopHandler  # noqa: E402
+
+# Paths that thousands of clients hit at once after a restart: one thread hop each.
+LIVE_CONNECT_PATHS = ("/events/",)
 
 application = ProtocolTypeRouter(
     {
         # SSEStreams: /events/ streams continue on the ASGI connection once the view has
         # authorized them (notifications/sse.py); every other request passes through.
-        "http": SSEStreams(ASGIStaticFilesHandler(django_http)),
+        "http": SSEStreams(
+            OneHopHandler(
+                ASGIStaticFilesHandler(django_http),
+                paths=LIVE_CONNECT_PATHS,
+                thread=connect_database,
+            )
+        ),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -21,7 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ValidationError
 
 from feeds import access, fanout, presence, protocol, ratelimit, selectors, services
-from feeds.db import chat_database
+from realtime.db import chat_database
 from feeds.models import Room
 from feeds.outbox import OPEN, Outbox
 
@@ -93,7 +93,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a thread hop
-        # per client frame; here every ORM call is a feeds.db helper, which tidies the
+        # per client frame; here every ORM call is a realtime.db helper, which tidies the
         # connections itself in its own thread.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:

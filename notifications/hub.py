@@ -36,12 +36,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import get_channelmanager, get_storage, sse_encode_error
 
 from config import tcp
+from realtime.db import connect_database
 
 logger = logging.getLogger(__name__)
 
@@ -360,7 +359,7 @@ class ReplayRead:
 def read_replay(
     requests: list[tuple[tuple[str, ...], dict[str, int]]],
 ) -> list[ReplayRead]:
-    """Read events after each request's positions from storage (in a worker thread).
+    """Read events after each request's positions from storage (on the connect thread).
 
     Mirrors django_eventstream.eventstream.get_events: REPLAY_LIMIT events per read shared
     among the channels, `stream-reset` for an id storage never issued. Identical reads in a
@@ -370,27 +369,23 @@ def read_replay(
     channelmanager = get_channelmanager()
     memo: dict[tuple[str, int, int], tuple[list[Any], int | None]] = {}
     out = []
-    close_old_connections()
-    try:
-        for channels, positions in requests:
-            read = ReplayRead()
-            per_channel = max(1, REPLAY_LIMIT // len(channels))
-            for channel in channels:
-                if not (storage and channelmanager.is_channel_reliable(channel)):
-                    continue
-                key = (channel, positions[channel], per_channel)
-                if key not in memo:
-                    memo[key] = _read_channel(storage, *key)
-                events, reset_to = memo[key]
-                if reset_to is not None:
-                    read.resets[channel] = reset_to
-                if len(events) > per_channel:
-                    events = events[:per_channel]
-                    read.more = True
-                read.events += [encode_event(channel, e.type, e.data, e.id) for e in events]
-            out.append(read)
-    finally:
-        close_old_connections()
+    for channels, positions in requests:
+        read = ReplayRead()
+        per_channel = max(1, REPLAY_LIMIT // len(channels))
+        for channel in channels:
+            if not (storage and channelmanager.is_channel_reliable(channel)):
+                continue
+            key = (channel, positions[channel], per_channel)
+            if key not in memo:
+                memo[key] = _read_channel(storage, *key)
+            events, reset_to = memo[key]
+            if reset_to is not None:
+                read.resets[channel] = reset_to
+            if len(events) > per_channel:
+                events = events[:per_channel]
+                read.more = True
+            read.events += [encode_event(channel, e.type, e.data, e.id) for e in events]
+        out.append(read)
     return out
 
 
@@ -492,7 +487,8 @@ class Hub:
                 )
 
     async def _replay(self) -> None:
-        read_batch = sync_to_async(read_replay, thread_sensitive=True)
+        # On the connect thread: its SQLite connection is kept (realtime.db).
+        read_batch = connect_database(read_replay)
         while self._replay_queue:
             batch = []
             for conn in list(self._replay_queue)[:REPLAY_BATCH]:

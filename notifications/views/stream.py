@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -58,10 +57,6 @@ def _client_event_id(request: HttpRequest) -> str:
     return ""
 
 
-async def _just(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 @require_get
 def events(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
@@ -93,7 +88,8 @@ def events(request: HttpRequest) -> HttpResponse:
     # streams came back within the same second after a 3 s restart).
     retry_ms = random.randint(RETRY_MIN_MS, RETRY_MAX_MS)
     prefix = f"id: {make_id(start)}\nretry: {retry_ms}\n\n".encode()
-    body = _just(prefix) if claim_stream(connection) else frames(connection, prefix)
+    # Claimed: the first bytes only, a plain list so that realtime.onehop can send them.
+    body = [prefix] if claim_stream(connection) else frames(connection, prefix)
     response = StreamingHttpResponse(body, content_type="text/event-stream")
     add_default_headers(response, request=request)
     return response

@@ -1,4 +1,4 @@
-"""The chat consumer's database thread (feeds.db): one kept SQLite connection, no held lock."""
+"""The live paths' database threads (realtime.db): one kept SQLite connection, no held lock."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from feeds.db import chat_database
+from realtime.db import chat_database
 from feeds.models import Room
 
 pytestmark = pytest.mark.django_db(transaction=True)
