@@ -8,13 +8,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_http = get_asgi_application()
 
 # Imported after the app registry is ready.
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from feeds.routing import websocket_urlpatterns  # noqa: E402
 from notifications.sse import SSEStreams  # noqa: E402
+from realtime.auth import SessionAuthMiddleware  # noqa: E402
 from realtime.db import connect_database  # noqa: E402
 from realtime.onehop import OneHopHandler  # noqa: E402
 
@@ -33,7 +33,7 @@ application = ProtocolTypeRouter(
             )
         ),
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            SessionAuthMiddleware(URLRouter(websocket_urlpatterns))
         ),
     }
 )

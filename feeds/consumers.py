@@ -20,10 +20,10 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ValidationError
 
-from feeds import access, fanout, presence, protocol, ratelimit, selectors, services
-from realtime.db import chat_database
+from feeds import access, fanout, presence, protocol, ratelimit, selectors, services, welcome
 from feeds.models import Room
 from feeds.outbox import OPEN, Outbox
+from realtime.db import chat_database
 
 logger = logging.getLogger(__name__)
 
@@ -119,22 +119,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.outbox.close(protocol.CLOSE_RESYNC)
             return
         try:
-            await presence.enter(**self._presence_id())
+            # The diffs' baseline, not the live set (see presence.enter); the user is in
+            # the next diff if not in this one, and adding a name twice changes nothing.
+            announced = await presence.enter(**self._presence_id())
             # Read after joining: a message is in the history, live, or both.
-            history, _ = await _history(
-                room.pk, protocol.HistoryIn(None, None, protocol.WELCOME_HISTORY)
-            )
+            history = await welcome.history_json(room.pk)
         except BaseException:
             fanout.hub().leave(self.outbox)  # a crashed consumer gets no disconnect()
             raise
-        history, _ = protocol.fit_history(history, keep_newest=True)
-        # The diffs' baseline, not the live set (see presence.announced); the user is in
-        # the next diff if not in this one, and adding a name twice changes nothing.
-        online = sorted({*await presence.announced(room_id=room.pk), user.username})
-        welcome = protocol.welcome(
-            room=room.slug, user=user.username, history=history, online=online
+        online = sorted({*announced, user.username})
+        self.outbox.release(
+            protocol.welcome(
+                room=room.slug, user=user.username, history_json=history, online=online
+            )
         )
-        self.outbox.release(protocol.encode(welcome))
         self._next_heartbeat()
 
     async def disconnect(self, code: int) -> None:

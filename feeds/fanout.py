@@ -128,6 +128,10 @@ class Hub:
         self._pubsub: Any = None
         self.epoch = 0  # one per Redis connection
         self._task: asyncio.Task[None] | None = None
+        # Per live channel, a tick taken when it became live and at each frame it carried
+        # since: equal ticks mean nothing reached the channel in between (room_version).
+        self._changed: dict[str, int] = {}
+        self._tick = 0
 
     # -- membership -----------------------------------------------------------------------
 
@@ -167,11 +171,26 @@ class Hub:
             if not members:
                 del self.members[channel]
                 self._live.discard(channel)
+                self._changed.pop(channel, None)
                 self._waiters.pop(channel, None)
                 self._command("unsubscribe", channel)
 
     def __len__(self) -> int:
         return len(self._rooms)
+
+    def room_version(self, room_id: int) -> tuple[int, int] | None:
+        """A value that stays the same while no frame reaches the room on this process.
+
+        None while the room's channel is not live here (nothing can vouch for it). Cache
+        what was read from the room while this value holds (feeds.welcome)."""
+        channel = room_channel(room_id)
+        if channel not in self._live:
+            return None
+        return self.epoch, self._changed[channel]
+
+    def _touch(self, channel: str) -> None:
+        self._tick += 1
+        self._changed[channel] = self._tick
 
     def _wait_live(self, channel: str) -> asyncio.Future[None]:
         future = self.loop.create_future()
@@ -224,6 +243,7 @@ class Hub:
             self.epoch += 1
             self._inflight.clear()
             self._live.clear()
+            self._changed.clear()
             self._pubsub = pubsub
             wanted = list(self.members)
             for channel in wanted:
@@ -234,6 +254,7 @@ class Hub:
         finally:
             self._pubsub = None
             self._live.clear()
+            self._changed.clear()
             await pubsub.aclose()
             await client.aclose()
 
@@ -275,6 +296,7 @@ class Hub:
         self._inflight.pop(channel, None)
         if channel in self.members:
             self._live.add(channel)
+            self._touch(channel)
             for future in self._waiters.pop(channel, ()):
                 if not future.done():
                     future.set_result(None)
@@ -292,6 +314,9 @@ class Hub:
     async def deliver(self, batch: list[tuple[str, str]]) -> None:
         """Hand (channel, envelope) pairs to local members, in order. Consecutive frames
         for one room go out together: a socket that keeps up gets them in one write."""
+        for channel, _ in batch:
+            if channel in self._changed:
+                self._touch(channel)  # before any member sees the frame (room_version)
         run_channel, run = "", []
         for channel, data in batch:
             kind, arg, text = data.split("\n", 2)

@@ -48,6 +48,24 @@ return {added, removed}
 """
 )
 
+# KEYS: connections, announced, pending, flushed. ARGV: member, ttl, interval, pending ttl.
+# A touch and a flush request in one step, for a connect: returns {the delay in ms (-1 when
+# a flush is already scheduled), the announced set}.
+_ENTER = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
+local delay = -1
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then
+  local last = tonumber(redis.call('GET', KEYS[4]) or '0')
+  delay = math.max(0, last + tonumber(ARGV[3]) - now)
+end
+return {delay, redis.call('SMEMBERS', KEYS[2])}
+"""
+)
+
 # KEYS: connections. Returns the members that have not expired.
 _LIVE = _NOW + "return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')"
 
@@ -113,9 +131,20 @@ def _usernames(members: list[str]) -> list[str]:
     return sorted({member.partition("|")[0] for member in members})
 
 
-async def enter(*, room_id: int, username: str, conn_id: str) -> None:
-    """Count this connection in the room and schedule the room's `joined` diff."""
-    await _touch(room_id, username, conn_id, announce=True)
+async def enter(*, room_id: int, username: str, conn_id: str) -> list[str]:
+    """Count this connection in the room, schedule the room's `joined` diff, and return
+    the usernames the room was last told are online (see announced()), in one round trip."""
+    try:
+        delay_ms, names = await run_script(
+            _ENTER,
+            _keys(room_id),
+            [_member(username, conn_id), TTL_MS, FLUSH_INTERVAL_MS, PENDING_TTL_MS],
+        )
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("presence update for room %s failed: %s", room_id, exc)
+        return []
+    _schedule_flush(room_id, int(delay_ms))
+    return sorted(names)
 
 
 async def heartbeat(*, room_id: int, username: str, conn_id: str) -> None:
@@ -191,8 +220,12 @@ async def _touch(room_id: int, username: str, conn_id: str, *, announce: bool) -
 async def _request_flush(room_id: int) -> None:
     _, _, pending, flushed = _keys(room_id)
     delay_ms = await run_script(_REQUEST, [pending, flushed], [FLUSH_INTERVAL_MS, PENDING_TTL_MS])
+    _schedule_flush(room_id, int(delay_ms))
+
+
+def _schedule_flush(room_id: int, delay_ms: int) -> None:
     if delay_ms >= 0:
-        _spawn(_flush_later(room_id, max(int(delay_ms), COALESCE_MS) / 1000))
+        _spawn(_flush_later(room_id, max(delay_ms, COALESCE_MS) / 1000))
 
 
 async def _flush_later(room_id: int, delay: float) -> None:

@@ -230,17 +230,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def welcome(
-    *, room: str, user: str, history: list[dict[str, Any]], online: list[str]
-) -> dict[str, Any]:
-    return {
-        "type": "welcome",
-        "message": "Connected to WebSocket server",
-        "room": room,
-        "user": user,
-        "history": history,
-        "online": online,
-    }
+def welcome(*, room: str, user: str, history_json: str, online: list[str]) -> str:
+    """The welcome frame, encoded; the history comes encoded already (feeds.welcome)."""
+    head = encode(
+        {"type": "welcome", "message": "Connected to WebSocket server", "room": room, "user": user}
+    )
+    return f'{head[:-1]},"history":{history_json},"online":{encode(online)}}}'
 
 
 def broadcast(data: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from realtime.db import chat_database
 from feeds.models import Room
+from realtime.db import chat_database
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,0 +1,80 @@
+"""A welcome's history is read once per room and reused only while the room is unchanged."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from feeds import selectors, services, welcome
+from feeds.models import Message, Room
+from tests.feeds.communicators import frames_until, join
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def history_reads(monkeypatch) -> list[int]:
+    """The room ids whose history the database was asked for (the real query still runs)."""
+    reads: list[int] = []
+    real = selectors.message_history
+
+    def counted(**kwargs):
+        reads.append(kwargs["room_id"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(selectors, "message_history", counted)
+    welcome._cache.clear()
+    return reads
+
+
+def make_room(author) -> Room:
+    room = Room.objects.create(slug="general", title="General")
+    for n in range(3):
+        Message.objects.create(room=room, author=author, content=f"before {n}")
+    return room
+
+
+async def test_a_burst_into_an_unchanged_room_reads_its_history_once(
+    memory_layer, history_reads, alice, bob, charlie
+):
+    room = await sync_to_async(make_room)(alice)
+    sockets = []
+    for user in (alice, bob, charlie):
+        socket, hello = await join("general", user)
+        sockets.append(socket)
+        assert [m["content"] for m in hello["history"]] == ["before 0", "before 1", "before 2"]
+    assert history_reads == [room.pk]
+    for socket in sockets:
+        await socket.disconnect()
+
+
+async def test_a_message_posted_after_a_welcome_is_in_the_next_one(
+    memory_layer, history_reads, alice, bob, charlie
+):
+    room = await sync_to_async(make_room)(alice)
+    first, _ = await join("general", alice)
+    await sync_to_async(services.message_post)(room=room, author=bob, content="new one")
+    # Once the frame reached this process, the kept history is stale.
+    await frames_until(first, lambda f: f.get("type") == "broadcast")
+    second, hello = await join("general", charlie)
+    assert hello["history"][-1]["content"] == "new one"
+    assert history_reads == [room.pk, room.pk]
+    await first.disconnect()
+    await second.disconnect()
+
+
+async def test_a_message_no_frame_announced_shows_within_the_ttl(
+    memory_layer, history_reads, monkeypatch, alice, bob, charlie
+):
+    room = await sync_to_async(make_room)(alice)
+    first, _ = await join("general", alice)
+    # Stored without a publish (as when another process's publish failed).
+    await sync_to_async(Message.objects.create)(room=room, author=bob, content="quiet")
+    second, hello = await join("general", bob)
+    assert hello["history"][-1]["content"] == "before 2"  # within the TTL: kept
+    monkeypatch.setattr(welcome, "TTL_SECONDS", 0.0)
+    welcome._cache.clear()
+    third, hello = await join("general", charlie)
+    assert hello["history"][-1]["content"] == "quiet"
+    for socket in (first, second, third):
+        await socket.disconnect()
