@@ -362,23 +362,29 @@ def read_replay(
     """Read events after each request's positions from storage (on the connect thread).
 
     Mirrors django_eventstream.eventstream.get_events: REPLAY_LIMIT events per read shared
-    among the channels, `stream-reset` for an id storage never issued. Identical reads in a
-    batch (many streams on one public channel at one position) hit the database once.
+    among the channels, `stream-reset` for an id storage never issued. The whole batch is
+    one storage read (a few queries, not a few per stream), and identical reads in it (many
+    streams on one public channel at one position) are read once.
     """
     storage = get_storage()
     channelmanager = get_channelmanager()
-    memo: dict[tuple[str, int, int], tuple[list[Any], int | None]] = {}
-    out = []
+    plans = []
+    wanted: dict[tuple[str, int, int], int] = {}  # a read -> its index in `reads`
     for channels, positions in requests:
-        read = ReplayRead()
         per_channel = max(1, REPLAY_LIMIT // len(channels))
+        plan = []
         for channel in channels:
-            if not (storage and channelmanager.is_channel_reliable(channel)):
-                continue
-            key = (channel, positions[channel], per_channel)
-            if key not in memo:
-                memo[key] = _read_channel(storage, *key)
-            events, reset_to = memo[key]
+            if storage and channelmanager.is_channel_reliable(channel):
+                # One more than a page: whether more lie beyond it.
+                key = (channel, positions[channel], per_channel + 1)
+                plan.append((channel, wanted.setdefault(key, len(wanted))))
+        plans.append((plan, per_channel))
+    found = _read_many(storage, list(wanted))
+    out = []
+    for plan, per_channel in plans:
+        read = ReplayRead()
+        for channel, index in plan:
+            events, reset_to = found[index]
             if reset_to is not None:
                 read.resets[channel] = reset_to
             if len(events) > per_channel:
@@ -389,11 +395,17 @@ def read_replay(
     return out
 
 
-def _read_channel(storage: Any, channel: str, last_id: int, limit: int):
-    try:
-        return storage.get_events(channel, last_id, limit=limit + 1), None
-    except EventDoesNotExist as exc:
-        return [], int(exc.current_id)
+def _read_many(storage: Any, reads: list[tuple[str, int, int]]) -> list[tuple[list[Any], Any]]:
+    """Every read at once where the storage can (ReplayStorage), else one by one."""
+    if hasattr(storage, "read_many"):
+        return storage.read_many(reads)
+    out = []
+    for channel, last_id, limit in reads:
+        try:
+            out.append((storage.get_events(channel, last_id, limit=limit), None))
+        except EventDoesNotExist as exc:
+            out.append(([], int(exc.current_id)))
+    return out
 
 
 class Hub:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Model, QuerySet
 from django.utils import timezone
 from django_eventstream.event import Event
 from django_eventstream.storage import EventDoesNotExist
@@ -18,54 +19,83 @@ from notifications.models import Announcement, Audience, Notification, ReadChang
 REPLAY_MAX = 1000
 
 
-class NotificationReplay:
+class _PerUserReplay:
+    """A channel per user, replayed from a table with a user column, each event carrying the
+    user's unread count: many channels are answered in a few queries (current ids in one,
+    the unread counts of everyone with something to replay in one)."""
+
+    model: type[Model]
+    user_field: str
+    event: str
+
+    def current_id(self, channel: str, key: int | None) -> int:
+        return self.current_ids([(channel, key)])[0]
+
+    def current_ids(self, channels: list[tuple[str, int | None]]) -> list[int]:
+        keys = {key for _, key in channels}
+        rows = (
+            self.model.objects.filter(**{f"{self.user_field}__in": keys})
+            .values(self.user_field)
+            .annotate(m=Max("id"))
+            .values_list(self.user_field, "m")
+        )
+        latest = dict(rows)
+        return [latest.get(key, 0) for _, key in channels]
+
+    def events_after(self, channel: str, key: int | None, last_id: int, limit: int) -> list[Event]:
+        [(events, reset_to)] = self.events_after_many([(channel, key, last_id, limit)])
+        if reset_to is not None:
+            raise EventDoesNotExist(f"more than {REPLAY_MAX} events missed on {channel}", reset_to)
+        return events
+
+    def events_after_many(
+        self, reads: list[tuple[str, int | None, int, int]]
+    ) -> list[tuple[list[Event], int | None]]:
+        found = [self._rows_after(key, last_id, limit) for _, key, last_id, limit in reads]
+        # Replayed events carry today's count, so whatever order they arrive in, the badge
+        # ends on the true number.
+        unread = selectors.unread_counts(
+            user_ids={read[1] for read, rows in zip(reads, found, strict=True) if rows}
+        )
+        out: list[tuple[list[Event], int | None]] = []
+        for (channel, key, _, _), rows in zip(reads, found, strict=True):
+            if rows is None:
+                out.append(([], self.current_id(channel, key)))
+                continue
+            count = unread.get(key, 0)
+            out.append(
+                ([Event(channel, self.event, self._data(r, count), id=r.pk) for r in rows], None)
+            )
+        return out
+
+    def _rows_after(self, key: int | None, last_id: int, limit: int) -> list[Model] | None:
+        """The rows after last_id, or None if there are too many to replay."""
+        after = self.model.objects.filter(**{f"{self.user_field}_id": key, "id__gt": last_id})
+        rows = list(after.order_by("id")[:limit])
+        if len(rows) == limit and after.count() > REPLAY_MAX:
+            return None
+        return rows
+
+    def _data(self, row: Any, unread: int) -> str:
+        raise NotImplementedError
+
+
+class NotificationReplay(_PerUserReplay):
     """`user-<id>`: every notification of the user, in id order, as `event: notification`."""
 
-    def current_id(self, channel: str, key: int | None) -> int:
-        return selectors.latest_notification_id(user_id=key)
+    model, user_field, event = Notification, "recipient", "notification"
 
-    def events_after(self, channel: str, key: int | None, last_id: int, limit: int) -> list[Event]:
-        missed = Notification.objects.filter(recipient_id=key, id__gt=last_id)
-        rows = list(missed.order_by("id")[:limit])
-        if not rows:
-            return []
-        if len(rows) == limit and missed.count() > REPLAY_MAX:
-            current = self.current_id(channel, key)
-            raise EventDoesNotExist(f"more than {REPLAY_MAX} events missed on {channel}", current)
-        # Replayed events carry today's count, so whatever order they arrive in,
-        # the badge ends on the true number.
-        unread = selectors.unread_count(user_id=key)
-        return [
-            Event(
-                channel,
-                "notification",
-                json.dumps(selectors.notification_payload(n, unread=unread)),
-                id=n.pk,
-            )
-            for n in rows
-        ]
+    def _data(self, row: Any, unread: int) -> str:
+        return json.dumps(selectors.notification_payload(row, unread=unread))
 
 
-class ReadChangeReplay:
+class ReadChangeReplay(_PerUserReplay):
     """`user-<id>-read`: each mark-read / mark-all-read, as `event: read`."""
 
-    def current_id(self, channel: str, key: int | None) -> int:
-        return selectors.latest_read_change_id(user_id=key)
+    model, user_field, event = ReadChange, "user", "read"
 
-    def events_after(self, channel: str, key: int | None, last_id: int, limit: int) -> list[Event]:
-        rows = list(ReadChange.objects.filter(user_id=key, id__gt=last_id).order_by("id")[:limit])
-        if not rows:
-            return []
-        unread = selectors.unread_count(user_id=key)
-        return [
-            Event(
-                channel,
-                "read",
-                json.dumps(selectors.read_change_payload(change, unread=unread)),
-                id=change.pk,
-            )
-            for change in rows
-        ]
+    def _data(self, row: Any, unread: int) -> str:
+        return json.dumps(selectors.read_change_payload(row, unread=unread))
 
 
 class AnnouncementReplay:
@@ -84,6 +114,11 @@ class AnnouncementReplay:
 
     def current_id(self, channel: str, key: int | None) -> int:
         return self._published(channel, key).aggregate(m=Max("sequence"))["m"] or 0
+
+    def current_ids(self, channels: list[tuple[str, int | None]]) -> list[int]:
+        # A batch holds one channel (`announcements`) at many positions: read it once.
+        latest = {pair: self.current_id(*pair) for pair in dict.fromkeys(channels)}
+        return [latest[pair] for pair in channels]
 
     def events_after(self, channel: str, key: int | None, last_id: int, limit: int) -> list[Event]:
         now = timezone.now()

@@ -26,17 +26,46 @@ class ReplaySource(Protocol):
     ) -> list[Event]: ...
 
 
+# A read of one channel: (channel, its key, events after this id, at most this many), and
+# what it found: the events, or the position to reset to (an id never issued, too far behind).
+SourceRead = tuple[str, int | None, int, int]
+ReadResult = tuple[list[Event], int | None]
+
 _SOURCES: dict[str, ReplaySource] = {}
 
 
 def register_source(kind: str, source: ReplaySource) -> None:
-    """Make `source` answer replay for every channel of `kind` (see channels.parse_channel)."""
+    """Make `source` answer replay for every channel of `kind` (see channels.parse_channel).
+
+    A source may also answer for many channels at once, to serve a batch of streams in a
+    few queries: `current_ids(list of (channel, key)) -> list of ids` and
+    `events_after_many(list of SourceRead) -> list of ReadResult`."""
     _SOURCES[kind] = source
 
 
 def source_for(channel: str) -> tuple[ReplaySource | None, int | None]:
     kind, key = parse_channel(channel)
     return _SOURCES.get(kind), key
+
+
+def _current_ids(source: ReplaySource, channels: list[tuple[str, int | None]]) -> list[int]:
+    many = getattr(source, "current_ids", None)
+    if many is not None:
+        return many(channels)
+    return [source.current_id(channel, key) for channel, key in channels]
+
+
+def _events_after(source: ReplaySource, reads: list[SourceRead]) -> list[ReadResult]:
+    many = getattr(source, "events_after_many", None)
+    if many is not None:
+        return many(reads)
+    out: list[ReadResult] = []
+    for read in reads:
+        try:
+            out.append((source.events_after(*read), None))
+        except EventDoesNotExist as exc:
+            out.append(([], int(exc.current_id)))
+    return out
 
 
 class ReplayStorage(StorageBase):
@@ -46,17 +75,39 @@ class ReplayStorage(StorageBase):
         raise NotImplementedError("publish through notifications.events, not send_event()")
 
     def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[Event]:
-        source, key = source_for(channel)
-        if source is None:
-            return []
-        events = source.events_after(channel, key, last_id, limit)
-        if not events:
-            current = source.current_id(channel, key)
-            if last_id > current:
-                # An id this server never issued (a reset database, a forged header):
-                # tell the client to reload rather than wait for ids that never come.
-                raise EventDoesNotExist(f"no event {last_id} on {channel}", current)
+        [(events, reset_to)] = self.read_many([(channel, last_id, limit)])
+        if reset_to is not None:
+            raise EventDoesNotExist(f"cannot replay {channel} from {last_id}", reset_to)
         return events
+
+    def read_many(self, reads: list[tuple[str, int, int]]) -> list[ReadResult]:
+        """The events after each (channel, last id), at most `limit` each, for many streams.
+
+        Each source first says where its channels stand, in one query: a channel already
+        there (most of a reconnect storm) costs nothing more, and one ahead of it gets a
+        reset (an id this server never issued: a reset database, a forged header) rather
+        than a wait for ids that never come. Only the rest are read.
+        """
+        results: list[ReadResult] = [([], None)] * len(reads)
+        by_source: dict[int, tuple[ReplaySource, list[tuple[int, SourceRead]]]] = {}
+        for i, (channel, last_id, limit) in enumerate(reads):
+            source, key = source_for(channel)
+            if source is not None:
+                by_source.setdefault(id(source), (source, []))[1].append(
+                    (i, (channel, key, last_id, limit))
+                )
+        for source, items in by_source.values():
+            currents = _current_ids(source, [(read[0], read[1]) for _, read in items])
+            behind = []
+            for (i, read), current in zip(items, currents, strict=True):
+                if read[2] > current:
+                    results[i] = ([], current)
+                elif read[2] < current:
+                    behind.append((i, read))
+            found = _events_after(source, [read for _, read in behind]) if behind else []
+            for (i, _), result in zip(behind, found, strict=True):
+                results[i] = result
+        return results
 
     def get_current_id(self, channel: str) -> int:
         source, key = source_for(channel)

@@ -56,8 +56,38 @@ def test_stream_position_is_the_newest_id_per_channel(alice):
 def test_replay_query_count_does_not_grow_with_events(alice, django_assert_num_queries):
     for i in range(20):
         notification_create(recipient=alice, title=str(i))
-    with django_assert_num_queries(2):  # the rows, the unread count
+    with django_assert_num_queries(3):  # where the channel stands, the rows, the unread count
         ReplayStorage().get_events(f"user-{alice.pk}", 0)
+
+
+def test_a_batch_of_streams_costs_queries_only_for_the_ones_with_something_to_replay(
+    django_assert_num_queries,
+):
+    from django.contrib.auth.models import User
+
+    from notifications.channels import channels_for_user
+    from notifications.hub import read_replay
+
+    users = [User.objects.create(username=f"u{i}") for i in range(40)]
+    for user in users:
+        notification_create(recipient=user, title="seen")
+    behind = users[:5]
+    for user in behind:
+        notification_create(recipient=user, title="missed")
+    requests = []
+    for user in users:
+        channels = tuple(channels_for_user(user))
+        position = stream_position(list(channels))
+        if user in behind:
+            position[f"user-{user.pk}"] -= 1
+        requests.append((channels, position))
+    # Where each source's channels stand (3 queries for the whole batch), then per stream
+    # that is behind its rows, and one unread count query for all of them.
+    with django_assert_num_queries(3 + len(behind) + 1):
+        reads = read_replay(requests)
+    missed = [[json.loads(e.tail.split(b"data: ")[1]) for e in r.events] for r in reads]
+    assert [m[0]["title"] for m in missed[:5]] == ["missed"] * 5
+    assert missed[5:] == [[]] * 35
 
 
 def test_a_client_too_far_behind_is_told_to_reset(alice):
