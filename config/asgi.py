@@ -10,9 +10,9 @@ django_http = get_asgi_application()
 # Imported after the app registry is ready.
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from config.origin import SameOriginWebSocket  # noqa: E402
 from feeds.routing import websocket_urlpatterns  # noqa: E402
 from notifications.sse import SSEStreams  # noqa: E402
 
@@ -21,8 +21,7 @@ application = ProtocolTypeRouter(
         # SSEStreams: /events/ streams continue on the ASGI connection once the view has
         # authorized them (notifications/sse.py); every other request passes through.
         "http": SSEStreams(ASGIStaticFilesHandler(django_http)),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # Exact origin (scheme, host and port), not just the hostname: config/origin.py.
+        "websocket": SameOriginWebSocket(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

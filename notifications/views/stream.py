@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django_eventstream.utils import add_default_headers, make_id
+from django_eventstream.utils import make_id
 
 from notifications.channels import can_read_channel, channels_for_user, requested_channels
 from notifications.http import json_error, require_get
@@ -95,7 +95,10 @@ def events(request: HttpRequest) -> HttpResponse:
     prefix = f"id: {make_id(start)}\nretry: {retry_ms}\n\n".encode()
     body = _just(prefix) if claim_stream(connection) else frames(connection, prefix)
     response = StreamingHttpResponse(body, content_type="text/event-stream")
-    add_default_headers(response, request=request)
+    # django-eventstream's add_default_headers would also add CORS headers from its
+    # EVENTSTREAM_ALLOW_* settings: the stream is for this site's own pages only.
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
     return response
 
 

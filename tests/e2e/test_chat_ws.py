@@ -104,6 +104,8 @@ async def test_refused_handshakes_get_http_403(server, general, alice, charlie):
     attempts = [
         ("general", None, None),  # anonymous
         ("general", alice_cookie, "https://evil.example"),  # foreign Origin
+        ("general", alice_cookie, f"http://{server.host}:1"),  # same host, another port
+        ("general", alice_cookie, f"https://{server.host}:{server.port}"),  # another scheme
         ("nowhere", alice_cookie, None),  # unknown room
         ("secret", await cookie_for(charlie), None),  # private, not a member
     ]
