@@ -10,11 +10,17 @@ django_http = get_asgi_application()
 # Imported after the app registry is ready.
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import WebsocketDenier  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from config.origin import SameOriginWebSocket  # noqa: E402
 from feeds.routing import websocket_urlpatterns  # noqa: E402
 from notifications.sse import SSEStreams  # noqa: E402
+
+# Any other path is refused before accept (daphne answers 403): URLRouter would raise,
+# and each such handshake would be a 500 with a traceback in the log.
+websocket_routes = [*websocket_urlpatterns, re_path(r"", WebsocketDenier.as_asgi())]
 
 application = ProtocolTypeRouter(
     {
@@ -22,6 +28,6 @@ application = ProtocolTypeRouter(
         # authorized them (notifications/sse.py); every other request passes through.
         "http": SSEStreams(ASGIStaticFilesHandler(django_http)),
         # Exact origin (scheme, host and port), not just the hostname: config/origin.py.
-        "websocket": SameOriginWebSocket(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginWebSocket(AuthMiddlewareStack(URLRouter(websocket_routes))),
     }
 )
