@@ -9,9 +9,11 @@ django_http = get_asgi_application()
 
 # Imported after the app registry is ready.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import WebsocketDenier  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
+from config.origin import SameOriginWebSocket  # noqa: E402
 from feeds.routing import websocket_urlpatterns  # noqa: E402
 from notifications.sse import SSEStreams  # noqa: E402
 from realtime.auth import SessionAuthMiddleware  # noqa: E402
@@ -20,6 +22,10 @@ from realtime.onehop import OneHopHandler  # noqa: E402
 
 # Paths that thousands of clients hit at once after a restart: one thread hop each.
 LIVE_CONNECT_PATHS = ("/events/",)
+
+# Any other path is refused before accept (daphne answers 403): URLRouter would raise,
+# and each such handshake would be a 500 with a traceback in the log.
+websocket_routes = [*websocket_urlpatterns, re_path(r"", WebsocketDenier.as_asgi())]
 
 application = ProtocolTypeRouter(
     {
@@ -32,8 +38,7 @@ application = ProtocolTypeRouter(
                 thread=connect_database,
             )
         ),
-        "websocket": AllowedHostsOriginValidator(
-            SessionAuthMiddleware(URLRouter(websocket_urlpatterns))
-        ),
+        # Exact origin (scheme, host and port), not just the hostname: config/origin.py.
+        "websocket": SameOriginWebSocket(SessionAuthMiddleware(URLRouter(websocket_routes))),
     }
 )

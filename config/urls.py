@@ -28,6 +28,7 @@ if getattr(settings, "BENCH_STOCK_SSE", False):
     )
 
 # JSON under /api/ and /events/, the site's pages elsewhere (they apply when DEBUG is off).
+handler400 = "notifications.http.bad_request"
 handler403 = "notifications.http.permission_denied"
 handler404 = "notifications.http.page_not_found"
 handler500 = "notifications.http.server_error"

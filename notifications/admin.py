@@ -6,8 +6,8 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -267,7 +267,10 @@ class AnnouncementAdmin(admin.ModelAdmin):
             return redirect_to_login(request.get_full_path(), reverse("admin:login"))
         if not (user.is_active and user.is_staff and self.has_publish_permission(request)):
             raise PermissionDenied("publishing needs the publish_announcement permission")
-        announcement = get_object_or_404(Announcement, pk=object_id)
+        # get_object answers None for a malformed id too ("abc" made get_object_or_404 a 500).
+        announcement = self.get_object(request, unquote(object_id))
+        if announcement is None:
+            raise Http404("no such announcement")
         self._publish(request, announcement)
         return redirect("admin:notifications_announcement_change", announcement.pk)
 

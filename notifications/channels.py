@@ -14,6 +14,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 from django_eventstream.channelmanager import ChannelManagerBase
 
+# Channels a request may add to the user's own (one per group they are in), per stream.
+MAX_CHANNELS = 10
 PUBLIC_CHANNELS = frozenset({"announcements", "activity"})
 # Channels a page subscribes to when it names none; `activity` is asked for by the feed only.
 DEFAULT_PUBLIC_CHANNELS = ("announcements",)
@@ -85,6 +87,29 @@ def requested_channels(request: HttpRequest) -> list[str]:
     if asked:
         return list(dict.fromkeys(asked))
     return channels_for_user(request.user)
+
+
+class ChannelsRefused(Exception):
+    """A `?channel=` list no stream may carry; `status` and `extra` shape the answer."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.extra = extra
+
+
+def readable_channels(request: HttpRequest) -> list[str]:
+    """The channels a request asks for, checked; ChannelsRefused for too many or any
+    the user may not read. /events/ and the pages that embed a stream position share it."""
+    channels = requested_channels(request)
+    # Only what a client adds to its defaults is capped, before any access check: the
+    # defaults are the server's, and a page such as /feed/ asks for them by name.
+    if len(set(channels).difference(channels_for_user(request.user))) > MAX_CHANNELS:
+        raise ChannelsRefused(400, f"at most {MAX_CHANNELS} channels per stream")
+    denied = [c for c in channels if not can_read_channel(request.user, c)]
+    if denied:
+        raise ChannelsRefused(403, "permission denied", channels=denied)
+    return channels
 
 
 class AccessChannelManager(ChannelManagerBase):

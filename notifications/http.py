@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
@@ -42,6 +43,15 @@ def require_methods(
 
 require_get = require_methods("GET")
 require_post = require_methods("POST")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400 (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields, other
+    SuspiciousOperations): JSON under the API paths, the site's 400 page elsewhere."""
+    if wants_json(request):
+        too_big = isinstance(exception, RequestDataTooBig)
+        return json_error(400, "request body too large" if too_big else "bad request")
+    return defaults.bad_request(request, exception)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

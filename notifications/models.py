@@ -1,5 +1,6 @@
 """A user's notifications and staff announcements; each table is also a replay log."""
 
+import re
 from typing import Any
 
 from django.conf import settings
@@ -11,10 +12,23 @@ from django.db import models, transaction
 
 from notifications.storage import replay_log_lock, replay_log_needs_lock
 
+# A path of this site ("/" then anything but another slash or a backslash: `//host` and
+# `/\host` are other hosts to a browser) or an http(s) URL. Kept in step with
+# static/notifications/links.js by tests/data/link_urls.json.
+_LINK_URL = re.compile(r"/(?![/\\])|https?://", re.IGNORECASE)
+_BROWSER_TRIMS = "".join(chr(c) for c in range(0x21))  # C0 controls and space
+
+
+def as_browser_reads(value: str) -> str:
+    """An href as a browser resolves it: outer C0 controls and spaces stripped, tab, LF and
+    CR removed everywhere (so `/<TAB>/evil.com` is `//evil.com`)."""
+    return value.strip(_BROWSER_TRIMS).translate({9: None, 10: None, 13: None})
+
 
 def validate_link_url(value: str) -> None:
-    """Refuse a link no page can render safely (javascript:, data:): a path or http(s)."""
-    if value and not value.startswith(("/", "https://", "http://")):
+    """Refuse a link no page can render safely (javascript:, data:, another host's
+    `//host`): a path of this site or an http(s) URL."""
+    if value and not _LINK_URL.match(as_browser_reads(value)):
         raise ValidationError("url must be a path (/...) or an http(s) URL")
 
 

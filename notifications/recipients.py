@@ -21,6 +21,10 @@ from notifications.models import Notification
 
 NAME_CHUNK = 500
 MAX_LISTED = 20
+# Unknown names are echoed back: a few, cut short, since `--file` may name any file the
+# operator can read (a secrets file given by mistake would otherwise be printed).
+UNKNOWN_LISTED = 5
+NAME_SHOWN = 40
 SAMPLE_SIZE = 10
 
 
@@ -111,15 +115,18 @@ def named_users(names: Iterable[tuple[str, str]], *, description: str) -> Recipi
             hit = by_name.get(name)
             if hit is None:
                 unknown_count += 1
-                if len(unknown) < MAX_LISTED:
-                    unknown.append(f"{name} ({where})" if where else name)
+                if len(unknown) < UNKNOWN_LISTED:
+                    unknown.append(f"{_shorten(name)} ({where})" if where else _shorten(name))
             elif hit[1]:
                 found.append(hit[0])
             elif len(inactive) < MAX_LISTED:
                 inactive.append(name)
     if unknown_count:
         more = f" and {unknown_count - len(unknown)} more" if unknown_count > len(unknown) else ""
-        raise AudienceError(f"unknown username{_s(unknown)}: {', '.join(unknown)}{more}")
+        raise AudienceError(
+            f"{unknown_count} unknown username{'s' if unknown_count > 1 else ''}: "
+            f"{', '.join(unknown)}{more}"
+        )
     ids = array("q", sorted(set(found)))  # a name listed twice still gets one notification
     return Recipients(description, _active_users(), ids=ids, inactive=inactive)
 
@@ -176,6 +183,12 @@ def usernames_csv(path: str) -> Iterator[tuple[str, str]]:
 def _chunks(items: Iterator[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
     while chunk := list(islice(items, size)):
         yield chunk
+
+
+def _shorten(name: str) -> str:
+    """At most NAME_SHOWN characters of a name, with no terminal control characters."""
+    shown = "".join(c if c.isprintable() else "?" for c in name[:NAME_SHOWN])
+    return shown if len(name) <= NAME_SHOWN else shown + "…"
 
 
 def _s(items: list) -> str:

@@ -1,16 +1,13 @@
 // The activity feed: newest first, older pages on scroll, new items slide in live.
 // Reconnect replay comes from live.js (Last-Event-ID); items are deduplicated by id here.
 // `activity-removed` (a room made private or deleted) takes items off the page, live or replayed.
+import { safeHref } from "../notifications/links.js";
 import { api, el, stream, timeAgo, toast } from "../notifications/live.js";
 
 const list = document.getElementById("feed-list");
 const more = document.getElementById("feed-more");
 const moreButton = document.getElementById("feed-more-button");
 let loading = false;
-
-function safeHref(url) {
-  return url && (url.startsWith("/") || /^https?:\/\//i.test(url)) ? url : null;
-}
 
 function itemRow(a) {
   const li = el("li", "feed-item");

@@ -1,5 +1,6 @@
 // Live notifications: one SSE stream per tab, the bell, the dropdown, toasts and the inbox.
 // Every piece of text goes through textContent: nothing from the server is parsed as HTML.
+import { safeHref } from "./links.js";
 
 const body = document.body;
 const STREAM_URL = body.dataset.streamUrl;
@@ -48,10 +49,6 @@ export function timeAgo(iso) {
   if (abs < 86400) return relative.format(Math.round(seconds / 3600), "hour");
   if (abs < 86400 * 7) return relative.format(Math.round(seconds / 86400), "day");
   return then.toLocaleDateString();
-}
-
-function safeHref(url) {
-  return url && (url.startsWith("/") || /^https?:\/\//i.test(url)) ? url : null;
 }
 
 // ---------------------------------------------------------------- bell badge

@@ -104,6 +104,8 @@ async def test_refused_handshakes_get_http_403(server, general, alice, charlie):
     attempts = [
         ("general", None, None),  # anonymous
         ("general", alice_cookie, "https://evil.example"),  # foreign Origin
+        ("general", alice_cookie, f"http://{server.host}:1"),  # same host, another port
+        ("general", alice_cookie, f"https://{server.host}:{server.port}"),  # another scheme
         ("nowhere", alice_cookie, None),  # unknown room
         ("secret", await cookie_for(charlie), None),  # private, not a member
     ]
@@ -245,3 +247,24 @@ async def test_a_mention_reaches_the_user_over_their_notification_stream(
     finally:
         await ws.close()
         await stream.close()
+
+
+@pytest.mark.parametrize("path", ["/ws/nothing/", "/ws/chat/x%2F/", "/ws/chat/general/extra/", "/"])
+async def test_an_unrouted_websocket_path_is_refused_without_a_traceback(
+    server, general, alice, path
+):
+    cookie = await cookie_for(alice)
+    logged_before = server.log_path.stat().st_size
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(
+            f"{server.ws_url}{path}",
+            additional_headers={"Origin": server.url, "Cookie": f"sessionid={cookie}"},
+            open_timeout=5,
+        )
+    assert refused.value.response.status_code == 403
+    # The server still serves, and logged no error for the refused path.
+    ws, _ = await joined(server, "general", alice)
+    await ws.close()
+    written = server.log_path.read_bytes()[logged_before:].decode(errors="replace")
+    assert "Traceback" not in written
+    assert "ERROR" not in written

@@ -46,9 +46,11 @@ async def test_anonymous_handshake_is_refused(memory_layer):
 
 async def test_a_foreign_origin_is_refused(memory_layer, alice):
     await sync_to_async(make_room)()
-    socket = await open_socket("general", alice, origin="https://evil.example")
-    connected, _ = await socket.connect(timeout=5)
-    assert not connected
+    # Another site, and the same host on another port or scheme (same-site, not same-origin).
+    for origin in ("https://evil.example", "http://testserver:8080", "https://testserver"):
+        socket = await open_socket("general", alice, origin=origin)
+        connected, _ = await socket.connect(timeout=5)
+        assert not connected, origin
     no_origin = await open_socket("general", alice, origin=None)
     connected, _ = await no_origin.connect(timeout=5)
     assert not connected

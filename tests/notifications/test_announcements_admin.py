@@ -220,3 +220,10 @@ def test_a_publisher_who_edits_a_scheduled_announcement_publishes_it(publisher):
     assert response.status_code == 302
     a.refresh_from_db()
     assert (a.title, a.scheduled_by) == ("Planned, corrected", publisher)
+
+
+@pytest.mark.parametrize("object_id", ["abc", "1.5", "9999", "-1", "%2F"])
+def test_publishing_a_missing_or_malformed_id_is_404(publisher, object_id):
+    response = client_for(publisher).post(f"{CHANGELIST}{object_id}/publish/")
+    assert response.status_code == 404
+    assert not Announcement.objects.filter(published_at__isnull=False).exists()

@@ -152,3 +152,34 @@ def test_csrf_failure_on_the_api_is_json(alice_client):
     response = alice_client.post("/api/notifications/read-all/")
     assert response.status_code == 403
     assert response.json()["error"].startswith("CSRF check failed")
+
+
+@pytest.mark.parametrize("path", ["/api/notifications/read-all/", "/api/announcements/1/read/"])
+def test_an_oversized_body_under_api_gets_400_json(alice_client, settings, path):
+    alice_client.get("/notifications/")
+    token = alice_client.cookies["csrftoken"].value
+    body = "x=" + "a" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    response = alice_client.post(
+        path, body, content_type="application/x-www-form-urlencoded", HTTP_X_CSRFTOKEN=token
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "too large" in response.json()["error"]
+
+
+def test_too_many_query_parameters_under_api_get_400_json(alice_client, settings):
+    query = "&".join(f"p{i}=1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = alice_client.get(f"/api/notifications/?{query}")
+    assert response.status_code == 400
+    assert response.json() == {"error": "bad request"}
+
+
+def test_an_oversized_form_on_a_page_still_gets_the_sites_400_page(alice_client, settings):
+    alice_client.get("/chat/")
+    token = alice_client.cookies["csrftoken"].value
+    body = "title=" + "a" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    response = alice_client.post(
+        "/chat/", body, content_type="application/x-www-form-urlencoded", HTTP_X_CSRFTOKEN=token
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")

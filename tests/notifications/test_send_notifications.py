@@ -280,3 +280,21 @@ def test_bad_options_are_refused_with_a_clear_message(users, args, message):
     with pytest.raises(CommandError, match=message):
         send(*args)
     assert not Notification.objects.exists()
+
+
+def test_a_file_of_secrets_is_not_echoed_back_as_unknown_usernames(users, tmp_path):
+    # `--file /etc/shadow` by mistake (or on purpose): each line is an "unknown username".
+    secrets_ = [f"root{i}:$6$salt$" + "h" * 80 + f":19000:0:99999:7:::{i}" for i in range(29)]
+    secrets_.insert(1, "\x1b]0;pwned\x07bob")  # a terminal escape is not passed through
+    with pytest.raises(CommandError) as refused:
+        send("--title", "x", "--file", csv_file(tmp_path, "\n".join(secrets_) + "\n"))
+    message = str(refused.value)
+    assert message.startswith("30 unknown usernames: ")
+    assert message.endswith(" and 25 more")
+    shown = message.removeprefix("30 unknown usernames: ").removesuffix(" and 25 more")
+    assert len(shown.split(", ")) == 5
+    assert all(len(name) <= 60 for name in shown.split(", "))  # 40 characters + "… (line N)"
+    assert not any(secret in message for secret in secrets_)
+    assert "\x1b" not in message and "\x07" not in message
+    assert "root5" not in message
+    assert not Notification.objects.exists()

@@ -72,3 +72,17 @@ def test_a_member_of_many_groups_gets_their_stream_and_the_feeds(alice, rf):
     response = client.get(f"/events/?channel=user-{alice.pk}&{foreign}")
     assert response.status_code == 400
     assert "at most 10 channels" in response.json()["error"]
+
+
+def test_the_stream_never_grants_another_origin_cors_access(alice, settings):
+    # django-eventstream would add these from its own settings; Pulse's stream is same-origin.
+    settings.EVENTSTREAM_ALLOW_ORIGIN = "*"
+    settings.EVENTSTREAM_ALLOW_CREDENTIALS = True
+    client = Client()
+    client.force_login(alice)
+    response = client.get("/events/", HTTP_ORIGIN="http://127.0.0.1:9999")
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response
+    assert "Access-Control-Allow-Credentials" not in response
+    assert (response["Cache-Control"], response["X-Accel-Buffering"]) == ("no-cache", "no")
+    response.close()
