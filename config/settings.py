@@ -208,5 +208,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django_eventstream": {"level": "WARNING"}},
+    # axes logs every login at INFO; lockouts are WARNING.
+    "loggers": {"django_eventstream": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
