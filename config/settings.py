@@ -111,6 +111,13 @@ CHANNEL_LAYERS = {
     }
 }
 
+# Live connections one user may hold across all server processes (feeds/connection_caps.py):
+# plenty for tabs and devices, and a script cannot hold thousands.
+SSE_STREAMS_PER_USER = env_int("SSE_STREAMS_PER_USER", 20)
+CHAT_SOCKETS_PER_USER = env_int("CHAT_SOCKETS_PER_USER", 20)
+if SSE_STREAMS_PER_USER < 1 or CHAT_SOCKETS_PER_USER < 1:
+    raise ImproperlyConfigured("SSE_STREAMS_PER_USER and CHAT_SOCKETS_PER_USER must be positive")
+
 EVENTSTREAM_STORAGE_CLASS = "notifications.storage.ReplayStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "notifications.channels.AccessChannelManager"
 
