@@ -1,6 +1,7 @@
 """One settings module; every deploy-specific value comes from the environment."""
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "channels",
     "csp",
     "django_eventstream",
+    "axes",
     "notifications",
     "feeds",
 ]
@@ -50,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a locked-out login (site or admin) into the lockout page; last, as axes asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -110,6 +114,13 @@ CHANNEL_LAYERS = {
     }
 }
 
+# Live connections one user may hold across all server processes (feeds/connection_caps.py):
+# plenty for tabs and devices, and a script cannot hold thousands.
+SSE_STREAMS_PER_USER = env_int("SSE_STREAMS_PER_USER", 20)
+CHAT_SOCKETS_PER_USER = env_int("CHAT_SOCKETS_PER_USER", 20)
+if SSE_STREAMS_PER_USER < 1 or CHAT_SOCKETS_PER_USER < 1:
+    raise ImproperlyConfigured("SSE_STREAMS_PER_USER and CHAT_SOCKETS_PER_USER must be positive")
+
 EVENTSTREAM_STORAGE_CLASS = "notifications.storage.ReplayStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "notifications.channels.AccessChannelManager"
 
@@ -144,6 +155,33 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 if env_bool("FAST_PASSWORD_HASHER", False):
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Login throttling (django-axes): failed logins are counted in the database, so every server
+# process sees them. LOGIN_LOCKOUT_PARAMETERS: what a lock applies to, each item locked on
+# its own; `username+ip_address` locks only that pair. Behind a proxy the client address is
+# REMOTE_ADDR as the ASGI server sets it (daphne --proxy-headers, uvicorn --proxy-headers).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+_cooloff_minutes = env_int("LOGIN_COOLOFF_MINUTES", 15)
+if AXES_FAILURE_LIMIT < 1 or _cooloff_minutes < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be positive")
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes)
+_lockout_items = env_list("LOGIN_LOCKOUT_PARAMETERS", ["username", "ip_address"])
+if not _lockout_items or any(
+    part not in ("username", "ip_address", "user_agent")
+    for item in _lockout_items
+    for part in item.split("+")
+):
+    raise ImproperlyConfigured(
+        "LOGIN_LOCKOUT_PARAMETERS must list username, ip_address or user_agent (join with +)"
+    )
+AXES_LOCKOUT_PARAMETERS = [item.split("+") if "+" in item else item for item in _lockout_items]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "notifications:inbox"
@@ -199,5 +237,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django_eventstream": {"level": "WARNING"}},
+    # axes logs every login at INFO; lockouts are WARNING.
+    "loggers": {"django_eventstream": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.urls import reverse
 
 from feeds import activity_events
@@ -22,9 +23,13 @@ JOINED = "joined Pulse"
 ROOM_VERBS = (ROOM_CREATED, ROOM_OPENED)
 
 
-def activity_record(*, verb: str, actor: Any = None, target: str = "", url: str = "") -> Activity:
+def activity_record(
+    *, verb: str, actor: Any = None, target: str = "", url: str = "", announcement: Any = None
+) -> Activity:
     """Store one feed item and push it on the `activity` channel after commit."""
-    activity = Activity.objects.create(verb=verb, actor=actor, target=target, url=url)
+    activity = Activity.objects.create(
+        verb=verb, actor=actor, target=target, url=url, announcement=announcement
+    )
     activity_events.activity_published_on_commit(activity=activity)
     return activity
 
@@ -54,7 +59,15 @@ def activity_room_removed(*, room: Room) -> Activity | None:
     The items are deleted, not hidden, so nothing of a now-private room can be served
     again; the tombstone keeps only their ids.
     """
-    items = Activity.objects.filter(verb__in=ROOM_VERBS, url=_room_url(room))
+    return _remove(Activity.objects.filter(verb__in=ROOM_VERBS, url=_room_url(room)))
+
+
+def activity_announcement_removed(*, announcement: Announcement) -> Activity | None:
+    """Take a deleted announcement's item out of the feed, on open pages too."""
+    return _remove(Activity.objects.filter(verb=ANNOUNCED, announcement=announcement))
+
+
+def _remove(items: QuerySet[Activity]) -> Activity | None:
     ids = sorted(items.values_list("id", flat=True))
     if not ids:
         return None
@@ -73,6 +86,7 @@ def activity_announcement_published(*, announcement: Announcement) -> Activity |
         actor=announcement.published_by,
         target=announcement.title,
         url=reverse("notifications:inbox"),
+        announcement=announcement,
     )
 
 

@@ -7,7 +7,7 @@ from django.db.models.signals import post_delete, post_save, pre_save
 
 from feeds import activity, activity_selectors
 from feeds.models import Room
-from notifications.signals import announcement_published
+from notifications.signals import announcement_deleted, announcement_published
 
 
 def _on_room_saving(sender: Any, instance: Room, raw: bool = False, **kw: Any) -> None:
@@ -29,6 +29,10 @@ def _on_announcement_published(sender: Any, announcement: Any, **kw: Any) -> Non
     activity.activity_announcement_published(announcement=announcement)
 
 
+def _on_announcement_deleted(sender: Any, announcement: Any, **kw: Any) -> None:
+    activity.activity_announcement_removed(announcement=announcement)
+
+
 def _on_user_saved(sender: Any, instance: Any, created: bool, raw: bool = False, **kw: Any) -> None:
     if created and not raw:
         activity.activity_user_created(user=instance)
@@ -40,6 +44,9 @@ def connect() -> None:
     post_delete.connect(_on_room_deleted, sender=Room, dispatch_uid="feeds.activity.room-deleted")
     announcement_published.connect(
         _on_announcement_published, dispatch_uid="feeds.activity.announced"
+    )
+    announcement_deleted.connect(
+        _on_announcement_deleted, dispatch_uid="feeds.activity.announcement-deleted"
     )
     post_save.connect(
         _on_user_saved, sender=get_user_model(), dispatch_uid="feeds.activity.user-saved"

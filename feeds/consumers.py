@@ -20,7 +20,17 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ValidationError
 
-from feeds import access, fanout, presence, protocol, ratelimit, selectors, services, welcome
+from feeds import (
+    access,
+    connection_caps,
+    fanout,
+    presence,
+    protocol,
+    ratelimit,
+    selectors,
+    services,
+    welcome,
+)
 from feeds.models import Room
 from feeds.outbox import OPEN, Outbox
 from realtime.db import chat_database
@@ -75,6 +85,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     outbox: Outbox | None = None
     conn_id = ""
     session_key = ""
+    counted = False  # holds one of the user's connection slots (feeds.connection_caps)
     # An idle socket holds a timer, not a sleeping task; the beat itself is a short task.
     _heartbeat: asyncio.TimerHandle | asyncio.Task[None] | None = None
     _rechecks: set[asyncio.Task[None]] | None = None  # created by the first recheck
@@ -112,6 +123,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         self.session_key = (session.session_key if session is not None else None) or ""
         await self.accept()
+        if not await connection_caps.acquire_async(
+            kind=connection_caps.CHAT, user_id=user.pk, conn_id=self.conn_id
+        ):
+            await self._refuse_over_cap()
+            return
+        self.counted = True
         self.outbox = Outbox(self.base_send, user_id=user.pk, on_control=self._control, held=True)
         try:
             await fanout.hub().join(self.outbox, room_id=room.pk)
@@ -135,7 +152,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         self._next_heartbeat()
 
+    async def _refuse_over_cap(self) -> None:
+        limit = connection_caps.cap(connection_caps.CHAT)
+        message = f"you have {limit} chat connections open already; close some tabs"
+        await self.send(
+            text_data=protocol.encode(protocol.error(protocol.TOO_MANY_CONNECTIONS, message))
+        )
+        await self.close(protocol.CLOSE_TOO_MANY_CONNECTIONS)
+
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            await connection_caps.release(
+                kind=connection_caps.CHAT, user_id=self.user.pk, conn_id=self.conn_id
+            )
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None
@@ -160,6 +189,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _beat_once(self) -> None:
         await presence.heartbeat(**self._presence_id())
+        await connection_caps.refresh(
+            kind=connection_caps.CHAT, connections=[(self.user.pk, self.conn_id)]
+        )
         # Deactivation by QuerySet.update() sends no signal: notice it within a beat.
         if not await _is_active(self.user.pk):
             self.outbox.close(protocol.CLOSE_SIGNED_OUT)

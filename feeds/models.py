@@ -76,6 +76,14 @@ class Activity(models.Model):
     target = models.CharField(max_length=200, blank=True)
     url = models.CharField(max_length=500, blank=True)
     removed_ids = models.JSONField(default=list, blank=True)
+    # The announcement an ANNOUNCED item tells of: deleting it takes the item out.
+    announcement = models.ForeignKey(
+        "notifications.Announcement",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -34,6 +34,10 @@ CLOSE_RATE_LIMITED = 4008
 CLOSE_TOO_SLOW = 4009
 # The server's live feed was interrupted (feeds.fanout): reconnect and backfill.
 CLOSE_RESYNC = 4012
+# The user holds CHAT_SOCKETS_PER_USER sockets already (feeds.connection_caps): accepted,
+# told with an error frame, then closed, so a browser can say why (a refused handshake
+# is only a 1006 there). Retry later, after closing other tabs.
+CLOSE_TOO_MANY_CONNECTIONS = 4029
 
 BAD_JSON = "bad_json"
 UNKNOWN_TYPE = "unknown_type"
@@ -42,6 +46,7 @@ RATE_LIMITED = "rate_limited"
 # The server failed to handle a frame (a database error, say); the frame had no effect
 # beyond what a retry with the same client_msg_id deduplicates.
 UNAVAILABLE = "unavailable"
+TOO_MANY_CONNECTIONS = "too_many_connections"
 
 CLIENT_TYPES = ("message", "history", "typing", "join")
 # Fields the server sets in a broadcast, whatever the client sent under those names.

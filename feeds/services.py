@@ -136,13 +136,20 @@ def _mentioned_user_ids(names: set[str]) -> set[int]:
 
 
 def message_notify_mentions(*, message: Message) -> list[Notification]:
-    """Notify each user mentioned in `message` who can read its room (never the author)."""
+    """Notify each user mentioned in `message` who can read its room (never the author).
+
+    At most once per sender and target per ratelimit.MENTION_INTERVAL_SECONDS.
+    """
     names = mentioned_usernames(message.content)
     if not names:
         return []
     User = get_user_model()
     candidates = set(list(_mentioned_user_ids(names) - {message.author_id})[:MENTIONS_MAX])
-    recipients = access.user_ids_who_can_see(message.room, candidates)
+    recipients = [
+        user_id
+        for user_id in sorted(access.user_ids_who_can_see(message.room, candidates))
+        if ratelimit.mention_allowed(sender_id=message.author_id, target_id=user_id)
+    ]
     if not recipients:
         return []
     author, room = message.author, message.room

@@ -186,6 +186,21 @@ class AnnouncementAdmin(admin.ModelAdmin):
             return False
         return super().has_change_permission(request, obj)
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting a published announcement takes it off every page: that is publishing
+        # too. Checked per object by the delete view (403) and the bulk action (nothing
+        # is deleted while any selected one is refused).
+        if obj is not None and obj.is_published and not self.has_publish_permission(request):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Announcement) -> None:
+        services.announcement_delete(announcement=obj, by=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for announcement in queryset:
+            services.announcement_delete(announcement=announcement, by=request.user)
+
     def has_publish_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("notifications.publish_announcement")
 

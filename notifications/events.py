@@ -53,13 +53,22 @@ def announcement_expired_on_commit(*, announcement: Announcement) -> None:
     _announcement_event_on_commit(announcement, "announcement-expired", data)
 
 
+def announcement_deleted_on_commit(*, announcement: Announcement, sequence: int) -> None:
+    """Push `event: announcement-expired` at the deletion's place in the sequence."""
+    data = selectors.announcement_expired_payload(announcement)
+    _announcement_event_on_commit(announcement, "announcement-expired", data, sequence)
+
+
 def _announcement_event_on_commit(
-    announcement: Announcement, event_type: str, payload: dict[str, Any]
+    announcement: Announcement,
+    event_type: str,
+    payload: dict[str, Any],
+    sequence: int | None = None,
 ) -> None:
     data = json.dumps(payload)
+    event_id = announcement.sequence if sequence is None else sequence
     messages = [
-        (channel, event_type, data, announcement.sequence)
-        for channel in _announcement_channels(announcement)
+        (channel, event_type, data, event_id) for channel in _announcement_channels(announcement)
     ]
     transaction.on_commit(lambda: relay.publish(messages))
 

@@ -32,7 +32,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -40,6 +40,8 @@ from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import get_channelmanager, get_storage, sse_encode_error
 
 from config import tcp
+from feeds import connection_caps
+from feeds.connection_caps import SSE
 from realtime.db import connect_database
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ logger = logging.getLogger(__name__)
 # data for TCP_USER_TIMEOUT to act on (config/tcp.py).
 KEEPALIVE_SECONDS = float(tcp.KEEPALIVE_SECONDS)
 TICK_SECONDS = 1.0
+# Live streams keep their slots among their users' streams (feeds.connection_caps) this
+# often, one Redis round trip per process: well inside the slots' TTL.
+CAP_REFRESH_SECONDS = 20.0
 # Bytes a connection may have waiting (in the hub and, where the server exposes it, in the
 # server's write buffer) before it is cut off as too slow.
 MAX_BUFFERED_BYTES = 256 * 1024
@@ -124,6 +129,7 @@ class Connection:
         "_reread",
         "_waiter",
         "abort",
+        "cap_id",
         "channels",
         "close_after_flush",
         "last_write",
@@ -139,9 +145,18 @@ class Connection:
         "wants_more",
     )
 
-    def __init__(self, *, user_id: int, session_key: str | None, positions: dict[str, int]) -> None:
+    def __init__(
+        self,
+        *,
+        user_id: int,
+        session_key: str | None,
+        positions: dict[str, int],
+        cap_id: str = "",
+    ) -> None:
         self.user_id = user_id
         self.session_key = session_key
+        # Its slot among the user's streams (feeds.connection_caps), if it holds one.
+        self.cap_id = cap_id
         self.channels = tuple(positions)
         self.positions = dict(positions)
         self._index = {channel: i for i, channel in enumerate(self.channels)}
@@ -418,6 +433,7 @@ class Hub:
         self._replay_queue: dict[Connection, None] = {}
         self._replay_task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return sum(len(conns) for conns in self.by_user.values())
@@ -446,6 +462,11 @@ class Hub:
             if not users:
                 del self.by_user[conn.user_id]
         self._replay_queue.pop(conn, None)
+        if conn.cap_id:
+            self._spawn(
+                connection_caps.release(kind=SSE, user_id=conn.user_id, conn_id=conn.cap_id)
+            )
+            conn.cap_id = ""
 
     # -- events ---------------------------------------------------------------------------
 
@@ -521,13 +542,26 @@ class Hub:
     # -- keep-alive -----------------------------------------------------------------------
 
     async def _keepalive(self) -> None:
+        refreshed = time.monotonic()
         while self.by_user:
             await asyncio.sleep(TICK_SECONDS)
-            due = time.monotonic() - KEEPALIVE_SECONDS
+            now = time.monotonic()
+            due = now - KEEPALIVE_SECONDS
             for conns in self.by_user.values():
                 for conn in conns:
                     if conn.state is LIVE and conn.last_write <= due and not conn.pending:
                         conn.write_raw(KEEPALIVE)
+            if now - refreshed >= CAP_REFRESH_SECONDS:
+                refreshed = now
+                await connection_caps.refresh(kind=SSE, connections=self._capped())
+
+    def _capped(self) -> list[tuple[int, str]]:
+        return [(c.user_id, c.cap_id) for cs in self.by_user.values() for c in cs if c.cap_id]
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 _hub: Hub | None = None

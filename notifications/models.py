@@ -191,6 +191,27 @@ class Announcement(models.Model):
         return self.published_at is not None
 
 
+class DeletedAnnouncement(models.Model):
+    """A published announcement that was deleted: its place in the publish sequence.
+
+    Deleting takes the next place, where `event: announcement-expired` goes out; this row
+    keeps it, so a page reconnecting from before it drops the announcement on replay, and
+    the sequence never goes back (a client's position stays one the server issued).
+    """
+
+    announcement_id = models.PositiveBigIntegerField()
+    audience = models.CharField(max_length=10, choices=Audience.choices)
+    groups = models.ManyToManyField(Group, blank=True, related_name="+")
+    sequence = models.PositiveBigIntegerField(unique=True)
+    deleted_at = models.DateTimeField(auto_now_add=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"announcement {self.announcement_id} deleted"
+
+
 class AnnouncementRead(models.Model):
     """That one user has read one announcement (absent: unread, if they are in its audience)."""
 

@@ -12,7 +12,13 @@ from django_eventstream.event import Event
 from django_eventstream.storage import EventDoesNotExist
 
 from notifications import selectors
-from notifications.models import Announcement, Audience, Notification, ReadChange
+from notifications.models import (
+    Announcement,
+    Audience,
+    DeletedAnnouncement,
+    Notification,
+    ReadChange,
+)
 
 # A client further behind than this gets `stream-reset` and reloads its inbox from the
 # API instead of a replay of thousands of toasts.
@@ -103,17 +109,21 @@ class AnnouncementReplay:
 
     The event id is the announcement's place in the publish sequence. One expired by
     "Expire now" took a new place there and is replayed as `announcement-expired`; one
-    that expired at its expires_at is replayed the same way (pages also time it out).
+    that expired at its expires_at is replayed the same way (pages also time it out), and
+    so is a deleted one, at the place its DeletedAnnouncement row keeps.
     """
 
     def _published(self, channel: str, key: int | None) -> QuerySet[Announcement]:
-        qs = Announcement.objects.filter(sequence__isnull=False)
-        if key is None:
-            return qs.filter(audience=Audience.EVERYONE)
-        return qs.filter(audience=Audience.GROUPS, groups=key)
+        return _on_channel(Announcement.objects.filter(sequence__isnull=False), key)
+
+    def _deleted(self, channel: str, key: int | None) -> QuerySet[DeletedAnnouncement]:
+        return _on_channel(DeletedAnnouncement.objects.all(), key)
 
     def current_id(self, channel: str, key: int | None) -> int:
-        return self._published(channel, key).aggregate(m=Max("sequence"))["m"] or 0
+        return max(
+            self._published(channel, key).aggregate(m=Max("sequence"))["m"] or 0,
+            self._deleted(channel, key).aggregate(m=Max("sequence"))["m"] or 0,
+        )
 
     def current_ids(self, channels: list[tuple[str, int | None]]) -> list[int]:
         # A batch holds one channel (`announcements`) at many positions: read it once.
@@ -123,10 +133,28 @@ class AnnouncementReplay:
     def events_after(self, channel: str, key: int | None, last_id: int, limit: int) -> list[Event]:
         now = timezone.now()
         rows = self._published(channel, key).filter(sequence__gt=last_id)
-        return [
+        events = [
             Event(channel, *_announcement_event(a, now), id=a.sequence)
             for a in rows.order_by("sequence")[:limit]
         ]
+        deleted = self._deleted(channel, key).filter(sequence__gt=last_id)
+        events += [
+            Event(
+                channel,
+                "announcement-expired",
+                json.dumps({"id": d.announcement_id}),
+                id=d.sequence,
+            )
+            for d in deleted.order_by("sequence")[:limit]
+        ]
+        return sorted(events, key=lambda event: event.id)[:limit]
+
+
+def _on_channel(qs: QuerySet, key: int | None) -> QuerySet:
+    """`announcements` (key None) carries those to everyone; `group-<key>` that group's."""
+    if key is None:
+        return qs.filter(audience=Audience.EVERYONE)
+    return qs.filter(audience=Audience.GROUPS, groups=key)
 
 
 def _announcement_event(announcement: Announcement, now: datetime) -> tuple[str, str]:

@@ -19,13 +19,14 @@ from notifications.models import (
     Announcement,
     AnnouncementRead,
     Audience,
+    DeletedAnnouncement,
     Level,
     Notification,
     ReadChange,
     validate_link_url,
 )
-from notifications.signals import announcement_published
-from notifications.storage import replay_log_lock
+from notifications.signals import announcement_deleted, announcement_published
+from notifications.storage import announcement_sequence_lock, replay_log_lock
 
 logger = logging.getLogger(__name__)
 
@@ -336,7 +337,11 @@ def _in_sequence(step: Callable[[], bool]) -> bool:
 
 
 def _next_sequence() -> int:
-    return (Announcement.objects.aggregate(m=Max("sequence"))["m"] or 0) + 1
+    # Deleted announcements keep their places (DeletedAnnouncement): the sequence of both.
+    announcement_sequence_lock()
+    last = Announcement.objects.aggregate(m=Max("sequence"))["m"] or 0
+    deleted = DeletedAnnouncement.objects.aggregate(m=Max("sequence"))["m"] or 0
+    return max(last, deleted) + 1
 
 
 def _publish(announcement: Announcement, by: Any, now: datetime) -> bool:
@@ -397,4 +402,35 @@ def _expire(announcement: Announcement, now: datetime) -> bool:
         return False
     announcement.expires_at, announcement.sequence = now, sequence
     events.announcement_expired_on_commit(announcement=announcement)
+    return True
+
+
+def announcement_delete(*, announcement: Announcement, by: Any = None) -> None:
+    """Delete an announcement; a published one also leaves open pages and the activity feed.
+
+    Like "Expire now": it takes the next place in the publish sequence, where
+    `event: announcement-expired` goes out on its audience channels after commit, and a
+    DeletedAnnouncement row keeps that place for replay. Only publishers may do this
+    (the admin checks); a draft or a scheduled one is simply deleted.
+    """
+    if announcement.sequence is None:
+        announcement.delete()
+        return
+    _in_sequence(lambda: _delete(announcement, by))
+
+
+def _delete(announcement: Announcement, by: Any) -> bool:
+    sequence = _next_sequence()
+    tombstone = DeletedAnnouncement.objects.create(
+        announcement_id=announcement.pk,
+        audience=announcement.audience,
+        sequence=sequence,
+        deleted_by=by,
+    )
+    tombstone.groups.set(announcement.groups.all())
+    # Channels and payload are read now, while the announcement and its groups exist.
+    events.announcement_deleted_on_commit(announcement=announcement, sequence=sequence)
+    announcement_deleted.send(sender=Announcement, announcement=announcement)
+    announcement.delete()
+    logger.info("announcement %s %r deleted", tombstone.announcement_id, announcement.title)
     return True

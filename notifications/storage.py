@@ -128,6 +128,8 @@ def stream_position(channels: list[str]) -> dict[str, int]:
 # alone by a one-recipient insert.
 _ANY = 0x4E540000
 _RECIPIENT = 0x4E540001
+# (_SEQUENCE, 0): the announcement publish sequence (publish, expire, delete).
+_SEQUENCE = 0x4E540002
 
 
 def replay_log_needs_lock() -> bool:
@@ -158,3 +160,16 @@ def replay_log_lock(*, user_ids: Collection[int]) -> None:
                 "SELECT pg_advisory_xact_lock_shared(%s, 0), pg_advisory_xact_lock(%s, %s)",
                 [_ANY, _RECIPIENT, key],
             )
+
+
+def announcement_sequence_lock() -> None:
+    """Until this transaction ends, be the only one taking an announcement sequence number.
+
+    The sequence spans two tables (announcements and deleted ones), so neither unique
+    constraint alone stops two transactions on PostgreSQL from taking the same number.
+    SQLite runs one writer at a time already.
+    """
+    if not replay_log_needs_lock():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [_SEQUENCE])

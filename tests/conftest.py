@@ -159,11 +159,19 @@ def alice_client(alice) -> Client:
     return client
 
 
+# The shared servers let one user hold many connections: fault and fan-out tests open
+# hundreds for alice. The caps themselves are tested on servers of their own
+# (tests/e2e/test_connection_caps.py).
+UNCAPPED = {"SSE_STREAMS_PER_USER": "100000", "CHAT_SOCKETS_PER_USER": "100000"}
+
+
 @pytest.fixture(scope="session")
 def server(django_db_setup, django_db_blocker, redis_server) -> Iterator[Server]:
     """One real daphne process for the whole run (tests reach it over TCP)."""
     with django_db_blocker.unblock():
-        srv = Server(redis_url=redis_server.url, log_path=_RUN_DIR / "server-1.log").start()
+        srv = Server(
+            redis_url=redis_server.url, log_path=_RUN_DIR / "server-1.log", env=UNCAPPED
+        ).start()
     yield srv
     srv.stop()
 
@@ -172,6 +180,8 @@ def server(django_db_setup, django_db_blocker, redis_server) -> Iterator[Server]
 def second_server(django_db_setup, django_db_blocker, redis_server) -> Iterator[Server]:
     """Another server process on the same Redis and database."""
     with django_db_blocker.unblock():
-        srv = Server(redis_url=redis_server.url, log_path=_RUN_DIR / "server-2.log").start()
+        srv = Server(
+            redis_url=redis_server.url, log_path=_RUN_DIR / "server-2.log", env=UNCAPPED
+        ).start()
     yield srv
     srv.stop()

@@ -41,11 +41,19 @@ class Server:
 
     host = "127.0.0.1"
 
-    def __init__(self, *, redis_url: str, log_path: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        redis_url: str,
+        log_path: Path,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.redis_url = redis_url
         self.log_path = log_path
         self.extra_args = extra_args
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -68,6 +76,7 @@ class Server:
             DATABASE_URL=test_database_url(),
             REDIS_URL=self.redis_url,
             PYTHONUNBUFFERED="1",
+            **self.env,
         )
 
     def start(self, timeout: float = 30.0) -> Server:

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import random
 import re
+import uuid
 from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django_eventstream.utils import make_id
 
+from feeds import connection_caps
+from feeds.connection_caps import SSE
 from notifications.channels import ChannelsRefused, channels_for_user, readable_channels
 from notifications.http import json_error, require_get
 from notifications.hub import Connection, frames
@@ -70,6 +73,10 @@ def events(request: HttpRequest) -> HttpResponse:
         client_ids = parse_event_id(raw_id) if raw_id else {}
     except BadEventId as exc:
         return json_error(400, str(exc))
+    cap_id = uuid.uuid4().hex
+    if not connection_caps.acquire(kind=SSE, user_id=request.user.pk, conn_id=cap_id):
+        limit = connection_caps.cap(SSE)
+        return json_error(429, f"too many streams: at most {limit} per user; close some tabs")
     start = stream_position([c for c in channels if c not in client_ids])
     start.update({c: i for c, i in client_ids.items() if c in channels})
 
@@ -77,6 +84,7 @@ def events(request: HttpRequest) -> HttpResponse:
         user_id=request.user.pk,
         session_key=request.session.session_key,  # so a logout ends just its streams
         positions=start,
+        cap_id=cap_id,  # released when the stream ends (notifications.hub)
     )
     # A random reconnect delay per stream: after a server restart, thousands of browsers
     # come back spread over seconds instead of in one burst (with 1-5 s, half of 1,000

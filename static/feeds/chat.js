@@ -20,6 +20,7 @@ const NOTICE_MS = 6000;
 const CLOSE_SIGNED_OUT = 4001;
 const CLOSE_ACCESS_REVOKED = 4003;
 const CLOSE_RATE_LIMITED = 4008;
+const CLOSE_TOO_MANY_CONNECTIONS = 4029;
 
 const log = document.getElementById("chat-log");
 const list = document.getElementById("chat-messages");
@@ -465,12 +466,14 @@ async function onClose(code) {
   attempts += 1;
   // A refused handshake looks like any network error from here: after a few, ask the API why.
   if (attempts >= 3 && !(await stillWelcome())) return;
-  const base = code === CLOSE_RATE_LIMITED ? 10000 : Math.min(15000, 500 * 2 ** Math.min(attempts - 1, 5));
+  const slow = code === CLOSE_RATE_LIMITED || code === CLOSE_TOO_MANY_CONNECTIONS;
+  const base = slow ? 10000 : Math.min(15000, 500 * 2 ** Math.min(attempts - 1, 5));
   // Full jitter: after a server restart every tab reconnects at once, and a delay anywhere
   // in the window spreads them out; ±25 % around the base kept most in one second.
-  const delay = code === CLOSE_RATE_LIMITED ? base * (0.75 + Math.random() * 0.5) : base * Math.random();
+  const delay = slow ? base * (0.75 + Math.random() * 0.5) : base * Math.random();
   setStatus("connecting", `Reconnecting in ${Math.round(delay / 1000)} s…`);
   if (code === CLOSE_RATE_LIMITED) showBanner("Disconnected for sending too fast. Reconnecting shortly.");
+  if (code === CLOSE_TOO_MANY_CONNECTIONS) showBanner("Too many chat tabs open. Close some; reconnecting shortly.");
   reconnectTimer = setTimeout(connect, delay);
 }
 

@@ -6,9 +6,11 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, Permission
+from django.test import Client
 from django.utils import timezone
 from playwright.async_api import expect
 
+from feeds.models import Activity
 from notifications.models import Announcement, Notification
 from notifications.services import announcement_create, announcement_publish
 from tests.browser import chromium
@@ -170,3 +172,36 @@ async def test_staff_publish_from_the_admin_reaches_other_users_live(server, bob
         assert announcement.published_by.username == "publisher"
     finally:
         await bobs_stream.close()
+
+
+async def test_deleting_a_published_announcement_reaches_open_pages_and_the_feed(
+    server, alice, bob
+):
+    publisher = await sync_to_async(make_publisher)()
+    await sync_to_async(publisher.user_permissions.add)(
+        *await sync_to_async(list)(Permission.objects.filter(codename="delete_announcement"))
+    )
+    announcement = await sync_to_async(announcement_create)(title="Oops", created_by=publisher)
+    await sync_to_async(announcement_publish)(announcement=announcement, by=publisher)
+    cookie = await sync_to_async(session_cookie)(bob)
+    inbox = await open_stream(server.url, session=cookie)
+    feed = await open_stream(server.url, session=cookie, params={"channel": "activity"})
+    try:
+        items = await sync_to_async(list)(
+            Activity.objects.filter(target="Oops").values_list("id", flat=True)
+        )
+        assert len(items) == 1
+        client = Client()
+        await sync_to_async(client.force_login)(publisher)
+        response = await sync_to_async(client.post)(
+            f"/admin/notifications/announcement/{announcement.pk}/delete/", {"post": "yes"}
+        )
+        assert response.status_code == 302
+        (expired,) = await inbox.collect("announcement-expired", 1, timeout=5)
+        assert expired.json() == {"id": announcement.pk}
+        (removed,) = await feed.collect("activity-removed", 1, timeout=5)
+        assert removed.json() == {"ids": items}
+        assert not await sync_to_async(Activity.objects.filter(target="Oops").exists)()
+    finally:
+        await inbox.close()
+        await feed.close()

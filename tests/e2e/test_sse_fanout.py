@@ -15,7 +15,7 @@ from notifications.hub import MAX_BUFFERED_BYTES
 from notifications.management.commands.serve import uvicorn_command
 from notifications.models import Notification
 from notifications.services import notifications_publish_bulk
-from tests.conftest import session_cookie
+from tests.conftest import UNCAPPED, session_cookie
 from tests.servers import Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -45,7 +45,9 @@ class UvicornServer(Server):
 def uvicorn_server(django_db_setup, django_db_blocker, redis_server, tmp_path_factory):
     with django_db_blocker.unblock():
         srv = UvicornServer(
-            redis_url=redis_server.url, log_path=tmp_path_factory.mktemp("uv") / "uvicorn.log"
+            redis_url=redis_server.url,
+            log_path=tmp_path_factory.mktemp("uv") / "uvicorn.log",
+            env=UNCAPPED,  # 200 streams for alice
         ).start()
     yield srv
     srv.stop()

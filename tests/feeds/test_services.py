@@ -12,8 +12,10 @@ from django.core.exceptions import ValidationError
 from feeds import fanout, selectors, services
 from feeds.models import Message, Room
 from feeds.outbox import Outbox
+from feeds.redis_state import key, sync_client
 from notifications.models import Notification
 from tests.conftest import make_user
+from tests.servers import run_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -142,6 +144,7 @@ def test_a_mention_in_another_case_notifies_only_an_unambiguous_user(room, alice
     Message.objects.create(room=room, author=alice, content="hi @Bob")
     assert [n.recipient for n in Notification.objects.all()] == [bob]
     Notification.objects.all().delete()
+    sync_client().delete(*sync_client().keys(key("limits", "*")))  # alice may mention bob again
     big_bob = make_user("BOB")
     Message.objects.create(room=room, author=alice, content="hi @Bob")  # bob or BOB?
     assert Notification.objects.count() == 0
@@ -179,3 +182,28 @@ async def test_typing_is_announced_at_most_once_per_interval(memory_layer, alice
     assert frame == {"type": "typing", "user": "alice"}
     # Not to the typist's own tabs: the same fan-out skipped alice's socket.
     assert alices.empty() and not alices_outbox.queue
+
+
+def test_quick_mentions_of_one_user_notify_them_once_per_interval(room, alice, bob, charlie):
+    for i in range(10):
+        Message.objects.create(room=room, author=alice, content=f"@bob ping {i}")
+    assert [n.recipient for n in Notification.objects.all()] == [bob]
+    # Per sender and target: charlie mentioning bob, or alice mentioning charlie, still count.
+    Message.objects.create(room=room, author=charlie, content="@bob hi")
+    Message.objects.create(room=room, author=alice, content="@charlie hi")
+    pairs = {(n.actor.username, n.recipient.username) for n in Notification.objects.all()}
+    assert pairs == {("alice", "bob"), ("charlie", "bob"), ("alice", "charlie")}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_mention_throttle_holds_across_processes(room, alice, bob, redis_server):
+    Message.objects.create(room=room, author=alice, content="@bob one")
+    code = (
+        "from django.contrib.auth.models import User; from feeds.models import Message, Room;"
+        "Message.objects.create(room=Room.objects.get(slug='general'),"
+        " author=User.objects.get(username='alice'), content='@bob two')"
+    )
+    result = run_manage("shell", "-c", code, redis_url=redis_server.url)
+    assert result.returncode == 0, result.stderr
+    assert Message.objects.count() == 2
+    assert Notification.objects.count() == 1

@@ -154,3 +154,27 @@ def test_the_room_list_query_count_does_not_grow_with_rooms(
         Room.objects.create(slug=f"r{i}", title=f"Room {i}")
     with django_assert_num_queries(1):
         assert len(selectors.room_list(user=alice)) == 22
+
+
+def test_the_room_limit_is_a_sliding_window_across_a_clock_boundary(rooms, alice, monkeypatch):
+    """Rooms created just before and just after a multiple of the window count together."""
+    import time
+
+    from feeds.ratelimit import ROOM_WINDOW_SECONDS, ROOMS_PER_WINDOW
+
+    boundary = (int(time.time()) // ROOM_WINDOW_SECONDS + 1) * ROOM_WINDOW_SECONDS
+    client = logged_in(alice)
+    clock = [boundary - 60.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    for i in range(ROOMS_PER_WINDOW):
+        if i == 2:
+            clock[0] = boundary + 60.0  # 2 minutes later, in the next clock-aligned window
+        assert client.post("/chat/", {"title": f"Room {i}"}).status_code == 302
+    response = client.post("/chat/", {"title": "One too many"})
+    assert response.status_code == 400
+    assert b"try again later" in response.content
+    assert not Room.objects.filter(title="One too many").exists()
+    clock[0] = boundary - 60.0 + ROOM_WINDOW_SECONDS + 1  # the first two have left the window
+    for title in ("Allowed again", "And again"):
+        assert client.post("/chat/", {"title": title}).status_code == 302
+    assert client.post("/chat/", {"title": "Refused again"}).status_code == 400

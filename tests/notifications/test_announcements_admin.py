@@ -227,3 +227,68 @@ def test_publishing_a_missing_or_malformed_id_is_404(publisher, object_id):
     response = client_for(publisher).post(f"{CHANGELIST}{object_id}/publish/")
     assert response.status_code == 404
     assert not Announcement.objects.filter(published_at__isnull=False).exists()
+
+
+# ---------------------------------------------------------------- deleting
+
+
+@pytest.fixture
+def deleter(db):
+    """Staff who may delete announcements but not publish them."""
+    return staff("deleter", *EDIT_PERMS, "delete_announcement")
+
+
+@pytest.fixture
+def published(publisher):
+    a = announcement_create(title="Out there", created_by=publisher)
+    announcement_publish(announcement=a, by=publisher)
+    return a
+
+
+def test_staff_without_the_publish_permission_cannot_delete_a_published_announcement(
+    deleter, published
+):
+    client = client_for(deleter)
+    assert client.get(f"{CHANGELIST}{published.pk}/delete/").status_code == 403
+    assert client.post(f"{CHANGELIST}{published.pk}/delete/", {"post": "yes"}).status_code == 403
+    client.post(
+        CHANGELIST,
+        {"action": "delete_selected", "_selected_action": [published.pk], "post": "yes"},
+    )
+    assert Announcement.objects.filter(pk=published.pk).exists()
+
+
+def test_staff_without_the_publish_permission_may_still_delete_a_draft(deleter):
+    draft = announcement_create(title="Never sent")
+    response = client_for(deleter).post(f"{CHANGELIST}{draft.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Announcement.objects.filter(pk=draft.pk).exists()
+
+
+def test_a_publisher_deletes_a_published_announcement_and_it_is_replayed_as_expired(
+    publisher, published, django_capture_on_commit_callbacks
+):
+    from notifications.storage import ReplayStorage
+
+    staff_perms = Permission.objects.filter(codename="delete_announcement")
+    publisher.user_permissions.add(*staff_perms)
+    before = published.sequence
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(publisher).post(
+            CHANGELIST,
+            {"action": "delete_selected", "_selected_action": [published.pk], "post": "yes"},
+        )
+    assert response.status_code == 302
+    assert not Announcement.objects.filter(pk=published.pk).exists()
+    # Pages replaying from before the delete drop it, in publish order.
+    (event,) = ReplayStorage().get_events("announcements", before)
+    assert (event.type, event.data, event.id) == (
+        "announcement-expired",
+        f'{{"id": {published.pk}}}',
+        before + 1,
+    )
+    assert ReplayStorage().get_current_id("announcements") == before + 1
+    # The next announcement takes the place after it.
+    nxt = announcement_create(title="Next")
+    announcement_publish(announcement=nxt, by=publisher)
+    assert nxt.sequence == before + 2

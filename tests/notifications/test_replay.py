@@ -81,9 +81,10 @@ def test_a_batch_of_streams_costs_queries_only_for_the_ones_with_something_to_re
         if user in behind:
             position[f"user-{user.pk}"] -= 1
         requests.append((channels, position))
-    # Where each source's channels stand (3 queries for the whole batch), then per stream
-    # that is behind its rows, and one unread count query for all of them.
-    with django_assert_num_queries(3 + len(behind) + 1):
+    # Where each source's channels stand, for the whole batch (notifications, read changes,
+    # and announcements: published and deleted ones), then per stream that is behind its
+    # rows, and one unread count query for all of them.
+    with django_assert_num_queries(4 + len(behind) + 1):
         reads = read_replay(requests)
     missed = [[json.loads(e.tail.split(b"data: ")[1]) for e in r.events] for r in reads]
     assert [m[0]["title"] for m in missed[:5]] == ["missed"] * 5
