@@ -114,7 +114,7 @@ CHANNEL_LAYERS = {
     }
 }
 
-# Live connections one user may hold across all server processes (feeds/connection_caps.py):
+# Live connections one user may hold across all server processes (realtime/connection_caps.py):
 # plenty for tabs and devices, and a script cannot hold thousands.
 SSE_STREAMS_PER_USER = env_int("SSE_STREAMS_PER_USER", 20)
 CHAT_SOCKETS_PER_USER = env_int("CHAT_SOCKETS_PER_USER", 20)

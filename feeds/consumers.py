@@ -22,7 +22,6 @@ from django.core.exceptions import ValidationError
 
 from feeds import (
     access,
-    connection_caps,
     fanout,
     presence,
     protocol,
@@ -33,6 +32,7 @@ from feeds import (
 )
 from feeds.models import Room
 from feeds.outbox import OPEN, Outbox
+from realtime import connection_caps
 from realtime.db import chat_database
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     outbox: Outbox | None = None
     conn_id = ""
     session_key = ""
-    counted = False  # holds one of the user's connection slots (feeds.connection_caps)
+    counted = False  # holds one of the user's connection slots (realtime.connection_caps)
     # An idle socket holds a timer, not a sleeping task; the beat itself is a short task.
     _heartbeat: asyncio.TimerHandle | asyncio.Task[None] | None = None
     _rechecks: set[asyncio.Task[None]] | None = None  # created by the first recheck

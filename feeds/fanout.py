@@ -34,7 +34,7 @@ from redis.retry import Retry
 
 from feeds import protocol
 from feeds.outbox import Outbox
-from feeds.redis_state import async_client
+from realtime.redis_state import async_client
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from feeds import events
-from feeds.redis_state import async_client, key, run_script, sync_client
+from realtime.redis_state import async_client, key, run_script, sync_client
 
 logger = logging.getLogger(__name__)
 

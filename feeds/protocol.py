@@ -34,7 +34,7 @@ CLOSE_RATE_LIMITED = 4008
 CLOSE_TOO_SLOW = 4009
 # The server's live feed was interrupted (feeds.fanout): reconnect and backfill.
 CLOSE_RESYNC = 4012
-# The user holds CHAT_SOCKETS_PER_USER sockets already (feeds.connection_caps): accepted,
+# The user holds CHAT_SOCKETS_PER_USER sockets already (realtime.connection_caps): accepted,
 # told with an error frame, then closed, so a browser can say why (a refused handshake
 # is only a 1006 there). Retry later, after closing other tabs.
 CLOSE_TOO_MANY_CONNECTIONS = 4029

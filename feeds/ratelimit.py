@@ -19,7 +19,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from feeds.redis_state import async_client, key, run_script, sync_client
+from realtime.redis_state import async_client, key, run_script, sync_client
 
 logger = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import get_channelmanager, get_storage, sse_encode_error
 
 from config import tcp
-from feeds import connection_caps
-from feeds.connection_caps import SSE
+from realtime import connection_caps
+from realtime.connection_caps import SSE
 from realtime.db import connect_database
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 # data for TCP_USER_TIMEOUT to act on (config/tcp.py).
 KEEPALIVE_SECONDS = float(tcp.KEEPALIVE_SECONDS)
 TICK_SECONDS = 1.0
-# Live streams keep their slots among their users' streams (feeds.connection_caps) this
+# Live streams keep their slots among their users' streams (realtime.connection_caps) this
 # often, one Redis round trip per process: well inside the slots' TTL.
 CAP_REFRESH_SECONDS = 20.0
 # Bytes a connection may have waiting (in the hub and, where the server exposes it, in the
@@ -155,7 +155,7 @@ class Connection:
     ) -> None:
         self.user_id = user_id
         self.session_key = session_key
-        # Its slot among the user's streams (feeds.connection_caps), if it holds one.
+        # Its slot among the user's streams (realtime.connection_caps), if it holds one.
         self.cap_id = cap_id
         self.channels = tuple(positions)
         self.positions = dict(positions)

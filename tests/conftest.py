@@ -53,7 +53,7 @@ def _redis_is_up(redis_server: EmbeddedRedis) -> None:
 @pytest.fixture(autouse=True)
 def _clean_chat_state(_redis_is_up) -> None:
     """Room and user ids repeat between tests; their presence and rate limits must not."""
-    from feeds.redis_state import KEY_PREFIX
+    from realtime.redis_state import KEY_PREFIX
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:

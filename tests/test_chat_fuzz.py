@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.asgi import application
-from feeds import presence, ratelimit, redis_state
+from feeds import presence, ratelimit
 from feeds.models import Message, Room
+from realtime import redis_state
 from tests.conftest import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)

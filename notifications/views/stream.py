@@ -19,13 +19,13 @@ from urllib.parse import unquote
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django_eventstream.utils import make_id
 
-from feeds import connection_caps
-from feeds.connection_caps import SSE
 from notifications.channels import ChannelsRefused, channels_for_user, readable_channels
 from notifications.http import json_error, require_get
 from notifications.hub import Connection, frames
 from notifications.sse import claim_stream
 from notifications.storage import stream_position
+from realtime import connection_caps
+from realtime.connection_caps import SSE
 
 RETRY_MIN_MS, RETRY_MAX_MS = 1000, 10000
 MAX_EVENT_ID_LENGTH = 2000

@@ -13,9 +13,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from websockets.asyncio.client import connect
 
-from feeds import connection_caps
 from feeds.models import Room
-from feeds.redis_state import key
+from realtime import connection_caps
+from realtime.redis_state import key
 from tests.conftest import _RUN_DIR, session_cookie
 from tests.e2e.test_chat_ws import close_code, frame
 from tests.servers import Server

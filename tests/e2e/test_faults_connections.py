@@ -10,7 +10,7 @@ from django.conf import settings
 
 from feeds.fanout import room_channel
 from feeds.models import Room
-from feeds.redis_state import key
+from realtime.redis_state import key
 from tests.conftest import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from feeds import presence, redis_state
+from feeds import presence
+from realtime import redis_state
 
 
 @pytest.fixture

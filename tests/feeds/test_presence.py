@@ -10,7 +10,7 @@ import pytest
 
 from feeds import fanout, presence
 from feeds.outbox import Outbox
-from feeds.redis_state import async_client, key
+from realtime.redis_state import async_client, key
 
 
 async def listen(room_id: int) -> asyncio.Queue:

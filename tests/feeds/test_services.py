@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from feeds import fanout, selectors, services
 from feeds.models import Message, Room
 from feeds.outbox import Outbox
-from feeds.redis_state import key, sync_client
 from notifications.models import Notification
+from realtime.redis_state import key, sync_client
 from tests.conftest import make_user
 from tests.servers import run_manage
 

@@ -7,7 +7,7 @@ from django.test import Client
 
 from feeds import presence, selectors
 from feeds.models import Room
-from feeds.redis_state import key, sync_client
+from realtime.redis_state import key, sync_client
 from tests.conftest import make_user, session_cookie
 
 pytestmark = pytest.mark.django_db

@@ -1,9 +1,9 @@
-"""Redis clients for chat state shared by every server process (presence, rate limits).
+"""Redis clients for state shared by every server process (presence, rate limits, caps).
 
-The channel layer carries frames; this is the other use of Redis in chat: small keys
-and Lua scripts that must see every process's connections at once. One async client
-per event loop (a redis.asyncio connection belongs to the loop that opened it) and
-one thread-safe sync client for views.
+Beside pub/sub (the relay and the chat fan-out), this is the other use of Redis: small
+keys and Lua scripts that must see every process's connections at once. One async client
+per event loop (a redis.asyncio connection belongs to the loop that opened it) and one
+thread-safe sync client for views. Keys keep the `chat:` prefix they were created with.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import redis
 from django.conf import settings
 from redis.commands.core import Script
 
-from feeds.redis_state import async_client, key, run_script, sync_client
+from realtime.redis_state import async_client, key, run_script, sync_client
 
 logger = logging.getLogger(__name__)
 
