@@ -136,20 +136,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.outbox.close(protocol.CLOSE_RESYNC)
             return
         try:
-            # The diffs' baseline, not the live set (see presence.enter); the user is in
-            # the next diff if not in this one, and adding a name twice changes nothing.
-            announced = await presence.enter(**self._presence_id())
+            online = await welcome.enter(**self._presence_id())
             # Read after joining: a message is in the history, live, or both.
             history = await welcome.history_json(room.pk)
         except BaseException:
             fanout.hub().leave(self.outbox)  # a crashed consumer gets no disconnect()
             raise
-        online = sorted({*announced, user.username})
-        self.outbox.release(
-            protocol.welcome(
-                room=room.slug, user=user.username, history_json=history, online=online
-            )
+        frame = protocol.welcome(
+            room=room.slug, user=user.username, history_json=history, online_json=online
         )
+        self.outbox.release(frame)
         self._next_heartbeat()
 
     async def _refuse_over_cap(self) -> None:

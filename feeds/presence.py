@@ -48,9 +48,9 @@ return {added, removed}
 """
 )
 
-# KEYS: connections, announced, pending, flushed. ARGV: member, ttl, interval, pending ttl.
-# A touch and a flush request in one step, for a connect: returns {the delay in ms (-1 when
-# a flush is already scheduled), the announced set}.
+# KEYS: connections, announced, pending, flushed. ARGV: member, ttl, interval, pending ttl,
+# "1" to read the announced set. A touch and a flush request in one step, for a connect:
+# returns {the delay in ms (-1 when a flush is already scheduled), the announced set or {}}.
 _ENTER = (
     _NOW
     + """
@@ -62,6 +62,7 @@ if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then
   local last = tonumber(redis.call('GET', KEYS[4]) or '0')
   delay = math.max(0, last + tonumber(ARGV[3]) - now)
 end
+if ARGV[5] ~= '1' then return {delay, {}} end
 return {delay, redis.call('SMEMBERS', KEYS[2])}
 """
 )
@@ -131,14 +132,20 @@ def _usernames(members: list[str]) -> list[str]:
     return sorted({member.partition("|")[0] for member in members})
 
 
-async def enter(*, room_id: int, username: str, conn_id: str) -> list[str]:
+async def enter(
+    *, room_id: int, username: str, conn_id: str, read_announced: bool = True
+) -> list[str]:
     """Count this connection in the room, schedule the room's `joined` diff, and return
-    the usernames the room was last told are online (see announced()), in one round trip."""
+    the usernames the room was last told are online (see announced()), in one round trip.
+
+    `read_announced=False` skips the set (a caller that has it already): in a room of
+    thousands, reading it is most of a connect's Redis work."""
+    flag = "1" if read_announced else "0"
     try:
         delay_ms, names = await run_script(
             _ENTER,
             _keys(room_id),
-            [_member(username, conn_id), TTL_MS, FLUSH_INTERVAL_MS, PENDING_TTL_MS],
+            [_member(username, conn_id), TTL_MS, FLUSH_INTERVAL_MS, PENDING_TTL_MS, flag],
         )
     except (redis.RedisError, OSError) as exc:
         logger.warning("presence update for room %s failed: %s", room_id, exc)

@@ -227,7 +227,7 @@ def history_in(data: dict[str, Any]) -> HistoryIn:
 # ---------------------------------------------------------------- server frames
 
 
-def encode(frame: dict[str, Any]) -> str:
+def encode(frame: Any) -> str:
     return json.dumps(frame, separators=(",", ":"), allow_nan=False)
 
 
@@ -235,12 +235,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def welcome(*, room: str, user: str, history_json: str, online: list[str]) -> str:
-    """The welcome frame, encoded; the history comes encoded already (feeds.welcome)."""
+def welcome(*, room: str, user: str, history_json: str, online_json: str) -> str:
+    """The welcome frame, encoded; history and online come encoded already (feeds.welcome)."""
     head = encode(
         {"type": "welcome", "message": "Connected to WebSocket server", "room": room, "user": user}
     )
-    return f'{head[:-1]},"history":{history_json},"online":{encode(online)}}}'
+    return f'{head[:-1]},"history":{history_json},"online":{online_json}}}'
 
 
 def broadcast(data: dict[str, Any]) -> dict[str, Any]:

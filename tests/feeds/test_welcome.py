@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 
-from feeds import selectors, services, welcome
+from feeds import presence, selectors, services, welcome
 from feeds.models import Message, Room
 from tests.feeds.communicators import frames_until, join
 
@@ -23,7 +23,7 @@ def history_reads(monkeypatch) -> list[int]:
         return real(**kwargs)
 
     monkeypatch.setattr(selectors, "message_history", counted)
-    welcome._cache.clear()
+    welcome.clear()
     return reads
 
 
@@ -73,8 +73,34 @@ async def test_a_message_no_frame_announced_shows_within_the_ttl(
     second, hello = await join("general", bob)
     assert hello["history"][-1]["content"] == "before 2"  # within the TTL: kept
     monkeypatch.setattr(welcome, "TTL_SECONDS", 0.0)
-    welcome._cache.clear()
+    welcome.clear()
     third, hello = await join("general", charlie)
     assert hello["history"][-1]["content"] == "quiet"
+    for socket in (first, second, third):
+        await socket.disconnect()
+
+
+async def test_a_burst_reads_who_is_online_once_and_a_diff_renews_it(
+    memory_layer, monkeypatch, alice, bob, charlie
+):
+    await sync_to_async(make_room)(alice)
+    welcome.clear()
+    reads: list[bool] = []
+    real = presence.enter
+
+    async def counted(**kwargs):
+        reads.append(kwargs["read_announced"])
+        return await real(**kwargs)
+
+    monkeypatch.setattr(presence, "enter", counted)
+    first, hello = await join("general", alice)
+    assert hello["online"] == ["alice"]
+    # The room is told alice joined: a frame, so what was kept is stale.
+    await frames_until(first, lambda f: f.get("type") == "presence")
+    second, hello = await join("general", bob)
+    third, hello_again = await join("general", charlie)
+    assert hello["online"] == ["alice", "bob"]
+    assert hello_again["online"] == ["alice", "charlie"]  # the same baseline, plus charlie
+    assert reads == [True, True, False]
     for socket in (first, second, third):
         await socket.disconnect()
