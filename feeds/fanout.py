@@ -19,6 +19,7 @@ away) is logged; the message is stored and reaches clients through that backfill
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import random
@@ -52,6 +53,10 @@ YIELD_EVERY = 100
 BATCH_MAX = 64
 
 FRAME, CLOSE, RECHECK = "frame", "close", "recheck"
+
+
+# Shared by every hub (tests run one per event loop), so a version is never seen twice.
+_ticks = itertools.count(1)
 
 
 class Unavailable(Exception):
@@ -131,7 +136,6 @@ class Hub:
         # Per live channel, a tick taken when it became live and at each frame it carried
         # since: equal ticks mean nothing reached the channel in between (room_version).
         self._changed: dict[str, int] = {}
-        self._tick = 0
 
     # -- membership -----------------------------------------------------------------------
 
@@ -189,8 +193,7 @@ class Hub:
         return self.epoch, self._changed[channel]
 
     def _touch(self, channel: str) -> None:
-        self._tick += 1
-        self._changed[channel] = self._tick
+        self._changed[channel] = next(_ticks)
 
     def _wait_live(self, channel: str) -> asyncio.Future[None]:
         future = self.loop.create_future()

@@ -13,8 +13,10 @@ the socket too.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from feeds import fanout, presence, protocol, selectors
@@ -27,24 +29,50 @@ Version = tuple[int, int]
 
 
 class _RoomCache:
-    """room id -> (version, expiry, value), at most MAX_ROOMS rooms."""
+    """room id -> (version, expiry, the read's future), at most MAX_ROOMS rooms.
+
+    Single flight: connects that find a read of the same room at the same version under
+    way wait for it instead of reading again (a burst after a presence diff would
+    otherwise all read). A read's result serves those whose version it was read at, for
+    the same reason it may be kept: they joined before it began, or nothing reached the
+    room between."""
 
     def __init__(self) -> None:
-        self.entries: dict[int, tuple[Version, float, Any]] = {}
+        self.entries: dict[int, tuple[Version, float, asyncio.Future[Any]]] = {}
 
-    def get(self, room_id: int, version: Version | None) -> Any:
+    def lookup(self, room_id: int, version: Version | None) -> asyncio.Future[Any] | None:
+        """The read (done or under way) that serves a connect at `version`, if any."""
         entry = self.entries.get(room_id)
         if version is None or entry is None or entry[0] != version:
             return None
         return entry[2] if entry[1] > time.monotonic() else None
 
-    def put(self, room_id: int, version: Version | None, value: Any) -> None:
-        """Keep `value`, read while the room was at `version`, if it still is."""
-        if version is None or fanout.hub().room_version(room_id) != version:
-            return
-        if len(self.entries) >= MAX_ROOMS and room_id not in self.entries:
-            del self.entries[next(iter(self.entries))]  # the oldest entry
-        self.entries[room_id] = (version, time.monotonic() + TTL_SECONDS, value)
+    async def load(
+        self, room_id: int, version: Version | None, read: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Run `read`, sharing it with connects at the same version while it runs, and keep
+        its result while the room stays at `version`."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if version is not None:
+            if len(self.entries) >= MAX_ROOMS and room_id not in self.entries:
+                del self.entries[next(iter(self.entries))]  # the oldest entry
+            self.entries[room_id] = (version, time.monotonic() + TTL_SECONDS, future)
+        try:
+            value = await read()
+        except BaseException as exc:
+            self._drop(room_id, future)
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters, if any, get it too
+            raise
+        future.set_result(value)
+        if fanout.hub().room_version(room_id) != version:
+            self._drop(room_id, future)
+        return value
+
+    def _drop(self, room_id: int, future: asyncio.Future[Any]) -> None:
+        entry = self.entries.get(room_id)
+        if entry is not None and entry[2] is future:
+            del self.entries[room_id]
 
     def clear(self) -> None:
         self.entries.clear()
@@ -68,12 +96,15 @@ def _read(room_id: int) -> list[dict[str, Any]]:
 async def history_json(room_id: int) -> str:
     """The JSON array of the room's newest messages that fit in a welcome."""
     version = fanout.hub().room_version(room_id)
-    text = _history.get(room_id, version)
-    if text is None:
-        history, _ = protocol.fit_history(await _read(room_id), keep_newest=True)
-        text = json.dumps(history, separators=(",", ":"), allow_nan=False)
-        _history.put(room_id, version, text)
-    return text
+    pending = _history.lookup(room_id, version)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    return await _history.load(room_id, version, lambda: _read_json(room_id))
+
+
+async def _read_json(room_id: int) -> str:
+    history, _ = protocol.fit_history(await _read(room_id), keep_newest=True)
+    return json.dumps(history, separators=(",", ":"), allow_nan=False)
 
 
 async def enter(*, room_id: int, username: str, conn_id: str) -> str:
@@ -83,12 +114,16 @@ async def enter(*, room_id: int, username: str, conn_id: str) -> str:
     user: they are in the next diff if not in this one, and adding a name twice changes
     nothing."""
     version = fanout.hub().room_version(room_id)
-    kept = _online.get(room_id, version)
-    names = await presence.enter(
-        room_id=room_id, username=username, conn_id=conn_id, read_announced=kept is None
-    )
-    if kept is None:
-        kept = (frozenset(names), protocol.encode(sorted(names)))
-        _online.put(room_id, version, kept)
-    announced, text = kept
+    pending = _online.lookup(room_id, version)
+    member = {"room_id": room_id, "username": username, "conn_id": conn_id}
+    if pending is not None:
+        await presence.enter(**member, read_announced=False)
+        announced, text = await asyncio.shield(pending)
+    else:
+
+        async def read() -> tuple[frozenset[str], str]:
+            names = await presence.enter(**member, read_announced=True)
+            return frozenset(names), protocol.encode(sorted(names))
+
+        announced, text = await _online.load(room_id, version, read)
     return text if username in announced else protocol.encode(sorted({*announced, username}))

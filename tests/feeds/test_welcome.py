@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -103,4 +105,20 @@ async def test_a_burst_reads_who_is_online_once_and_a_diff_renews_it(
     assert hello_again["online"] == ["alice", "charlie"]  # the same baseline, plus charlie
     assert reads == [True, True, False]
     for socket in (first, second, third):
+        await socket.disconnect()
+
+
+async def test_connects_at_once_share_one_read(
+    memory_layer, history_reads, monkeypatch, alice, bob, charlie
+):
+    room = await sync_to_async(make_room)(alice)
+    first, _ = await join("general", alice)  # the room's channel is live from here on
+    await frames_until(first, lambda f: f.get("type") == "presence")
+    monkeypatch.setattr(presence, "COALESCE_MS", 2000)  # no diff frame during the burst
+    welcome.clear()
+    history_reads.clear()
+    joined = await asyncio.gather(*(join("general", user) for user in (alice, bob, charlie)))
+    assert history_reads == [room.pk]
+    assert {len(hello["history"]) for _, hello in joined} == {3}
+    for socket in (first, *(socket for socket, _ in joined)):
         await socket.disconnect()
