@@ -83,5 +83,8 @@ class DatabaseThread:
 
 # The chat consumers' calls (messages, history, access checks).
 chat_database = DatabaseThread("chat-db")
-# Connects: WebSocket sessions and users, SSE requests and their replay reads.
+# Connects: WebSocket sessions and users, SSE requests.
 connect_database = DatabaseThread("connect-db")
+# SSE replay reads, a batch of streams each: apart from the connects, so that in a
+# reconnect storm a batch does not queue behind every connect that arrived meanwhile.
+replay_database = DatabaseThread("replay-db")
