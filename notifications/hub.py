@@ -42,7 +42,7 @@ from django_eventstream.utils import get_channelmanager, get_storage, sse_encode
 from config import tcp
 from realtime import connection_caps
 from realtime.connection_caps import SSE
-from realtime.db import replay_database
+from realtime.db import connect_database
 
 logger = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ class ReplayRead:
 def read_replay(
     requests: list[tuple[tuple[str, ...], dict[str, int]]],
 ) -> list[ReplayRead]:
-    """Read events after each request's positions from storage (on the replay thread).
+    """Read events after each request's positions from storage (on the connect thread).
 
     Mirrors django_eventstream.eventstream.get_events: REPLAY_LIMIT events per read shared
     among the channels, `stream-reset` for an id storage never issued. The whole batch is
@@ -520,8 +520,8 @@ class Hub:
                 )
 
     async def _replay(self) -> None:
-        # On a thread of its own that keeps its SQLite connection (realtime.db).
-        read_batch = replay_database(read_replay)
+        # On the connect thread, which keeps its SQLite connection (realtime.db).
+        read_batch = connect_database(read_replay)
         while self._replay_queue:
             batch = []
             for conn in list(self._replay_queue)[:REPLAY_BATCH]:

@@ -83,8 +83,8 @@ class DatabaseThread:
 
 # The chat consumers' calls (messages, history, access checks).
 chat_database = DatabaseThread("chat-db")
-# Connects: WebSocket sessions and users, SSE requests.
+# Connects: WebSocket sessions and users, SSE requests and their replay reads. One thread
+# for both: in a reconnect storm a replay read queues behind the connects that arrived
+# meanwhile, and so reads them all as one batch (a replay thread of its own read smaller
+# batches: streams opened sooner, at 5.2 instead of 3.3 ms of CPU per connect).
 connect_database = DatabaseThread("connect-db")
-# SSE replay reads, a batch of streams each: apart from the connects, so that in a
-# reconnect storm a batch does not queue behind every connect that arrived meanwhile.
-replay_database = DatabaseThread("replay-db")
