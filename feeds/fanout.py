@@ -131,6 +131,7 @@ class Hub:
         self._live: set[str] = set()
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._pubsub: Any = None
+        self._queued: list[tuple[str, str]] = []  # (kind, channel) for _send_commands
         self.epoch = 0  # one per Redis connection
         self._task: asyncio.Task[None] | None = None
         # Per live channel, a tick taken when it became live and at each frame it carried
@@ -201,14 +202,26 @@ class Hub:
         return future
 
     def _command(self, kind: str, channel: str) -> None:
-        """Send SUBSCRIBE/UNSUBSCRIBE now if connected (else the next connection does)."""
+        """Send SUBSCRIBE/UNSUBSCRIBE this loop turn if connected (else the next connection
+        does)."""
         pubsub = self._pubsub
         if pubsub is None:
             return
         self._inflight[channel] = self._inflight.get(channel, 0) + 1
-        method = pubsub.subscribe if kind == "subscribe" else pubsub.unsubscribe
-        task = self.loop.create_task(method(channel))
-        task.add_done_callback(_log_command_failure)
+        if not self._queued:
+            self.loop.call_soon(self._send_commands, pubsub)
+        self._queued.append((kind, channel))
+
+    def _send_commands(self, pubsub: Any) -> None:
+        """One command per run of same-kind commands queued this turn, in order: a burst of
+        connects (each subscribing its user's channel) costs a few commands, not one each."""
+        queued, self._queued = self._queued, []
+        if pubsub is not self._pubsub:
+            return  # a new connection subscribes to what the members need itself
+        for kind, run in itertools.groupby(queued, key=lambda command: command[0]):
+            method = pubsub.subscribe if kind == "subscribe" else pubsub.unsubscribe
+            task = self.loop.create_task(method(*(channel for _, channel in run)))
+            task.add_done_callback(_log_command_failure)
 
     # -- the subscription -----------------------------------------------------------------
 

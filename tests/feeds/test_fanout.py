@@ -67,3 +67,20 @@ async def test_sockets_open_across_a_lost_subscription_are_closed_with_4012():
     await fanout.apublish(fanout.room_channel(1), frame_envelope({"type": "ping"}))
     assert json.loads((await next_message(after_sent))["text"]) == {"type": "ping"}
     assert after.state == "open"
+
+
+def subscribe_commands() -> int:
+    """SUBSCRIBE commands the Redis server has run so far."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        return int(client.info("commandstats").get("cmdstat_subscribe", {}).get("calls", 0))
+    finally:
+        client.close()
+
+
+async def test_a_burst_of_joins_subscribes_in_a_few_commands():
+    await member(room_id=7, user_id=1)  # the hub's own connection is up
+    before = subscribe_commands()
+    joined = await asyncio.gather(*(member(room_id=7, user_id=100 + i) for i in range(50)))
+    assert len(joined) == 50  # each joined once Redis confirmed its user's channel
+    assert subscribe_commands() - before <= 3
