@@ -29,6 +29,21 @@ def history_reads(monkeypatch) -> list[int]:
     return reads
 
 
+@pytest.fixture
+def first_member(monkeypatch):
+    """Join as the room's first member and wait until the room is told (a presence diff is a
+    frame, so it changes the room's version); then hold further diffs for 2 s, so that the
+    joins the test makes next find the room unchanged."""
+
+    async def join_first(user):
+        socket, hello = await join("general", user)
+        await frames_until(socket, lambda f: f.get("type") == "presence")
+        monkeypatch.setattr(presence, "COALESCE_MS", 2000)
+        return socket, hello
+
+    return join_first
+
+
 def make_room(author) -> Room:
     room = Room.objects.create(slug="general", title="General")
     for n in range(3):
@@ -37,10 +52,12 @@ def make_room(author) -> Room:
 
 
 async def test_a_burst_into_an_unchanged_room_reads_its_history_once(
-    memory_layer, history_reads, alice, bob, charlie
+    memory_layer, history_reads, first_member, alice, bob, charlie
 ):
     room = await sync_to_async(make_room)(alice)
-    sockets = []
+    first, _ = await first_member(alice)
+    history_reads.clear()
+    sockets = [first]
     for user in (alice, bob, charlie):
         socket, hello = await join("general", user)
         sockets.append(socket)
@@ -66,24 +83,25 @@ async def test_a_message_posted_after_a_welcome_is_in_the_next_one(
 
 
 async def test_a_message_no_frame_announced_shows_within_the_ttl(
-    memory_layer, history_reads, monkeypatch, alice, bob, charlie
+    memory_layer, history_reads, first_member, monkeypatch, alice, bob, charlie
 ):
     room = await sync_to_async(make_room)(alice)
-    first, _ = await join("general", alice)
+    first, _ = await first_member(alice)
+    kept, _ = await join("general", charlie)  # read at the room's version from here on
     # Stored without a publish (as when another process's publish failed).
     await sync_to_async(Message.objects.create)(room=room, author=bob, content="quiet")
     second, hello = await join("general", bob)
     assert hello["history"][-1]["content"] == "before 2"  # within the TTL: kept
     monkeypatch.setattr(welcome, "TTL_SECONDS", 0.0)
     welcome.clear()
-    third, hello = await join("general", charlie)
+    third, hello = await join("general", alice)
     assert hello["history"][-1]["content"] == "quiet"
-    for socket in (first, second, third):
+    for socket in (first, kept, second, third):
         await socket.disconnect()
 
 
 async def test_a_burst_reads_who_is_online_once_and_a_diff_renews_it(
-    memory_layer, monkeypatch, alice, bob, charlie
+    memory_layer, monkeypatch, first_member, alice, bob, charlie
 ):
     await sync_to_async(make_room)(alice)
     welcome.clear()
@@ -95,10 +113,9 @@ async def test_a_burst_reads_who_is_online_once_and_a_diff_renews_it(
         return await real(**kwargs)
 
     monkeypatch.setattr(presence, "enter", counted)
-    first, hello = await join("general", alice)
-    assert hello["online"] == ["alice"]
     # The room is told alice joined: a frame, so what was kept is stale.
-    await frames_until(first, lambda f: f.get("type") == "presence")
+    first, hello = await first_member(alice)
+    assert hello["online"] == ["alice"]
     second, hello = await join("general", bob)
     third, hello_again = await join("general", charlie)
     assert hello["online"] == ["alice", "bob"]
@@ -109,12 +126,10 @@ async def test_a_burst_reads_who_is_online_once_and_a_diff_renews_it(
 
 
 async def test_connects_at_once_share_one_read(
-    memory_layer, history_reads, monkeypatch, alice, bob, charlie
+    memory_layer, history_reads, first_member, alice, bob, charlie
 ):
     room = await sync_to_async(make_room)(alice)
-    first, _ = await join("general", alice)  # the room's channel is live from here on
-    await frames_until(first, lambda f: f.get("type") == "presence")
-    monkeypatch.setattr(presence, "COALESCE_MS", 2000)  # no diff frame during the burst
+    first, _ = await first_member(alice)  # the room's channel is live from here on
     welcome.clear()
     history_reads.clear()
     joined = await asyncio.gather(*(join("general", user) for user in (alice, bob, charlie)))
