@@ -37,31 +37,43 @@ ANNOUNCED_TTL_MS = 86_400_000
 
 _NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
 
-# KEYS: connections. ARGV: member, ttl. Returns {added, expired entries removed}.
-_TOUCH = (
-    _NOW
-    + """
-local removed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
-return {added, removed}
+
+def _touch_step(connections: str, member: str, ttl: str) -> str:
+    """Lua: prune expired entries, (re)count `member` until now + ttl; sets added, removed."""
+    return f"""
+local removed = redis.call('ZREMRANGEBYSCORE', {connections}, '-inf', now)
+local added = redis.call('ZADD', {connections}, now + tonumber({ttl}), {member})
+redis.call('PEXPIRE', {connections}, 2 * tonumber({ttl}))
 """
-)
+
+
+def _request_step(pending: str, flushed: str, interval: str, pending_ttl: str) -> str:
+    """Lua: take the pending lock; sets delay, the ms until the flush may run (-1 when a
+    flush is already scheduled)."""
+    return f"""
+local delay = -1
+if redis.call('SET', {pending}, '1', 'NX', 'PX', {pending_ttl}) then
+  local last = tonumber(redis.call('GET', {flushed}) or '0')
+  delay = math.max(0, last + tonumber({interval}) - now)
+end
+"""
+
+
+# KEYS: connections. ARGV: member, ttl. Returns {added, expired entries removed}.
+_TOUCH = _NOW + _touch_step("KEYS[1]", "ARGV[1]", "ARGV[2]") + "return {added, removed}"
+
+# KEYS: pending, flushed. ARGV: interval, pending ttl. Returns the delay in ms, or -1
+# when a flush is already scheduled.
+_REQUEST = _NOW + _request_step("KEYS[1]", "KEYS[2]", "ARGV[1]", "ARGV[2]") + "return delay"
 
 # KEYS: connections, announced, pending, flushed. ARGV: member, ttl, interval, pending ttl,
 # "1" to read the announced set. A touch and a flush request in one step, for a connect:
-# returns {the delay in ms (-1 when a flush is already scheduled), the announced set or {}}.
+# returns {the delay (as _REQUEST's), the announced set or {}}.
 _ENTER = (
     _NOW
+    + _touch_step("KEYS[1]", "ARGV[1]", "ARGV[2]")
+    + _request_step("KEYS[3]", "KEYS[4]", "ARGV[3]", "ARGV[4]")
     + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
-local delay = -1
-if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then
-  local last = tonumber(redis.call('GET', KEYS[4]) or '0')
-  delay = math.max(0, last + tonumber(ARGV[3]) - now)
-end
 if ARGV[5] ~= '1' then return {delay, {}} end
 return {delay, redis.call('SMEMBERS', KEYS[2])}
 """
@@ -69,17 +81,6 @@ return {delay, redis.call('SMEMBERS', KEYS[2])}
 
 # KEYS: connections. Returns the members that have not expired.
 _LIVE = _NOW + "return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')"
-
-# KEYS: pending, flushed. ARGV: interval, pending ttl. Returns the delay in ms, or -1
-# when a flush is already scheduled.
-_REQUEST = (
-    _NOW
-    + """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then return -1 end
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-return math.max(0, last + tonumber(ARGV[1]) - now)
-"""
-)
 
 # KEYS: connections, announced, pending, flushed. ARGV: announced ttl, flushed ttl.
 # Returns {joined, left}.
@@ -136,7 +137,11 @@ async def enter(
     *, room_id: int, username: str, conn_id: str, read_announced: bool = True
 ) -> list[str]:
     """Count this connection in the room, schedule the room's `joined` diff, and return
-    the usernames the room was last told are online (see announced()), in one round trip.
+    the usernames the room was last told are online, sorted, in one round trip.
+
+    That set is the baseline of the next diff, and what a welcome lists, not the live
+    connections: someone who joins and leaves between two flushes is in neither diff, so a
+    welcome listing them would keep them forever.
 
     `read_announced=False` skips the set (a caller that has it already): in a room of
     thousands, reading it is most of a connect's Redis work."""
@@ -156,7 +161,7 @@ async def enter(
 
 async def heartbeat(*, room_id: int, username: str, conn_id: str) -> None:
     """Keep this connection counted; announce if it had expired or others did."""
-    await _touch(room_id, username, conn_id, announce=False)
+    await _touch(room_id, username, conn_id)
 
 
 async def leave(*, room_id: int, username: str, conn_id: str) -> None:
@@ -173,20 +178,6 @@ async def online(*, room_id: int) -> list[str]:
     """Usernames with at least one live connection in the room, sorted."""
     try:
         return _usernames(await run_script(_LIVE, [_keys(room_id)[0]]))
-    except (redis.RedisError, OSError) as exc:
-        logger.warning("presence read for room %s failed: %s", room_id, exc)
-        return []
-
-
-async def announced(*, room_id: int) -> list[str]:
-    """Usernames the room was last told are online (the baseline of the next diff), sorted.
-
-    A welcome lists these, not the live connections: someone who joins and leaves
-    between two flushes is in neither diff, so a welcome listing them would keep them
-    forever.
-    """
-    try:
-        return sorted(await async_client().smembers(_keys(room_id)[1]))
     except (redis.RedisError, OSError) as exc:
         logger.warning("presence read for room %s failed: %s", room_id, exc)
         return []
@@ -213,12 +204,12 @@ def online_counts(room_ids: list[int]) -> dict[int, int]:
     }
 
 
-async def _touch(room_id: int, username: str, conn_id: str, *, announce: bool) -> None:
+async def _touch(room_id: int, username: str, conn_id: str) -> None:
     try:
         added, removed = await run_script(
             _TOUCH, [_keys(room_id)[0]], [_member(username, conn_id), TTL_MS]
         )
-        if announce or added or removed:
+        if added or removed:
             await _request_flush(room_id)
     except (redis.RedisError, OSError) as exc:
         logger.warning("presence update for room %s failed: %s", room_id, exc)

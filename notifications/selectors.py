@@ -12,7 +12,6 @@ from django.db.models import (
     F,
     Func,
     IntegerField,
-    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -124,14 +123,6 @@ def _item(notification: Notification) -> dict[str, Any]:
     del item["unread"]
     item["read"] = notification.read_at is not None
     return item
-
-
-def latest_notification_id(*, user_id: int) -> int:
-    return Notification.objects.filter(recipient_id=user_id).aggregate(m=Max("id"))["m"] or 0
-
-
-def latest_read_change_id(*, user_id: int) -> int:
-    return ReadChange.objects.filter(user_id=user_id).aggregate(m=Max("id"))["m"] or 0
 
 
 def notification_previous_ids(*, ids: list[int]) -> dict[int, int]:
