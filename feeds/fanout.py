@@ -183,15 +183,14 @@ class Hub:
     def __len__(self) -> int:
         return len(self._rooms)
 
-    def room_version(self, room_id: int) -> tuple[int, int] | None:
+    def room_version(self, room_id: int) -> int | None:
         """A value that stays the same while no frame reaches the room on this process.
 
-        None while the room's channel is not live here (nothing can vouch for it). Cache
-        what was read from the room while this value holds (feeds.welcome)."""
+        None while the room's channel is not live here (nothing can vouch for it); a new
+        Redis connection makes it live again with a new value. Cache what was read from the
+        room while this value holds (feeds.welcome)."""
         channel = room_channel(room_id)
-        if channel not in self._live:
-            return None
-        return self.epoch, self._changed[channel]
+        return self._changed[channel] if channel in self._live else None
 
     def _touch(self, channel: str) -> None:
         self._changed[channel] = next(_ticks)
@@ -209,15 +208,16 @@ class Hub:
             return
         self._inflight[channel] = self._inflight.get(channel, 0) + 1
         if not self._queued:
-            self.loop.call_soon(self._send_commands, pubsub)
+            self.loop.call_soon(self._send_commands)
         self._queued.append((kind, channel))
 
-    def _send_commands(self, pubsub: Any) -> None:
+    def _send_commands(self) -> None:
         """One command per run of same-kind commands queued this turn, in order: a burst of
         connects (each subscribing its user's channel) costs a few commands, not one each."""
         queued, self._queued = self._queued, []
-        if pubsub is not self._pubsub:
-            return  # a new connection subscribes to what the members need itself
+        pubsub = self._pubsub
+        if pubsub is None:
+            return  # the next connection subscribes to what the members need itself
         for kind, run in itertools.groupby(queued, key=lambda command: command[0]):
             method = pubsub.subscribe if kind == "subscribe" else pubsub.unsubscribe
             task = self.loop.create_task(method(*(channel for _, channel in run)))
@@ -260,6 +260,7 @@ class Hub:
             self._inflight.clear()
             self._live.clear()
             self._changed.clear()
+            self._queued.clear()  # meant for the last connection; `wanted` covers them
             self._pubsub = pubsub
             wanted = list(self.members)
             for channel in wanted:

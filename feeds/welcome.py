@@ -25,7 +25,7 @@ from realtime.db import chat_database
 TTL_SECONDS = 2.0
 MAX_ROOMS = 1000
 
-Version = tuple[int, int]
+Version = int
 
 
 class _RoomCache:
@@ -35,17 +35,24 @@ class _RoomCache:
     way wait for it instead of reading again (a burst after a presence diff would
     otherwise all read). A read's result serves those whose version it was read at, for
     the same reason it may be kept: they joined before it began, or nothing reached the
-    room between."""
+    room between. A read that fails is not shared: its waiters read for themselves."""
 
     def __init__(self) -> None:
         self.entries: dict[int, tuple[Version, float, asyncio.Future[Any]]] = {}
 
-    def lookup(self, room_id: int, version: Version | None) -> asyncio.Future[Any] | None:
-        """The read (done or under way) that serves a connect at `version`, if any."""
+    async def get(
+        self, room_id: int, version: Version | None, read: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """What `read` returns, from the read that serves a connect at `version` if there
+        is one (done or under way), else from a new one."""
         entry = self.entries.get(room_id)
-        if version is None or entry is None or entry[0] != version:
-            return None
-        return entry[2] if entry[1] > time.monotonic() else None
+        if version is not None and entry and entry[0] == version and entry[1] > time.monotonic():
+            try:
+                return await asyncio.shield(entry[2])
+            except asyncio.CancelledError:
+                if not entry[2].cancelled():
+                    raise  # this connect was cancelled, not the read
+        return await self.load(room_id, version, read)
 
     async def load(
         self, room_id: int, version: Version | None, read: Callable[[], Awaitable[Any]]
@@ -59,10 +66,9 @@ class _RoomCache:
             self.entries[room_id] = (version, time.monotonic() + TTL_SECONDS, future)
         try:
             value = await read()
-        except BaseException as exc:
+        except BaseException:
             self._drop(room_id, future)
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters, if any, get it too
+            future.cancel()
             raise
         future.set_result(value)
         if fanout.hub().room_version(room_id) != version:
@@ -96,10 +102,7 @@ def _read(room_id: int) -> list[dict[str, Any]]:
 async def history_json(room_id: int) -> str:
     """The JSON array of the room's newest messages that fit in a welcome."""
     version = fanout.hub().room_version(room_id)
-    pending = _history.lookup(room_id, version)
-    if pending is not None:
-        return await asyncio.shield(pending)
-    return await _history.load(room_id, version, lambda: _read_json(room_id))
+    return await _history.get(room_id, version, lambda: _read_json(room_id))
 
 
 async def _read_json(room_id: int) -> str:
@@ -110,20 +113,20 @@ async def _read_json(room_id: int) -> str:
 async def enter(*, room_id: int, username: str, conn_id: str) -> str:
     """Count the connection in the room's presence; return the welcome's `online` JSON.
 
-    The list is the diffs' baseline, not the live set (see presence.announced), plus the
+    The list is the diffs' baseline, not the live set (see presence.enter), plus the
     user: they are in the next diff if not in this one, and adding a name twice changes
     nothing."""
     version = fanout.hub().room_version(room_id)
-    pending = _online.lookup(room_id, version)
     member = {"room_id": room_id, "username": username, "conn_id": conn_id}
-    if pending is not None:
+    read_here = False
+
+    async def read() -> tuple[frozenset[str], str]:
+        nonlocal read_here
+        read_here = True
+        names = await presence.enter(**member, read_announced=True)
+        return frozenset(names), protocol.encode(sorted(names))
+
+    announced, text = await _online.get(room_id, version, read)
+    if not read_here:
         await presence.enter(**member, read_announced=False)
-        announced, text = await asyncio.shield(pending)
-    else:
-
-        async def read() -> tuple[frozenset[str], str]:
-            names = await presence.enter(**member, read_announced=True)
-            return frozenset(names), protocol.encode(sorted(names))
-
-        announced, text = await _online.load(room_id, version, read)
     return text if username in announced else protocol.encode(sorted({*announced, username}))

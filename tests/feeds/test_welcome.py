@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from feeds import presence, selectors, services, welcome
+from feeds import fanout, presence, selectors, services, welcome
 from feeds.models import Message, Room
 from tests.feeds.communicators import frames_until, join
 
@@ -137,3 +137,28 @@ async def test_connects_at_once_share_one_read(
     assert {len(hello["history"]) for _, hello in joined} == {3}
     for socket in (first, *(socket for socket, _ in joined)):
         await socket.disconnect()
+
+
+async def test_a_read_that_fails_is_not_shared(memory_layer, first_member, alice):
+    room = await sync_to_async(make_room)(alice)
+    first, _ = await first_member(alice)
+    version = fanout.hub().room_version(room.pk)
+    cache = welcome._RoomCache()
+    release = asyncio.Event()
+
+    async def failing() -> str:
+        await release.wait()
+        raise RuntimeError("database gone")
+
+    async def working() -> str:
+        return "read again"
+
+    loader = asyncio.ensure_future(cache.get(room.pk, version, failing))
+    await asyncio.sleep(0)  # the failing read is under way
+    waiter = asyncio.ensure_future(cache.get(room.pk, version, working))
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(RuntimeError):
+        await loader
+    assert await waiter == "read again"
+    await first.disconnect()
