@@ -34,11 +34,11 @@ from config.redis_server import EmbeddedRedis  # noqa: E402
 
 def _count_messages(url: str, channel: str, count: Any, last_at: Any) -> None:
     pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(channel)
+    pubsub.psubscribe(channel)
     count.value = -1  # subscribed
     try:
         for message in pubsub.listen():
-            if message["type"] == "message":
+            if message["type"] == "pmessage":
                 count.value += 1
                 last_at.value = time.perf_counter()
     except (redis.RedisError, OSError):
@@ -46,7 +46,7 @@ def _count_messages(url: str, channel: str, count: Any, last_at: Any) -> None:
 
 
 class Subscriber:
-    """Counts the live messages the relay publishes, in its own process as a server would."""
+    """Counts the live messages the services publish, in its own process as a server would."""
 
     def __init__(self, url: str, channel: str) -> None:
         ctx = multiprocessing.get_context("fork")
@@ -154,9 +154,8 @@ def main() -> None:
     embedded = EmbeddedRedis(tmp / "redis.sock").start()
     try:
         setup(tmp, embedded.url)
-        from notifications.relay import PUBSUB_CHANNEL
-
-        subscriber = Subscriber(embedded.url, PUBSUB_CHANNEL)
+        # Every user's channel group on the Pulse layer (realtime.layer).
+        subscriber = Subscriber(embedded.url, "asgi__group__user-*")
         print(f"creating {args.users:,} users ...", flush=True)
         user_ids = create_users(args.users)
 

@@ -3,7 +3,7 @@ sessions, and server processes (daphne or uvicorn) on loopback ports.
 
 Everything lives in one temp directory that is removed at the end. Django is set up in
 this (the orchestrating) process against the same database and Redis, so the publisher
-can use the real services and relay.
+can use the real services and channel layer.
 """
 
 from __future__ import annotations

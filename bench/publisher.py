@@ -1,7 +1,7 @@
 """The benchmark publisher: numbered events at a fixed rate, the send time in each payload.
 
 `python -m bench.publisher ours|stock|notify`, driven over JSON lines like the load client:
-- ours:   notifications.relay.publish() on a public channel (what services publish through);
+- ours:   realtime.sse.publish_events() on a public channel (what services publish through);
 - stock:  django_eventstream.send_event() as a tutorial calls it (stock server settings);
 - notify: notifications.services.notification_create() for a rotating set of users,
           so the time runs from the INSERT through commit, Redis and the server to the client.
@@ -25,11 +25,11 @@ def make_sender(mode: str):
 
     django.setup()
     if mode == "ours":
-        from notifications import relay
+        from realtime import sse
 
         def send_ours(seq: int, step: dict[str, Any]) -> None:
             data = json.dumps(_payload(seq, step.get("pad", 150)))
-            relay.publish([(step.get("channel", "announcements"), "message", data, seq)])
+            sse.publish_events([(step.get("channel", "announcements"), "message", data, seq)])
 
         return send_ours
     if mode == "stock":

@@ -14,7 +14,7 @@ socket (`/ws/chat/<slug>/`, welcome frame, presence) in one of the public rooms 
 `--room-size` members. SSE streams open first, then the sockets; the server's RSS is read
 before, between and after (each after a settle), so the figures are per connection of
 each kind and for the mix. Then everything must still receive: one announcement goes to
-all SSE streams (notifications.relay, as services publish), and one chat message is
+all SSE streams (realtime.sse.publish_events, as services publish), and one chat message is
 posted to each room (feeds.services.message_post: INSERT, commit, Redis, the process's
 hub) for every socket. Latency is from the send time in each event to the client's
 receipt (same clock). `--repeat` starts a fresh server (and clients) each time, over the

@@ -15,10 +15,10 @@ from django.urls import re_path  # noqa: E402
 
 from config.origin import SameOriginWebSocket  # noqa: E402
 from feeds.routing import websocket_urlpatterns  # noqa: E402
-from notifications.sse import SSEStreams  # noqa: E402
 from realtime.auth import SessionAuthMiddleware  # noqa: E402
 from realtime.db import connect_database  # noqa: E402
 from realtime.onehop import OneHopHandler  # noqa: E402
+from realtime.sse_asgi import SSEStreams  # noqa: E402
 
 # Paths that thousands of clients hit at once after a restart: one thread hop each.
 LIVE_CONNECT_PATHS = ("/events/",)
@@ -30,7 +30,7 @@ websocket_routes = [*websocket_urlpatterns, re_path(r"", WebsocketDenier.as_asgi
 application = ProtocolTypeRouter(
     {
         # SSEStreams: /events/ streams continue on the ASGI connection once the view has
-        # authorized them (notifications/sse.py); every other request passes through.
+        # authorized them (realtime/sse_asgi.py); every other request passes through.
         "http": SSEStreams(
             OneHopHandler(
                 ASGIStaticFilesHandler(django_http),

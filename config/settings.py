@@ -104,13 +104,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis carries live events between processes. Unset: the private Redis that
 # `manage.py serve` starts on a unix socket inside the project.
 REDIS_URL = env_str("REDIS_URL") or f"unix://{RUN_DIR / 'redis.sock'}"
+# The Pulse channel layer (realtime/layer.py): channels-redis's pub/sub layer with one
+# subscription per process and encode-once delivery; on REDIS_URL like the rest of Pulse.
+# Consumers of your own use it with the standard API (README, "Use it from your code").
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {
-            # socket_timeout=None: channels-redis blocks on BZPOPMIN (redis-py 8 default is 5 s).
-            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
-        },
+        "BACKEND": "realtime.layer.PulseChannelLayer",
+        "CONFIG": {"prefix": "asgi"},
     }
 }
 

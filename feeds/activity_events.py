@@ -12,7 +12,7 @@ from django.db import transaction
 
 from feeds.activity_selectors import activity_payload, activity_removed_payload
 from feeds.models import Activity
-from notifications import relay
+from realtime import sse
 
 # Public: every signed-in user may read it (notifications.channels.PUBLIC_CHANNELS).
 ACTIVITY_CHANNEL = "activity"
@@ -31,5 +31,5 @@ def activity_published_on_commit(*, activity: Activity) -> None:
     """Push an item or a tombstone to every feed once its row is committed."""
     event_type, data = activity_event(activity)
     transaction.on_commit(
-        lambda: relay.publish([(ACTIVITY_CHANNEL, event_type, data, activity.pk)])
+        lambda: sse.publish_events([(ACTIVITY_CHANNEL, event_type, data, activity.pk)])
     )

@@ -1,9 +1,10 @@
 """The chat WebSocket (`/ws/chat/<slug>/`): one connection of one user in one room.
 
 Thin like a view: check access, validate frames (feeds.protocol), call services off
-the event loop. Room events do not pass through here: the process's hub (feeds.fanout)
-writes them to the socket's outbox (feeds.outbox), which every frame of the socket goes
-through, in order and bounded. Identity comes from the session only.
+the event loop. Room events do not pass through here: the process's hub (realtime.hub,
+the receiving side of the Pulse channel layer) writes them to the socket's outbox
+(realtime.outbox), which every frame of the socket goes through, in order and bounded.
+Identity comes from the session only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.core.exceptions import ValidationError
 
 from feeds import (
     access,
-    fanout,
+    live,
     presence,
     protocol,
     ratelimit,
@@ -31,9 +32,9 @@ from feeds import (
     welcome,
 )
 from feeds.models import Room
-from feeds.outbox import OPEN, Outbox
 from realtime import connection_caps
 from realtime.db import chat_database
+from realtime.outbox import OPEN, Outbox
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,9 @@ def _is_active(user_id: int) -> bool:
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    # Room and user events come from this process's hub (feeds.fanout), written straight
-    # to the socket; without a channel layer a socket costs no channel and no dispatch.
+    # Room and user events come from this process's hub (feeds.live: the channel layer's
+    # groups), written straight to the socket's outbox, not through a channel of its own:
+    # a socket costs no channel and no dispatch per message.
     channel_layer_alias = None
     room: Room | None = None
     user: Any = None
@@ -131,8 +133,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.counted = True
         self.outbox = Outbox(self.base_send, user_id=user.pk, on_control=self._control, held=True)
         try:
-            await fanout.hub().join(self.outbox, room_id=room.pk)
-        except fanout.Unavailable:
+            await live.join(self.outbox, room_id=room.pk)
+        except live.Unavailable:
             self.outbox.close(protocol.CLOSE_RESYNC)
             return
         try:
@@ -140,7 +142,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Read after joining: a message is in the history, live, or both.
             history = await welcome.history_json(room.pk)
         except BaseException:
-            fanout.hub().leave(self.outbox)  # a crashed consumer gets no disconnect()
+            live.leave(self.outbox)  # a crashed consumer gets no disconnect()
             raise
         frame = protocol.welcome(
             room=room.slug, user=user.username, history_json=history, online_json=online
@@ -167,7 +169,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for task in self._rechecks or ():
             task.cancel()
         if self.outbox is not None:
-            fanout.hub().leave(self.outbox)
+            live.leave(self.outbox)
             self.outbox.gone()
             await presence.leave(**self._presence_id())
 
@@ -275,14 +277,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "join": on_join,
     }
 
-    # ------------------------------------------------------------ events from feeds.fanout
+    # ------------------------------------------------------------ events from feeds.live
 
-    def _control(self, kind: str, arg: str) -> None:
-        if kind == fanout.CLOSE:
-            code, _, session_key = arg.partition(":")
+    def _control(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == live.CLOSE:
+            session_key = message.get("session") or ""
             if not session_key or session_key == self.session_key:
-                self.outbox.close(int(code))
-        elif kind == fanout.RECHECK and not self.closing:
+                self.outbox.close(int(message["code"]))
+        elif kind == live.RECHECK and not self.closing:
             task = asyncio.get_running_loop().create_task(self._recheck())
             if self._rechecks is None:
                 self._rechecks = set()

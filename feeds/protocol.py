@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from feeds.models import CONTENT_MAX
+from realtime import wire
 
 WELCOME_HISTORY = 50
 HISTORY_MAX = 100
@@ -30,10 +31,9 @@ DB_ID_MAX = 2**63 - 1
 CLOSE_SIGNED_OUT = 4001
 CLOSE_ACCESS_REVOKED = 4003
 CLOSE_RATE_LIMITED = 4008
-# Too far behind the room (feeds.outbox): reconnect and backfill with `history` `after`.
-CLOSE_TOO_SLOW = 4009
-# The server's live feed was interrupted (feeds.fanout): reconnect and backfill.
-CLOSE_RESYNC = 4012
+# Too far behind the room (realtime.outbox): reconnect and backfill with `history` `after`.
+# The server's live feed was interrupted (realtime.hub): reconnect and backfill.
+CLOSE_TOO_SLOW, CLOSE_RESYNC = wire.CLOSE_TOO_SLOW, wire.CLOSE_RESYNC
 # The user holds CHAT_SOCKETS_PER_USER sockets already (realtime.connection_caps): accepted,
 # told with an error frame, then closed, so a browser can say why (a refused handshake
 # is only a 1006 there). Retry later, after closing other tabs.

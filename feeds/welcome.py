@@ -3,7 +3,7 @@
 After a restart everyone comes back at once, and every connect to a room read and encoded
 the same 50 messages and the same list of who is online (thousands of names in a big
 room). Both are kept per process, encoded, for as long as the fan-out hub vouches that
-nothing reached the room since they were read (fanout.Hub.room_version: same Redis
+nothing reached the room since they were read (feeds.live.room_version: same Redis
 connection, no frame on the room's channel; a new message and a presence diff are both
 frames) and at most TTL_SECONDS, which bounds what no frame announces (a publish that
 failed in another process). Both are read after the socket joined the hub, as before: a
@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from feeds import fanout, presence, protocol, selectors
+from feeds import live, presence, protocol, selectors
 from realtime.db import chat_database
 
 TTL_SECONDS = 2.0
@@ -71,7 +71,7 @@ class _RoomCache:
             future.cancel()
             raise
         future.set_result(value)
-        if fanout.hub().room_version(room_id) != version:
+        if live.room_version(room_id) != version:
             self._drop(room_id, future)
         return value
 
@@ -101,7 +101,7 @@ def _read(room_id: int) -> list[dict[str, Any]]:
 
 async def history_json(room_id: int) -> str:
     """The JSON array of the room's newest messages that fit in a welcome."""
-    version = fanout.hub().room_version(room_id)
+    version = live.room_version(room_id)
     return await _history.get(room_id, version, lambda: _read_json(room_id))
 
 
@@ -116,7 +116,7 @@ async def enter(*, room_id: int, username: str, conn_id: str) -> str:
     The list is the diffs' baseline, not the live set (see presence.enter), plus the
     user: they are in the next diff if not in this one, and adding a name twice changes
     nothing."""
-    version = fanout.hub().room_version(room_id)
+    version = live.room_version(room_id)
     member = {"room_id": room_id, "username": username, "conn_id": conn_id}
     read_here = False
 

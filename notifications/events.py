@@ -1,4 +1,9 @@
-"""What gets published to live streams, always after the transaction commits."""
+"""What gets published to live streams, always after the transaction commits.
+
+Every event goes to its channel's group on the Pulse channel layer (realtime.sse.publish_events
+→ realtime.layer): SSE streams on any process get it, and so does any consumer that joined
+the group (`user-42`, `announcements`, `group-7`).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ from typing import Any
 
 from django.db import transaction
 
-from notifications import relay, selectors
+from notifications import selectors
 from notifications.channels import group_channel, read_channel, user_channel
-from notifications.hub import SESSION_ENDED
 from notifications.models import Announcement, Audience, Notification, ReadChange
+from realtime import sse
+from realtime.wire import SESSION_ENDED
 
 # The public channel of announcements to everyone (see notifications.channels).
 EVERYONE_CHANNEL = "announcements"
@@ -37,8 +43,7 @@ def streams_close_on_commit(
     *, user_id: int, session_key: str | None, reason: str = SESSION_ENDED
 ) -> None:
     """End the user's live streams on every process (one session's, or all if None)."""
-    message = {"kick": {"user": user_id, "session": session_key, "reason": reason}}
-    transaction.on_commit(lambda: relay.publish_control(message))
+    transaction.on_commit(lambda: sse.kick(user_id=user_id, session_key=session_key, reason=reason))
 
 
 def announcement_published_on_commit(*, announcement: Announcement) -> None:
@@ -70,7 +75,7 @@ def _announcement_event_on_commit(
     messages = [
         (channel, event_type, data, event_id) for channel in _announcement_channels(announcement)
     ]
-    transaction.on_commit(lambda: relay.publish(messages))
+    transaction.on_commit(lambda: sse.publish_events(messages))
 
 
 def _announcement_channels(announcement: Announcement) -> list[str]:
@@ -83,11 +88,11 @@ def _announcement_channels(announcement: Announcement) -> list[str]:
 def _publish_notifications(notifications: list[Notification]) -> None:
     counts = selectors.unread_counts(user_ids={n.recipient_id for n in notifications})
     # Each event names the recipient's notification before it: a stream that never got
-    # that one (its publish failed) reads it from the database first (notifications.hub).
+    # that one (its publish failed) reads it from the database first (realtime.sse).
     # Read after commit, it is exact: inserts for one recipient commit in id order
     # (notifications.storage.replay_log_lock).
     prevs = selectors.notification_previous_ids(ids=[n.pk for n in notifications])
-    relay.publish(
+    sse.publish_events(
         (
             user_channel(n.recipient_id),
             "notification",
@@ -103,5 +108,5 @@ def _publish_read_change(change: ReadChange) -> None:
     unread = selectors.unread_count(user_id=change.user_id)
     data = json.dumps(selectors.read_change_payload(change, unread=unread))
     # No `prev` yet: read changes of one user may commit out of id order on PostgreSQL,
-    # and a stream would drop the late one as already sent (notifications.hub).
-    relay.publish([(read_channel(change.user_id), "read", data, change.pk)])
+    # and a stream would drop the late one as already sent (realtime.sse).
+    sse.publish_events([(read_channel(change.user_id), "read", data, change.pk)])

@@ -30,10 +30,6 @@ def snapshot() -> dict[str, int]:
 
 
 def sse_streams() -> int:
-    from notifications import hub
+    from realtime.sse import stream_count
 
-    current = hub._hub
-    if current is None:
-        return 0
-    # Read from a view's thread while the event loop changes the index: copy it first.
-    return sum(len(conns) for conns in tuple(current.by_user.values()))
+    return stream_count()

@@ -14,7 +14,6 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from notifications import events, selectors
-from notifications.hub import CHANNELS_CHANGED
 from notifications.models import (
     Announcement,
     AnnouncementRead,
@@ -27,6 +26,7 @@ from notifications.models import (
 )
 from notifications.signals import announcement_deleted, announcement_published
 from notifications.storage import announcement_sequence_lock, replay_log_lock
+from realtime.wire import CHANNELS_CHANGED
 
 logger = logging.getLogger(__name__)
 

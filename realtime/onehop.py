@@ -54,7 +54,7 @@ class OneHopHandler(ASGIHandler):
         await send({"type": "http.response.start", "status": status, "headers": headers})
         if streaming:
             # What a streaming response's last message looks like under ASGIHandler: the
-            # stream's wrapper (notifications.sse) keeps such a connection open.
+            # stream's wrapper (realtime.sse_asgi) keeps such a connection open.
             await send({"type": "http.response.body", "body": body, "more_body": True})
             body = b""
         await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -70,7 +70,7 @@ class OneHopHandler(ASGIHandler):
             response = self.get_response(request)
         try:
             if response.streaming and response.is_async:
-                # Only a stream handed to notifications.sse can be served from here.
+                # Only a stream handed to realtime.sse_asgi can be served from here.
                 raise TypeError(f"{scope['path']} returned an async streaming response")
             body = b"".join(response) if response.streaming else response.content
             return response.status_code, self.headers(response), body, response.streaming

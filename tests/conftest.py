@@ -26,9 +26,6 @@ def pytest_configure(config: pytest.Config) -> None:
     _redis.start()
     os.environ["REDIS_URL"] = _redis.url
     settings.REDIS_URL = _redis.url
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
-        {"address": _redis.url, "socket_timeout": None}
-    ]
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         # A file, so that server processes started by the tests share the test database.
         settings.DATABASES["default"]["TEST"]["NAME"] = str(_RUN_DIR / "test.sqlite3")
@@ -36,6 +33,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _redis.stop()
+
+
+@pytest.fixture
+def pubsub(_redis_is_up) -> Iterator[redis.client.PubSub]:
+    """Subscribed to every group of the channel layer; read it with tests.published."""
+    from tests.published import GROUPS_PATTERN
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    ps = client.pubsub()
+    ps.psubscribe(GROUPS_PATTERN)
+    assert ps.get_message(timeout=1)["type"] == "psubscribe"
+    yield ps
+    ps.close()
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOW = "import config.asgi, config.tcp as t; print(t.USER_TIMEOUT_SECONDS, t.KEEPALIVE_SECONDS)"
+SHOW = "import config.asgi, realtime.tcp as t; print(t.USER_TIMEOUT_SECONDS, t.KEEPALIVE_SECONDS)"
 
 
 def load_server_app(**env: str) -> subprocess.CompletedProcess:

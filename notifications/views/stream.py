@@ -5,8 +5,8 @@ anonymous users and foreign channels get a 403, a malformed `Last-Event-ID` a 40
 then opens a stream from an explicit position: the first bytes carry an `id:` line, so a
 client whose first connection drops before any event still resumes from the right place
 instead of skipping what happened in between. The stream itself is served by the
-process's fan-out hub (notifications.hub), directly on the ASGI connection when the
-request came through notifications.sse.SSEStreams, through Django otherwise.
+process's hub (realtime.sse, realtime.hub), directly on the ASGI connection when the
+request came through realtime.sse_asgi.SSEStreams, through Django otherwise.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from django_eventstream.utils import make_id
 
 from notifications.channels import ChannelsRefused, channels_for_user, readable_channels
 from notifications.http import json_error, require_get
-from notifications.hub import Connection, frames
-from notifications.sse import claim_stream
 from notifications.storage import stream_position
 from realtime import connection_caps
 from realtime.connection_caps import SSE
+from realtime.sse import Connection, frames
+from realtime.sse_asgi import claim_stream
 
 RETRY_MIN_MS, RETRY_MAX_MS = 1000, 10000
 MAX_EVENT_ID_LENGTH = 2000
@@ -84,7 +84,7 @@ def events(request: HttpRequest) -> HttpResponse:
         user_id=request.user.pk,
         session_key=request.session.session_key,  # so a logout ends just its streams
         positions=start,
-        cap_id=cap_id,  # released when the stream ends (notifications.hub)
+        cap_id=cap_id,  # released when the stream ends (realtime.sse)
     )
     # A random reconnect delay per stream: after a server restart, thousands of browsers
     # come back spread over seconds instead of in one burst (with 1-5 s, half of 1,000

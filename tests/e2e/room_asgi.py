@@ -1,4 +1,5 @@
-"""Tests only: one room of sockets fanned out by feeds.fanout's Hub, without Redis or auth.
+"""Tests only: one room of sockets fanned out by the hub's fan-out (realtime.outbox), without
+Redis or auth.
 
 tests/e2e/test_daphne_send_path.py serves it with config.daphne_server, so that the
 frames a test checks went through the same hub, outboxes and daphne send path as a chat
@@ -18,10 +19,8 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
-from feeds.fanout import Hub, hub  # noqa: E402
-from feeds.outbox import Outbox  # noqa: E402
+from realtime.outbox import Outbox, fan_out  # noqa: E402
 
-ROOM = "room"
 FRAMES = (
     "plain ASCII",
     "non-ASCII: héllo wörld, ☃, 🎉, 日本語, and a NUL-free end",
@@ -30,6 +29,7 @@ FRAMES = (
     "🎉" * 16_000,  # 64,000 bytes of UTF-8, four per character
 )
 _ids = itertools.count(1)
+_members: set[Outbox] = set()
 
 
 def frames(command: str) -> list[tuple[dict[str, str], int, int | None]]:
@@ -42,18 +42,17 @@ def frames(command: str) -> list[tuple[dict[str, str], int, int | None]]:
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "websocket":
         return
-    room: Hub = hub()
     outbox: Outbox | None = None
     while True:
         event = await receive()
         if event["type"] == "websocket.connect":
             await send({"type": "websocket.accept"})
             outbox = Outbox(send, user_id=next(_ids))
-            room.members.setdefault(ROOM, set()).add(outbox)
+            _members.add(outbox)
         elif event["type"] == "websocket.receive" and event.get("text", "").startswith("fan"):
-            await room.fan_out(ROOM, frames(event["text"]))
+            await fan_out(tuple(_members), frames(event["text"]))
         elif event["type"] == "websocket.disconnect":
             if outbox is not None:
-                room.members[ROOM].discard(outbox)
+                _members.discard(outbox)
                 outbox.gone()
             return

@@ -153,7 +153,7 @@ async def test_a_room_across_two_servers_gets_every_message_once_in_one_order(
 # ---------------------------------------------------------------- a client that stops reading
 
 # About 1 MB per socket: past what the socket's buffers and its outbox may hold
-# (feeds.outbox), yet a backfill within the history rate limit.
+# (realtime.outbox), yet a backfill within the history rate limit.
 BURST, CONTENT = 1000, 1000
 
 

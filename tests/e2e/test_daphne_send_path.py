@@ -1,4 +1,4 @@
-"""daphne's short send path for room frames (config.daphne_ws), seen from real clients.
+"""daphne's short send path for room frames (realtime.daphne_ws), seen from real clients.
 
 The hub hands the same str to every member; the server builds its frame once and writes
 it with one send(), several frames of a batch together. What each client reads must be

@@ -8,7 +8,7 @@ import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from feeds.fanout import room_channel
+from feeds.live import room_group
 from feeds.models import Room
 from realtime.redis_state import key
 from tests.conftest import session_cookie
@@ -123,7 +123,7 @@ async def test_a_thousand_aborted_chat_sockets_leave_no_subscription_presence_or
         assert after["chat_channels"] <= baseline["chat_channels"], after
         assert after["rss_bytes"] <= warm["rss_bytes"] * 1.10, (warm, after)
         # Redis: nobody subscribed to the room any more, nobody present in it.
-        [(_, subscribers)] = store.pubsub_numsub(room_channel(room.pk))
+        [(_, subscribers)] = store.pubsub_numsub(f"asgi__group__{room_group(room.pk)}")
         assert subscribers == 0
         assert store.zcard(key("presence", room.pk)) == 0
     finally:

@@ -4,7 +4,7 @@ Real packet loss, not a client that merely stops reading: the server runs in its
 network namespace (tests/netns.py) and every packet from the vanished client's address is
 silently discarded there, so the server's writes are never acknowledged again and no FIN
 or RST ever arrives. The server runs ten times faster than production: TCP_USER_TIMEOUT
-3 s with a keep-alive every 3 s (production 30 s and 20 s: gone within 50 s, config/tcp.py)
+3 s with a keep-alive every 3 s (production 30 s and 20 s: gone within 50 s, realtime/tcp.py)
 and WebSocket pings every 2 s, timing out after 3 (production 20 + 30 s).
 """
 
@@ -31,7 +31,7 @@ from tests.sse_client import SSEStream
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 USER_TIMEOUT = 3
-KEEPALIVE = 3  # min(20, USER_TIMEOUT): config/tcp.py
+KEEPALIVE = 3  # min(20, USER_TIMEOUT): realtime/tcp.py
 PING_INTERVAL, PING_TIMEOUT = 2, 3
 # Unacknowledged data is always in flight within KEEPALIVE + 1 s (the hub's tick); 3 s for
 # a busy machine (production: 20 + 1 + 30 s, inside a minute).

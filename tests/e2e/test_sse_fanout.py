@@ -10,11 +10,11 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from bench.sse_client import Client
-from notifications import relay
-from notifications.hub import MAX_BUFFERED_BYTES
 from notifications.management.commands.serve import uvicorn_command
 from notifications.models import Notification
 from notifications.services import notifications_publish_bulk
+from realtime import sse
+from realtime.sse import MAX_BUFFERED_BYTES
 from tests.conftest import UNCAPPED, session_cookie
 from tests.servers import Server
 
@@ -88,7 +88,7 @@ async def test_200_clients_each_get_all_50_events_in_order_exactly_once(any_serv
         for seq in range(50):
             data = json.dumps({"seq": seq, "t": time.time()})
             await asyncio.to_thread(
-                relay.publish, [("announcements", "announcement", data, base + seq)]
+                sse.publish_events, [("announcements", "announcement", data, base + seq)]
             )
         await _until(lambda: client.totals.received >= 200 * 50, timeout=30)
         await asyncio.sleep(0.3)  # and nothing more arrives

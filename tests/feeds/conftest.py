@@ -26,12 +26,6 @@ async def chat_loop(fast_presence):
 
 
 @pytest.fixture
-def memory_layer(settings) -> None:
-    """The in-memory layer: for tests of one consumer in one process only."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
-
-@pytest.fixture
 def redis_layer(settings) -> None:
-    """The real Redis layer, as a fresh instance bound to this test's event loop."""
+    """The Pulse channel layer on the test Redis, as a fresh instance for this test."""
     settings.CHANNEL_LAYERS = copy.deepcopy(settings.CHANNEL_LAYERS)

@@ -1,5 +1,4 @@
 """The activity feed: what is recorded (public only), published after commit, paged, replayed."""
-# ruff: noqa: F811 (the pubsub fixture is imported, then requested by name)
 
 import json
 
@@ -12,7 +11,7 @@ from feeds.models import Activity, Room
 from notifications.services import announcement_create, announcement_publish
 from notifications.storage import ReplayStorage
 from tests.conftest import make_user
-from tests.notifications.test_services import published, pubsub  # noqa: F401
+from tests.published import published
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +20,9 @@ ROOM_VERBS = ("created the room", "opened the room")
 
 def activity_messages(ps, event_type: str = "activity") -> list[dict]:
     return [
-        json.loads(m["d"]) for m in published(ps) if m["c"] == "activity" and m["t"] == event_type
+        json.loads(m["data"])
+        for m in published(ps)
+        if m["channel"] == "activity" and m["event"] == event_type
     ]
 
 
@@ -142,8 +143,8 @@ def test_a_room_made_private_streams_activity_removed_with_its_item_ids(
         room.is_private = True
         room.save()
     tombstone = Activity.objects.get(verb=Activity.REMOVED)
-    (message,) = [m for m in published(pubsub) if m["c"] == "activity"]
-    assert (message["t"], json.loads(message["d"]), message["i"]) == (
+    (message,) = [m for m in published(pubsub) if m["channel"] == "activity"]
+    assert (message["event"], json.loads(message["data"]), message["id"]) == (
         "activity-removed", {"ids": [item.pk]}, tombstone.pk
     )  # fmt: skip
     assert not Activity.objects.filter(target="Plans").exists()  # nothing of it is kept

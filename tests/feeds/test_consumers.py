@@ -38,13 +38,13 @@ def post(room: Room, author, content: str) -> Message:
 # ---------------------------------------------------------------- handshake
 
 
-async def test_anonymous_handshake_is_refused(memory_layer):
+async def test_anonymous_handshake_is_refused(redis_layer):
     await sync_to_async(make_room)()
     socket = await open_socket("general")
     assert await socket.connect(timeout=5) == (False, 1000)
 
 
-async def test_a_foreign_origin_is_refused(memory_layer, alice):
+async def test_a_foreign_origin_is_refused(redis_layer, alice):
     await sync_to_async(make_room)()
     # Another site, and the same host on another port or scheme (same-site, not same-origin).
     for origin in ("https://evil.example", "http://testserver:8080", "https://testserver"):
@@ -56,7 +56,7 @@ async def test_a_foreign_origin_is_refused(memory_layer, alice):
     assert not connected
 
 
-async def test_unknown_and_foreign_private_rooms_are_refused_alike(memory_layer, alice, charlie):
+async def test_unknown_and_foreign_private_rooms_are_refused_alike(redis_layer, alice, charlie):
     await sync_to_async(make_room)("secret", private=True, members=[alice])
     for slug in ("nope", "secret"):
         socket = await open_socket(slug, charlie)
@@ -66,7 +66,7 @@ async def test_unknown_and_foreign_private_rooms_are_refused_alike(memory_layer,
     await socket.disconnect()
 
 
-async def test_an_inactive_users_session_is_refused(memory_layer, alice):
+async def test_an_inactive_users_session_is_refused(redis_layer, alice):
     await sync_to_async(make_room)()
     socket = await open_socket("general", alice)  # session made while active
     alice.is_active = False
@@ -76,7 +76,7 @@ async def test_an_inactive_users_session_is_refused(memory_layer, alice):
 
 
 async def test_welcome_has_the_last_50_messages_oldest_first_and_who_is_online(
-    memory_layer, alice, bob
+    redis_layer, alice, bob
 ):
     room = await sync_to_async(make_room)()
     posted = [await sync_to_async(post)(room, bob, f"m{i}") for i in range(55)]
@@ -98,7 +98,7 @@ async def test_welcome_has_the_last_50_messages_oldest_first_and_who_is_online(
 # ---------------------------------------------------------------- messages
 
 
-async def test_a_message_is_stored_then_broadcast_with_the_clients_fields(memory_layer, alice):
+async def test_a_message_is_stored_then_broadcast_with_the_clients_fields(redis_layer, alice):
     await sync_to_async(make_room)()
     socket, _ = await join("general", alice)
     await socket.send_json_to(
@@ -184,7 +184,7 @@ def _content_is(content: str):
     return lambda f: f["type"] == "broadcast" and f["data"]["content"] == content
 
 
-async def test_client_fields_cannot_override_the_stored_message(memory_layer, alice):
+async def test_client_fields_cannot_override_the_stored_message(redis_layer, alice):
     await sync_to_async(make_room)("general")
     await sync_to_async(make_room)("other")
     socket, _ = await join("general", alice)
@@ -204,7 +204,7 @@ async def test_client_fields_cannot_override_the_stored_message(memory_layer, al
     await socket.disconnect()
 
 
-async def test_a_client_msg_id_is_per_room(memory_layer, alice):
+async def test_a_client_msg_id_is_per_room(redis_layer, alice):
     await sync_to_async(make_room)("general")
     await sync_to_async(make_room)("other")
     general, _ = await join("general", alice)
@@ -219,7 +219,7 @@ async def test_a_client_msg_id_is_per_room(memory_layer, alice):
     await other.disconnect()
 
 
-async def test_a_client_msg_id_reused_for_other_content_is_refused(memory_layer, alice):
+async def test_a_client_msg_id_reused_for_other_content_is_refused(redis_layer, alice):
     await sync_to_async(make_room)()
     socket, _ = await join("general", alice)
     await socket.send_json_to({"type": "message", "content": "one", "client_msg_id": "c-1"})
@@ -232,7 +232,7 @@ async def test_a_client_msg_id_reused_for_other_content_is_refused(memory_layer,
 
 
 async def test_a_failing_frame_gets_unavailable_and_the_socket_stays_usable(
-    memory_layer, alice, monkeypatch, caplog
+    redis_layer, alice, monkeypatch, caplog
 ):
     await sync_to_async(make_room)()
     socket, _ = await join("general", alice)
@@ -256,7 +256,7 @@ async def test_a_failing_frame_gets_unavailable_and_the_socket_stays_usable(
     await socket.disconnect()
 
 
-async def test_join_is_acknowledged_and_cannot_change_identity(memory_layer, alice):
+async def test_join_is_acknowledged_and_cannot_change_identity(redis_layer, alice):
     await sync_to_async(make_room)()
     socket, _ = await join("general", alice)
     await socket.send_json_to({"type": "join", "user": "bob"})
@@ -271,7 +271,7 @@ async def test_join_is_acknowledged_and_cannot_change_identity(memory_layer, ali
     await socket.disconnect()
 
 
-async def test_history_pages_before_and_after_an_id(memory_layer, alice):
+async def test_history_pages_before_and_after_an_id(redis_layer, alice):
     room = await sync_to_async(make_room)()
     ids = [(await sync_to_async(post)(room, alice, f"m{i}")).pk for i in range(130)]
     socket, welcome = await join("general", alice)
@@ -337,7 +337,7 @@ BAD_FRAMES = [
 ]
 
 
-async def test_bad_frames_get_an_error_and_the_connection_stays_usable(memory_layer, alice):
+async def test_bad_frames_get_an_error_and_the_connection_stays_usable(redis_layer, alice):
     await sync_to_async(make_room)()
     socket, _ = await join("general", alice)
     for text, code in BAD_FRAMES:
@@ -353,7 +353,7 @@ async def test_bad_frames_get_an_error_and_the_connection_stays_usable(memory_la
     await socket.disconnect()
 
 
-async def test_an_error_about_a_message_names_its_client_msg_id(memory_layer, alice):
+async def test_an_error_about_a_message_names_its_client_msg_id(redis_layer, alice):
     await sync_to_async(make_room)()
     socket, _ = await join("general", alice)
     await socket.send_json_to({"type": "message", "content": "", "client_msg_id": "c-9"})
@@ -362,7 +362,7 @@ async def test_an_error_about_a_message_names_its_client_msg_id(memory_layer, al
     await socket.disconnect()
 
 
-async def test_a_flood_is_rate_limited_then_closed_with_4008(memory_layer, alice):
+async def test_a_flood_is_rate_limited_then_closed_with_4008(redis_layer, alice):
     await sync_to_async(make_room)()
     socket, _ = await join("general", alice)
     for _ in range(200):
@@ -382,7 +382,7 @@ async def test_a_flood_is_rate_limited_then_closed_with_4008(memory_layer, alice
 # ---------------------------------------------------------------- sessions and access
 
 
-async def test_logout_closes_the_sockets_of_that_session_only(memory_layer, alice, bob):
+async def test_logout_closes_the_sockets_of_that_session_only(redis_layer, alice, bob):
     await sync_to_async(make_room)()
     laptop, phone = [await sync_to_async(session_cookie)(alice) for _ in range(2)]
     a, _ = await join("general", alice, cookie=laptop)
@@ -399,7 +399,7 @@ async def test_logout_closes_the_sockets_of_that_session_only(memory_layer, alic
         await socket.disconnect()
 
 
-async def test_deactivation_closes_the_users_sockets(memory_layer, alice):
+async def test_deactivation_closes_the_users_sockets(redis_layer, alice):
     await sync_to_async(make_room)()
     a, _ = await join("general", alice)
     alice.is_active = False
@@ -409,7 +409,7 @@ async def test_deactivation_closes_the_users_sockets(memory_layer, alice):
 
 
 async def test_deactivation_by_update_closes_the_users_sockets_within_a_heartbeat(
-    memory_layer, alice, monkeypatch
+    redis_layer, alice, monkeypatch
 ):
     monkeypatch.setattr(presence, "HEARTBEAT_SECONDS", 0.2)
     await sync_to_async(make_room)()
@@ -420,7 +420,7 @@ async def test_deactivation_by_update_closes_the_users_sockets_within_a_heartbea
     await a.disconnect()
 
 
-async def test_removal_from_a_private_room_closes_the_members_socket(memory_layer, alice):
+async def test_removal_from_a_private_room_closes_the_members_socket(redis_layer, alice):
     room = await sync_to_async(make_room)("secret", private=True, members=[alice])
     a, _ = await join("secret", alice)
     await sync_to_async(room.members.remove)(alice)
@@ -516,7 +516,7 @@ async def test_a_crowd_joining_costs_few_presence_frames(
 
 
 async def test_a_mention_notifies_only_users_who_can_read_the_room(
-    memory_layer, alice, bob, charlie
+    redis_layer, alice, bob, charlie
 ):
     await sync_to_async(make_room)("secret", private=True, members=[alice, bob])
     socket, _ = await join("secret", alice)

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from feeds import outbox as outbox_module
 from feeds import protocol
-from feeds.outbox import CLOSED, MAX_QUEUED_FRAMES, Outbox
+from realtime import outbox as outbox_module
+from realtime.outbox import CLOSED, MAX_QUEUED_FRAMES, Outbox
 
 
 class FakeWire:
@@ -21,8 +21,8 @@ class FakeWire:
     def buffered(self) -> int:
         return self.buffered_bytes
 
-    def writable(self) -> bool:
-        return self.buffered_bytes < outbox_module.HIGH_WATER_BYTES
+    def paused(self) -> bool:
+        return False
 
     def flush(self) -> None:
         pass

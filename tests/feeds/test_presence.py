@@ -8,15 +8,15 @@ import json
 
 import pytest
 
-from feeds import fanout, presence
-from feeds.outbox import Outbox
+from feeds import live, presence
+from realtime.outbox import Outbox
 from realtime.redis_state import async_client, key
 
 
 async def listen(room_id: int) -> asyncio.Queue:
     """The frames published to the room, as this process's hub delivers them."""
     frames: asyncio.Queue = asyncio.Queue()
-    await fanout.hub().join(Outbox(frames.put, user_id=0), room_id=room_id)
+    await live.join(Outbox(frames.put, user_id=0), room_id=room_id)
     return frames
 
 
@@ -25,7 +25,7 @@ async def next_diff(frames: asyncio.Queue, timeout: float = 3.0) -> dict:
     return json.loads(message["text"])
 
 
-async def test_a_user_stays_online_until_their_last_connection_leaves(memory_layer):
+async def test_a_user_stays_online_until_their_last_connection_leaves(redis_layer):
     frames = await listen(1)
     await presence.enter(room_id=1, username="alice", conn_id="server1!a")
     await presence.enter(room_id=1, username="alice", conn_id="server2!b")
@@ -38,7 +38,7 @@ async def test_a_user_stays_online_until_their_last_connection_leaves(memory_lay
     assert await presence.online(room_id=1) == []
 
 
-async def test_connections_of_a_dead_process_expire_and_are_announced(memory_layer):
+async def test_connections_of_a_dead_process_expire_and_are_announced(redis_layer):
     frames = await listen(1)
     await presence.enter(room_id=1, username="alice", conn_id="live!a")
     await presence.enter(room_id=1, username="bob", conn_id="dead!b")
@@ -50,7 +50,7 @@ async def test_connections_of_a_dead_process_expire_and_are_announced(memory_lay
     assert await next_diff(frames) == {"type": "presence", "joined": [], "left": ["bob"]}
 
 
-async def test_diffs_are_spaced_by_the_flush_interval(memory_layer, monkeypatch):
+async def test_diffs_are_spaced_by_the_flush_interval(redis_layer, monkeypatch):
     monkeypatch.setattr(presence, "FLUSH_INTERVAL_MS", 400)
     frames = await listen(1)
     flushed_at, diffs = [], []
@@ -64,7 +64,7 @@ async def test_diffs_are_spaced_by_the_flush_interval(memory_layer, monkeypatch)
     assert diffs == [[f"user{i}"] for i in range(4)]
 
 
-async def test_changes_that_cancel_out_send_nothing(memory_layer):
+async def test_changes_that_cancel_out_send_nothing(redis_layer):
     frames = await listen(1)
     await presence.enter(room_id=1, username="alice", conn_id="a")
     await next_diff(frames)
@@ -76,7 +76,7 @@ async def test_changes_that_cancel_out_send_nothing(memory_layer):
 
 
 @pytest.mark.parametrize("name", ["a|b", "x"])
-async def test_online_lists_names_once_sorted(memory_layer, name):
+async def test_online_lists_names_once_sorted(redis_layer, name):
     for conn in ("1", "2"):
         await presence.enter(room_id=2, username="zed", conn_id=conn)
     await presence.enter(room_id=2, username="amy", conn_id=name)

@@ -9,10 +9,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 
-from feeds import fanout, selectors, services
+from feeds import live, selectors, services
 from feeds.models import Message, Room
-from feeds.outbox import Outbox
 from notifications.models import Notification
+from realtime.outbox import Outbox
 from realtime.redis_state import key, sync_client
 from tests.conftest import make_user
 from tests.servers import run_manage
@@ -28,7 +28,7 @@ def room(db) -> Room:
 async def listen(room_id: int) -> asyncio.Queue:
     """The frames published to the room, as this process's hub delivers them."""
     frames: asyncio.Queue = asyncio.Queue()
-    await fanout.hub().join(Outbox(frames.put, user_id=0), room_id=room_id)
+    await live.join(Outbox(frames.put, user_id=0), room_id=room_id)
     return frames
 
 
@@ -42,7 +42,7 @@ def test_a_message_is_broadcast_only_after_commit(room, alice, django_capture_on
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_broadcast_carries_the_stored_message_and_the_client_fields(memory_layer, alice):
+async def test_the_broadcast_carries_the_stored_message_and_the_client_fields(redis_layer, alice):
     room = await sync_to_async(Room.objects.create)(slug="general", title="General")
     frames = await listen(room.pk)
     payload, _ = await sync_to_async(services.message_post)(
@@ -167,12 +167,12 @@ def test_a_room_slug_comes_from_the_title(alice):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_typing_is_announced_at_most_once_per_interval(memory_layer, alice):
+async def test_typing_is_announced_at_most_once_per_interval(redis_layer, alice):
     room = await sync_to_async(Room.objects.create)(slug="general", title="General")
     frames = await listen(room.pk)
     alices: asyncio.Queue = asyncio.Queue()
     alices_outbox = Outbox(alices.put, user_id=alice.pk)
-    await fanout.hub().join(alices_outbox, room_id=room.pk)
+    await live.join(alices_outbox, room_id=room.pk)
     announced = [
         await services.typing_announce(room_id=room.pk, user_id=alice.pk, username="alice")
         for _ in range(3)

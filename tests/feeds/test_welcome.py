@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from feeds import fanout, presence, selectors, services, welcome
+from feeds import live, presence, selectors, services, welcome
 from feeds.models import Message, Room
 from tests.feeds.communicators import frames_until, join
 
@@ -52,7 +52,7 @@ def make_room(author) -> Room:
 
 
 async def test_a_burst_into_an_unchanged_room_reads_its_history_once(
-    memory_layer, history_reads, first_member, alice, bob, charlie
+    redis_layer, history_reads, first_member, alice, bob, charlie
 ):
     room = await sync_to_async(make_room)(alice)
     first, _ = await first_member(alice)
@@ -68,7 +68,7 @@ async def test_a_burst_into_an_unchanged_room_reads_its_history_once(
 
 
 async def test_a_message_posted_after_a_welcome_is_in_the_next_one(
-    memory_layer, history_reads, alice, bob, charlie
+    redis_layer, history_reads, alice, bob, charlie
 ):
     room = await sync_to_async(make_room)(alice)
     first, _ = await join("general", alice)
@@ -83,7 +83,7 @@ async def test_a_message_posted_after_a_welcome_is_in_the_next_one(
 
 
 async def test_a_message_no_frame_announced_shows_within_the_ttl(
-    memory_layer, history_reads, first_member, monkeypatch, alice, bob, charlie
+    redis_layer, history_reads, first_member, monkeypatch, alice, bob, charlie
 ):
     room = await sync_to_async(make_room)(alice)
     first, _ = await first_member(alice)
@@ -101,7 +101,7 @@ async def test_a_message_no_frame_announced_shows_within_the_ttl(
 
 
 async def test_a_burst_reads_who_is_online_once_and_a_diff_renews_it(
-    memory_layer, monkeypatch, first_member, alice, bob, charlie
+    redis_layer, monkeypatch, first_member, alice, bob, charlie
 ):
     await sync_to_async(make_room)(alice)
     welcome.clear()
@@ -126,7 +126,7 @@ async def test_a_burst_reads_who_is_online_once_and_a_diff_renews_it(
 
 
 async def test_connects_at_once_share_one_read(
-    memory_layer, history_reads, first_member, alice, bob, charlie
+    redis_layer, history_reads, first_member, alice, bob, charlie
 ):
     room = await sync_to_async(make_room)(alice)
     first, _ = await first_member(alice)  # the room's channel is live from here on
@@ -139,10 +139,10 @@ async def test_connects_at_once_share_one_read(
         await socket.disconnect()
 
 
-async def test_a_read_that_fails_is_not_shared(memory_layer, first_member, alice):
+async def test_a_read_that_fails_is_not_shared(redis_layer, first_member, alice):
     room = await sync_to_async(make_room)(alice)
     first, _ = await first_member(alice)
-    version = fanout.hub().room_version(room.pk)
+    version = live.room_version(room.pk)
     cache = welcome._RoomCache()
     release = asyncio.Event()
 

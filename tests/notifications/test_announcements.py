@@ -1,5 +1,4 @@
 """Announcements: publishing once at a constant cost, unread state, the API, replay."""
-# ruff: noqa: F811 (the pubsub fixture is imported, then requested by name)
 
 import json
 from datetime import timedelta
@@ -28,7 +27,7 @@ from notifications.services import (
 from notifications.storage import ReplayStorage
 from tests.conftest import make_user
 from tests.notifications.test_api import csrf_post
-from tests.notifications.test_services import published, pubsub  # noqa: F401
+from tests.published import published
 
 pytestmark = pytest.mark.django_db
 
@@ -70,14 +69,14 @@ def test_publishing_to_everyone_is_one_row_and_one_event_whatever_the_audience(
     ):
         assert announcement_publish(announcement=big, by=alice)
     assert len(many_queries) == len(few_queries)
-    (message,) = [m for m in published(pubsub) if m["t"] == "announcement"]
-    assert (message["c"], message["t"], message["i"]) == (
+    (message,) = [m for m in published(pubsub) if m["event"] == "announcement"]
+    assert (message["channel"], message["event"], message["id"]) == (
         "announcements",
         "announcement",
         big.sequence,
     )
     big.refresh_from_db()
-    assert json.loads(message["d"]) == {
+    assert json.loads(message["data"]) == {
         "id": big.pk,
         "title": "To many",
         "body": "Tonight 22:00",
@@ -99,7 +98,7 @@ def test_a_group_announcement_is_one_event_per_group_channel(
     dev = Group.objects.create(name="dev")
     with django_capture_on_commit_callbacks(execute=True):
         announce(groups=[ops, dev])
-    assert sorted(m["c"] for m in published(pubsub)) == sorted(
+    assert sorted(m["channel"] for m in published(pubsub)) == sorted(
         [f"group-{ops.pk}", f"group-{dev.pk}"]
     )
 
@@ -110,7 +109,7 @@ def test_it_is_published_only_after_commit(alice, pubsub, django_capture_on_comm
     assert published(pubsub) == []
     for callback in callbacks:
         callback()
-    assert [m["t"] for m in published(pubsub)] == ["announcement", "activity"]
+    assert [m["event"] for m in published(pubsub)] == ["announcement", "activity"]
 
 
 def test_an_announcement_is_published_once_and_the_publish_is_recorded(alice, bob):
@@ -211,8 +210,8 @@ def test_reading_an_announcement_stores_one_row_and_tells_the_users_tabs(
         announcement_mark_read(user=alice, announcement_id=a.pk)  # again: no change
     assert AnnouncementRead.objects.filter(user=alice).count() == 1
     (message,) = published(pubsub)
-    assert message["c"] == f"user-{alice.pk}-read"
-    assert json.loads(message["d"]) == {"ids": [], "announcement_ids": [a.pk], "unread": 0}
+    assert message["channel"] == f"user-{alice.pk}-read"
+    assert json.loads(message["data"]) == {"ids": [], "announcement_ids": [a.pk], "unread": 0}
     assert selectors.unread_count(user_id=bob.pk) == 1
 
 
@@ -309,12 +308,12 @@ def test_expire_now_tells_open_pages_with_one_event_per_audience_channel(
         assert announcement_expire(announcement=draft)  # no page has it: no event
         assert not announcement_expire(announcement=shown)  # already gone
     (message,) = published(pubsub)
-    assert (message["c"], message["t"], message["i"]) == (
+    assert (message["channel"], message["event"], message["id"]) == (
         f"group-{ops.pk}",
         "announcement-expired",
         shown.sequence,
     )
-    assert json.loads(message["d"]) == {"id": shown.pk}
+    assert json.loads(message["data"]) == {"id": shown.pk}
     assert selectors.unread_count(user_id=ops.user_set.get().pk) == 0
 
 
@@ -341,7 +340,7 @@ def test_a_scheduled_announcement_is_published_once_however_often_the_command_ru
             call_command("publish_due_announcements", stdout=buffer)
             out.append(buffer.getvalue())
     assert out == [f"published announcement {due.pk}: Due\n", ""]
-    assert [m["c"] for m in published(pubsub)] == ["announcements", "activity"]
+    assert [m["channel"] for m in published(pubsub)] == ["announcements", "activity"]
     assert list(Announcement.objects.filter(published_at__isnull=False)) == [due]
     due.refresh_from_db()
     assert due.published_by == alice  # the scheduler acts for whoever scheduled it

@@ -1,4 +1,4 @@
-"""The fan-out hub without a server: encoding, coalescing, bounds, replay de-duplication."""
+"""SSE streams without a server: encoding, coalescing, bounds, replay de-duplication."""
 
 import asyncio
 import json
@@ -7,18 +7,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django_eventstream.utils import make_id, sse_encode_event
 
-from notifications import hub as hub_module
-from notifications.hub import (
-    CATCHING_UP,
-    CLOSED,
-    LIVE,
-    STREAM_OPEN,
-    Connection,
-    ReplayRead,
-    encode_event,
-    get_hub,
-)
 from notifications.services import notification_create
+from realtime import sse as hub_module
+from realtime.sse import CATCHING_UP, CLOSED, LIVE, STREAMS, Connection, ReplayRead, streams
+from realtime.wire import KICK, STREAM_OPEN, encode_event, event_message
 
 
 def live_connection(**positions: int) -> Connection:
@@ -94,34 +86,23 @@ def test_a_reset_moves_the_position_and_is_announced():
 
 
 async def test_a_kick_ends_only_that_sessions_streams():
-    hub = get_hub()
     mine = live_connection(**{"user-7": 0})
     other = Connection(user_id=7, session_key="s2", positions={"user-7": 0})
     other.apply_catch_up(ReplayRead())
-    for conn in (mine, other):
-        hub.by_user.setdefault(7, set()).add(conn)
-    try:
-        assert hub.kick(user_id=7, session_key="s1") == 1
-        assert mine.state is CLOSED
-        frame = mine.take()
-        assert frame.startswith(b"event: stream-error\n")
-        assert b'"reason": "session-ended"' in frame
-        assert other.state is LIVE
-    finally:
-        hub.by_user.pop(7, None)
+    kick = {"type": KICK, "session": "s1", "reason": "session-ended"}
+    await STREAMS.deliver((mine, other), [kick])
+    assert mine.state is CLOSED
+    frame = mine.take()
+    assert frame.startswith(b"event: stream-error\n")
+    assert b'"reason": "session-ended"' in frame
+    assert other.state is LIVE
 
 
-async def test_publish_reaches_only_connections_on_the_channel():
-    hub = get_hub()
+async def test_an_event_reaches_only_streams_that_carry_its_channel():
     a = live_connection(announcements=0)
     b = live_connection(**{"user-8": 0})
-    hub.by_channel["announcements"] = {a}
-    hub.by_channel["user-8"] = {b}
-    try:
-        assert hub.publish(encode_event("announcements", "a", "{}", 1)) == 1
-        assert a.pending and not b.pending
-    finally:
-        hub.by_channel.clear()
+    await STREAMS.deliver((a, b), [event_message("announcements", "a", "{}", 1)])
+    assert a.pending and not b.pending
 
 
 def test_an_event_after_one_the_stream_missed_replays_the_gap_instead_of_skipping_it():
@@ -182,7 +163,7 @@ def test_a_gap_shown_by_the_backlog_starts_another_read():
 @pytest.mark.django_db(transaction=True)
 async def test_the_hub_reads_a_missed_notification_from_the_database(alice):
     channel = f"user-{alice.pk}"
-    hub = get_hub()
+    hub = streams()
     conn = Connection(user_id=alice.pk, session_key=None, positions={channel: 0})
     hub.attach(conn)
     try:
@@ -192,8 +173,9 @@ async def test_the_hub_reads_a_missed_notification_from_the_database(alice):
         lost = await sync_to_async(notification_create)(recipient=alice, title="lost")
         later = await sync_to_async(notification_create)(recipient=alice, title="later")
         # Only `later` reaches this hub; it names `lost` as the one before it.
-        hub.publish(encode_event(channel, "notification", "{}", later.pk, prev=lost.pk))
-        await asyncio.wait_for(conn.wait(), 5)  # what the stream's writer does (hub.frames)
+        message = event_message(channel, "notification", "{}", later.pk, lost.pk)
+        await STREAMS.deliver((conn,), [message])
+        await asyncio.wait_for(conn.wait(), 5)  # what the stream's writer does (sse.frames)
         assert conn.wants_more
         conn.wants_more = False
         hub.catch_up_more(conn)

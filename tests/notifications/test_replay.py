@@ -66,7 +66,7 @@ def test_a_batch_of_streams_costs_queries_only_for_the_ones_with_something_to_re
     from django.contrib.auth.models import User
 
     from notifications.channels import channels_for_user
-    from notifications.hub import read_replay
+    from realtime.sse import read_replay
 
     users = [User.objects.create(username=f"u{i}") for i in range(40)]
     for user in users:

@@ -1,5 +1,4 @@
 """`manage.py send_notifications`: every option, every bad input, resuming with --key."""
-# ruff: noqa: F811 (the pubsub fixture is imported, then requested by name)
 
 import json
 import re
@@ -15,7 +14,7 @@ from notifications import services
 from notifications.management.commands import send_notifications as command
 from notifications.models import Notification
 from tests.conftest import make_user
-from tests.notifications.test_services import published, pubsub  # noqa: F401
+from tests.published import published
 
 pytestmark = pytest.mark.django_db(transaction=True)  # batches commit, then publish
 
@@ -124,10 +123,10 @@ def test_batch_size_sets_the_transaction_and_publish_size(users, monkeypatch):
 def test_each_notification_is_published_live_with_the_unread_count(users, pubsub):
     send("--title", "Live", "--users", "alice,bob")
     messages = published(pubsub)
-    channels = sorted(m["c"] for m in messages)
+    channels = sorted(m["channel"] for m in messages)
     assert channels == sorted([f"user-{users['alice'].pk}", f"user-{users['bob'].pk}"])
-    assert {json.loads(m["d"])["title"] for m in messages} == {"Live"}
-    assert {json.loads(m["d"])["unread"] for m in messages} == {1}
+    assert {json.loads(m["data"])["title"] for m in messages} == {"Live"}
+    assert {json.loads(m["data"])["unread"] for m in messages} == {1}
 
 
 def test_dry_run_prints_the_count_and_a_sample_and_writes_nothing(users, pubsub):

@@ -1,37 +1,17 @@
 import json
 
 import pytest
-import redis
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from notifications import relay
 from notifications.models import Notification, ReadChange
 from notifications.services import (
     notification_create,
     notification_mark_all_read,
     notification_mark_read,
 )
+from tests.published import published
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def pubsub():
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    ps = client.pubsub()
-    ps.subscribe(relay.PUBSUB_CHANNEL)
-    assert ps.get_message(timeout=1)["type"] == "subscribe"
-    yield ps
-    ps.close()
-    client.close()
-
-
-def published(ps) -> list[dict]:
-    out = []
-    while (message := ps.get_message(timeout=0.3)) is not None:
-        out.append(json.loads(message["data"]))
-    return out
 
 
 def test_notification_is_published_only_after_commit(
@@ -43,10 +23,10 @@ def test_notification_is_published_only_after_commit(
     for callback in callbacks:
         callback()
     (message,) = published(pubsub)
-    assert message["c"] == f"user-{alice.pk}"
-    assert message["t"] == "notification"
-    assert message["i"] == n.pk
-    data = json.loads(message["d"])
+    assert message["channel"] == f"user-{alice.pk}"
+    assert message["event"] == "notification"
+    assert message["id"] == n.pk
+    data = json.loads(message["data"])
     assert data == {
         "id": n.pk,
         "title": "Deploy finished",
@@ -74,7 +54,7 @@ def test_saving_a_notification_anywhere_publishes_it(
     with django_capture_on_commit_callbacks(execute=True):
         Notification.objects.create(recipient=alice, title="from the shell")
     (message,) = published(pubsub)
-    assert json.loads(message["d"])["title"] == "from the shell"
+    assert json.loads(message["data"])["title"] == "from the shell"
 
 
 @pytest.mark.parametrize(
@@ -105,8 +85,8 @@ def test_mark_read_records_a_read_change_and_returns_unread(
     change = ReadChange.objects.get()
     assert change.notification_ids == [a.pk]
     (message,) = published(pubsub)
-    assert message["c"] == f"user-{alice.pk}-read"
-    assert json.loads(message["d"]) == {"ids": [a.pk], "unread": 1}
+    assert message["channel"] == f"user-{alice.pk}-read"
+    assert json.loads(message["data"]) == {"ids": [a.pk], "unread": 1}
 
 
 def test_marking_an_already_read_notification_changes_nothing(alice):

@@ -23,7 +23,7 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args: Any, password: str, **options: Any) -> None:
         # Nobody is connected while seeding: a server that is not up yet is not worth a warning.
-        logging.getLogger("notifications.relay").setLevel(logging.ERROR)
+        logging.getLogger("realtime.layer").setLevel(logging.ERROR)
         User = get_user_model()
         for username, staff in DEMO_USERS:
             if User.objects.filter(username=username).exists():

@@ -1,15 +1,16 @@
 """daphne's WebSocket protocol with a short send path for text frames (room fan-out).
 
-feeds.fanout hands one ASGI message, and so one `text` str object, to every member of a
-room. Stock daphne then, per member, encodes the text to UTF-8, has autobahn build the
-frame in Python and write it through `sendData` (which formats its debug-log arguments
-even with debug logging off), and Twisted's `write` registers the socket for writing
-(`epoll_ctl`) so that a later `doWrite` sends it and unregisters it (another
-`epoll_ctl`). Here a text frame is built once per str object (autobahn's
+The hub (realtime.outbox.fan_out) hands one ASGI message, and so one `text` str object,
+to every member of a room. Stock daphne then, per member, encodes the text to UTF-8, has
+autobahn build the frame in Python and write it through `sendData` (which formats its
+debug-log arguments even with debug logging off), and Twisted's `write` registers the
+socket for writing (`epoll_ctl`) so that a later `doWrite` sends it and unregisters it
+(another `epoll_ctl`). Here a text frame is built once per str object (autobahn's
 `prepareMessage`, meant for broadcasts) and written straight to the socket when nothing
 is buffered for it: one `send()` per delivery. What the kernel does not take goes to
 Twisted's buffer, which then writes it as usual; later frames queue behind it, in order.
-A batch of several frames for one socket can be held (feeds.outbox) and sent together.
+A batch of several frames for one socket can be held (realtime.outbox) and sent
+together.
 
 Anything unusual (binary, not open yet or closing, compression, fragmentation,
 oversized, autobahn's send queue or logging switched on, TLS) takes daphne's own path,
@@ -25,13 +26,13 @@ from daphne import server  # noqa: F401 - installs Twisted's asyncio reactor fir
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import tcp
 
-# Frames built for recent str objects: a batch from feeds.fanout has at most 64 frames
+# Frames built for recent str objects: a batch from the hub has at most 64 frames
 # (BATCH_MAX), each written to every member in turn. Bigger frames than CACHED_PAYLOAD
 # (2,000 characters of chat content are at most ~25 KiB of JSON) are built per member,
 # so the cache holds at most ~2 MiB.
 CACHED_FRAMES = 64
 CACHED_PAYLOAD = 32 * 1024
-# A run of held frames is written once it reaches this size: feeds.outbox, which only
+# A run of held frames is written once it reaches this size: realtime.outbox, which only
 # sees Twisted's buffer, may hold this much more than it counts.
 HELD_BYTES = 16 * 1024
 
@@ -87,7 +88,7 @@ class FanoutWebSocketProtocol(WebSocketProtocol):
             self._write_held()
 
     def hold(self) -> None:
-        """Keep text frames back until release() (feeds.outbox, around a run of writes)."""
+        """Keep text frames back until release() (realtime.outbox, around a run of writes)."""
         if self._held is None:
             self._held = []
 

@@ -1,15 +1,16 @@
-"""Per-process SSE fan-out: channel -> local connections, each event encoded once.
+"""SSE streams: each a member of the process's hub (realtime.hub), each event encoded once.
 
-One hub per server process (per event loop). The relay's single Redis subscription hands
-it every event; the hub encodes the event's `event:` and `data:` lines once, and for each
-local connection on that channel appends those bytes around the connection's own `id:`
-line (ids are per-connection composite positions, `user-7:42,announcements:5`) to a
+Every stream joins the groups of its channels on the Pulse channel layer (realtime.layer),
+its user's group (kicks) and the process's SSE group (resyncs). The hub hands an event
+message to all the local streams of its channel at once; it is encoded here once (its
+`event:` and `data:` lines), and for each stream those bytes go around the stream's own
+`id:` line (ids are per-connection composite positions, `user-7:42,announcements:5`) to a
 bounded buffer, waking the connection's writer only if it is idle. A writer that wakes
 takes everything pending in one write, so when events pile up they are coalesced into one
 ASGI send instead of one per event. No thread hops and no ORM on this path.
 
 Replay (a first connect, a `Last-Event-ID`, a resync after a Redis outage) is read from
-storage by one worker per hub, in batches, off the event loop; live events that arrive
+storage by one worker per process (Streams), in batches, off the event loop; live events that arrive
 meanwhile wait in a bounded backlog and are de-duplicated against what the read returned.
 
 A position is a promise: the client has every event of that channel up to it. So a live
@@ -30,24 +31,43 @@ import asyncio
 import contextvars
 import json
 import logging
-import re
+import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 from urllib.parse import quote
 
 from django_eventstream.storage import EventDoesNotExist
-from django_eventstream.utils import get_channelmanager, get_storage, sse_encode_error
+from django_eventstream.utils import get_channelmanager, get_storage
 
-from config import tcp
-from realtime import connection_caps
+from realtime import connection_caps, tcp
 from realtime.connection_caps import SSE
 from realtime.db import connect_database
+from realtime.hub import Unavailable
+from realtime.layer import pulse_layer
+from realtime.wire import (
+    CHANNELS_CHANGED,
+    EVENT,
+    KEEPALIVE,
+    KICK,
+    KICK_FRAMES,
+    RESYNC,
+    SESSION_ENDED,
+    SSE_GROUP,
+    STREAM_OPEN,
+    Event,
+    encode_event,
+    event_message,
+    user_group,
+)
+
+__all__ = ["CHANNELS_CHANGED", "SESSION_ENDED", "Connection", "encode_event"]
 
 logger = logging.getLogger(__name__)
 
 # An idle stream writes at least this often, so a vanished peer always leaves unacknowledged
-# data for TCP_USER_TIMEOUT to act on (config/tcp.py).
+# data for TCP_USER_TIMEOUT to act on (realtime/tcp.py).
 KEEPALIVE_SECONDS = float(tcp.KEEPALIVE_SECONDS)
 TICK_SECONDS = 1.0
 # Live streams keep their slots among their users' streams (realtime.connection_caps) this
@@ -63,62 +83,13 @@ REPLAY_LIMIT = 100  # events per read, shared among a stream's channels (django-
 # A replay page stops at this many bytes; the next one is read once the client took it.
 REPLAY_PAGE_BYTES = MAX_BUFFERED_BYTES // 4
 
-# The first event of every stream, after the 2 KiB padding old proxies need to start
-# flushing (both as django-eventstream sends them).
-STREAM_OPEN = b":" + b" " * 2048 + b"\n\nevent: stream-open\ndata:\n\n"
-KEEPALIVE = b"event: keep-alive\ndata:\n\n"
-# Why a stream was ended from outside (a kick): the client reacts to the reason.
-SESSION_ENDED, CHANNELS_CHANGED = "session-ended", "channels-changed"
-_KICK_FRAMES = {
-    # signed out, password changed, deactivated: the page says so and stops
-    SESSION_ENDED: sse_encode_error(
-        "forbidden", "session ended", extra={"reason": SESSION_ENDED}
-    ).encode(),
-    # joined or left a group: the page reconnects at once and gets its channels now
-    CHANNELS_CHANGED: sse_encode_error(
-        "channels-changed", "your channels changed: reconnect", extra={"reason": CHANNELS_CHANGED}
-    ).encode(),
-}
-
-_FIELD_UNSAFE = re.compile(r"[\r\n\0]")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
 CATCHING_UP, LIVE, CLOSED = "catching-up", "live", "closed"
-
-
-class Event:
-    """One event, its SSE bytes encoded once: `head` + <connection's id> + `tail`."""
-
-    __slots__ = ("channel", "head", "id", "prev", "size", "tail")
-
-    def __init__(
-        self,
-        channel: str,
-        event_type: str,
-        data: str,
-        event_id: int | None,
-        prev: int | None = None,
-    ) -> None:
-        self.channel = channel
-        self.id = event_id
-        # The id of the channel's event before this one, where the publisher knows it.
-        self.prev = prev
-        # The same sanitising as django-eventstream's sse_encode_event: a type or data
-        # with line breaks can never start another field or event.
-        self.head = f"event: {_FIELD_UNSAFE.sub('', str(event_type))}\nid: ".encode()
-        lines = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(str(data)))
-        self.tail = f"\n{lines}\n".encode()
-        self.size = len(self.head) + len(self.tail)
-
-
-def encode_event(
-    channel: str, event_type: str, data: str, event_id: int | None, prev: int | None = None
-) -> Event:
-    return Event(channel, event_type, data, event_id, prev)
 
 
 class Connection:
     """One SSE response: its channels, positions and pending bytes. Loop thread only."""
+
+    kind: Any = None  # STREAMS, set below
 
     __slots__ = (
         "_backlog",
@@ -132,6 +103,7 @@ class Connection:
         "cap_id",
         "channels",
         "close_after_flush",
+        "epoch",
         "last_write",
         "on_abort",
         "opened",
@@ -155,6 +127,7 @@ class Connection:
     ) -> None:
         self.user_id = user_id
         self.session_key = session_key
+        self.epoch = 0  # realtime.hub: the Redis subscription it joined on
         # Its slot among the user's streams (realtime.connection_caps), if it holds one.
         self.cap_id = cap_id
         self.channels = tuple(positions)
@@ -423,12 +396,12 @@ def _read_many(storage: Any, reads: list[tuple[str, int, int]]) -> list[tuple[li
     return out
 
 
-class Hub:
-    """All SSE connections of this process, indexed by channel and by user."""
+class Streams:
+    """All SSE streams of this process (one event loop): by user, the replay worker and
+    the keep-alive. Delivery comes from the hub (STREAMS.deliver)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.by_channel: dict[str, set[Connection]] = {}
         self.by_user: dict[int, set[Connection]] = {}
         self._replay_queue: dict[Connection, None] = {}
         self._replay_task: asyncio.Task[None] | None = None
@@ -436,13 +409,11 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
-        return sum(len(conns) for conns in self.by_user.values())
+        return sum(len(conns) for conns in tuple(self.by_user.values()))
 
     # -- membership -----------------------------------------------------------------------
 
     def attach(self, conn: Connection) -> None:
-        for channel in conn.channels:
-            self.by_channel.setdefault(channel, set()).add(conn)
         self.by_user.setdefault(conn.user_id, set()).add(conn)
         self.catch_up(conn)
         if self._ticker is None or self._ticker.done():
@@ -450,12 +421,6 @@ class Hub:
 
     def detach(self, conn: Connection) -> None:
         conn.state = CLOSED
-        for channel in conn.channels:
-            conns = self.by_channel.get(channel)
-            if conns is not None:
-                conns.discard(conn)
-                if not conns:
-                    del self.by_channel[channel]
         users = self.by_user.get(conn.user_id)
         if users is not None:
             users.discard(conn)
@@ -467,37 +432,6 @@ class Hub:
                 connection_caps.release(kind=SSE, user_id=conn.user_id, conn_id=conn.cap_id)
             )
             conn.cap_id = ""
-
-    # -- events ---------------------------------------------------------------------------
-
-    def publish(self, event: Event) -> int:
-        conns = self.by_channel.get(event.channel)
-        if not conns:
-            return 0
-        for conn in conns:
-            conn.push(event)
-        return len(conns)
-
-    def publish_many(self, events: Iterable[Event]) -> None:
-        for event in events:
-            self.publish(event)
-
-    def kick(self, *, user_id: int, session_key: str | None, reason: str = SESSION_ENDED) -> int:
-        frame = _KICK_FRAMES[reason]
-        conns = [
-            c
-            for c in self.by_user.get(user_id, ())
-            if session_key is None or c.session_key == session_key
-        ]
-        for conn in conns:
-            conn.finish(frame)
-        return len(conns)
-
-    def resync(self) -> None:
-        """Re-read every connection's channels from storage (events may have been missed)."""
-        for conns in self.by_user.values():
-            for conn in conns:
-                self.catch_up(conn)
 
     # -- replay worker --------------------------------------------------------------------
 
@@ -564,25 +498,77 @@ class Hub:
         task.add_done_callback(self._tasks.discard)
 
 
-_hub: Hub | None = None
+_streams: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Streams] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def get_hub() -> Hub:
-    """The hub of the running event loop (one per server process)."""
-    global _hub
+def streams() -> Streams:
+    """The SSE streams of the running event loop (one set per server process)."""
     loop = asyncio.get_running_loop()
-    if _hub is None or _hub.loop is not loop:
-        _hub = Hub(loop)
-    return _hub
+    found = _streams.get(loop)
+    if found is None:
+        found = _streams[loop] = Streams(loop)
+    return found
 
 
-def current_hub() -> Hub | None:
-    """The hub, if one exists for the running loop; for callers that must not create one."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-    return _hub if _hub is not None and _hub.loop is loop else None
+def stream_count() -> int:
+    """SSE streams open in this process (a gauge; read from any thread)."""
+    return sum(len(s) for s in tuple(_streams.values()))
+
+
+# ---------------------------------------------------------------- as members of the hub
+
+
+class _StreamKind:
+    """SSE streams as members of realtime.hub: events are encoded once for all the streams
+    of their channel; kicks end the matching streams of a user; a resync re-reads."""
+
+    async def deliver(
+        self, members: tuple[Connection, ...], messages: list[dict[str, Any]]
+    ) -> None:
+        for message in messages:
+            kind = message.get("type")
+            if kind == EVENT:
+                channel = message.get("channel")
+                event = encode_event(
+                    channel,
+                    message["event"],
+                    message["data"],
+                    message.get("id"),
+                    message.get("prev"),
+                )
+                for conn in members:
+                    if channel in conn._index:
+                        conn.push(event)
+            elif kind == KICK:
+                frame = KICK_FRAMES.get(message.get("reason"), KICK_FRAMES[SESSION_ENDED])
+                session = message.get("session") or None
+                for conn in members:
+                    if session is None or conn.session_key == session:
+                        conn.finish(frame)
+            elif kind == RESYNC:
+                self.resync(list(members), 0)
+
+    def resync(self, members: list[Connection], epoch: int) -> None:
+        """Anything published while this process was not subscribed is in storage: every
+        stream re-reads its channels (joined before or during the outage alike)."""
+        if members:
+            local = streams()
+            for conn in members:
+                local.catch_up(conn)
+
+    def __repr__(self) -> str:
+        return "sse-streams"
+
+
+STREAMS = _StreamKind()
+Connection.kind = STREAMS
+
+
+def stream_groups(conn: Connection) -> list[str]:
+    """The groups a stream listens on: its channels, its user's, and every stream's."""
+    return [*conn.channels, user_group(conn.user_id), SSE_GROUP]
 
 
 async def frames(
@@ -596,13 +582,20 @@ async def frames(
     enough of the last one (the ASGI side knows the server's buffer), so a long replay is
     paced by the client instead of piling up in memory.
     """
-    from notifications.relay import subscriber  # the relay feeds the hub: import cycle
-
-    subscriber.ensure_running()
-    hub = get_hub()
+    layer = pulse_layer()
+    hub = layer.hub()
+    local = streams()
     if prefix:
         yield prefix
-    hub.attach(conn)
+    groups = [layer.group_channel(group) for group in stream_groups(conn)]
+    try:
+        # Live before the replay is read, so the two overlap instead of leaving a gap.
+        # While Redis is away, the stream replays at once and resyncs when it is back.
+        await hub.join(conn, groups, wait=not hub.failing)
+    except Unavailable:
+        logger.warning("SSE stream of user %s starts before Redis confirmed it", conn.user_id)
+        await hub.join(conn, groups, wait=False)
+    local.attach(conn)
     try:
         while True:
             await conn.wait()
@@ -614,8 +607,43 @@ async def frames(
                 conn.wants_more = False
                 if drained is not None:
                     await drained()
-                hub.catch_up_more(conn)
+                local.catch_up_more(conn)
             if conn.state is CLOSED and not conn.pending:
                 return
     finally:
-        hub.detach(conn)
+        hub.leave(conn)
+        local.detach(conn)
+
+
+# ---------------------------------------------------------------- publishing
+
+
+_publish_failed = threading.Event()
+
+
+def publish_events(events: Iterable[tuple[Any, ...]]) -> bool:
+    """Publish (channel, event_type, json_data, event_id[, prev]) tuples to their channels'
+    groups in one round trip; False if Redis failed.
+
+    `prev`: the id of the channel's event before this one. A stream that has not got it
+    reads the gap from storage before this event, so a publish that failed in any process
+    reaches clients with the next event on that channel. A failure is logged, not raised:
+    the events are stored, and also reach clients on the resync that this process's next
+    successful publish (or a reconnecting server) triggers.
+    """
+    messages = [(event[0], event_message(*event)) for event in events]
+    if not messages:
+        return True
+    if _publish_failed.is_set():
+        messages.insert(0, (SSE_GROUP, {"type": RESYNC}))
+    if pulse_layer().publish_sync(messages):
+        _publish_failed.clear()
+        return True
+    _publish_failed.set()
+    return False
+
+
+def kick(*, user_id: int, session_key: str | None, reason: str = SESSION_ENDED) -> bool:
+    """End a user's SSE streams on every process: one session's, or all if None."""
+    message = {"type": KICK, "session": session_key or "", "reason": reason}
+    return pulse_layer().publish_sync([(user_group(user_id), message)])

@@ -19,22 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import socket
-import struct
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from functools import partial
 from typing import Any
 
-from config import tcp
-from notifications.hub import CLOSED, LIVE, MAX_BUFFERED_BYTES, Connection, frames
+from realtime import servers
+from realtime.sse import CLOSED, LIVE, MAX_BUFFERED_BYTES, Connection, frames
 
 logger = logging.getLogger(__name__)
 
 KERNEL_SEND_BUFFER = MAX_BUFFERED_BYTES // 2  # Linux doubles it
-_RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends an RST
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -106,109 +102,13 @@ def _until_handoff(slot: _Handoff, send: Send) -> Send:
     return send_but_keep_open
 
 
-class _Transport:
-    """An asyncio transport (uvicorn): what the server lets the app see of its socket."""
-
-    __slots__ = ("flow", "transport")
-
-    def __init__(self, transport: Any, flow: Any = None) -> None:
-        self.transport = transport
-        self.flow = flow
-
-    def buffered(self) -> int:
-        return self.transport.get_write_buffer_size()
-
-    def socket(self) -> Any:
-        return self.transport.get_extra_info("socket")
-
-    def cap_kernel_buffer(self) -> None:
-        """Keep the kernel's send buffer of the socket near the bound too: by default it
-        grows to megabytes for a client that stops reading, before the bound even sees
-        a byte of it."""
-        sock = self.socket()
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
-
-    async def writable(self) -> None:
-        """Until uvicorn's flow control lets `send` write. Waited for here, before the next
-        bytes leave the hub: inside `send` they would wait uncounted while the hub's own
-        buffer filled up behind them."""
-        if self.flow is not None and self.flow.write_paused:
-            await self.flow.drain()
-
-    def abort(self) -> None:
-        """Reset the connection, as Twisted's abortConnection does. A plain close queues
-        the FIN behind what the kernel still holds for a client that stopped reading: the
-        client would not see the cut-off until it read it all, and the kernel would keep
-        those bytes until the peer timed out."""
-        sock = self.socket()
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
-        self.transport.abort()
-
-    def flush(self) -> None:
-        """asyncio transports write at once already."""
-
-
-class _TwistedTransport(_Transport):
-    """daphne: Twisted buffers each write until the reactor's next turn. In a fan-out that
-    turn comes only after every connection's write was queued, so the first client waits
-    for the last; writing at once halves the latency at no extra cost (profile in
-    docs/performance.md). A failed write is left to the reactor, which still watches
-    the socket and closes it as usual."""
-
-    __slots__ = ()
-
-    def buffered(self) -> int:
-        tw = self.transport
-        return len(tw.dataBuffer) - tw.offset + tw._tempDataLen
-
-    def socket(self) -> Any:
-        return getattr(self.transport, "socket", None)
-
-    async def writable(self) -> None:
-        """Twisted's `send` never waits."""
-
-    def abort(self) -> None:
-        self.transport.abortConnection()
-
-    def flush(self) -> None:
-        tw = self.transport
-        if tw.connected and not tw.disconnecting and (tw._tempDataLen or tw.dataBuffer):
-            tw.doWrite()
-
-
-def server_transport(send: Send) -> _Transport | None:
-    """The socket behind an ASGI `send`, for the servers whose `send` shows it: daphne's is
-    partial(Server.handle_reply, protocol) over a Twisted TCP transport, uvicorn's a bound
-    method of a cycle holding an asyncio transport and the flow control its `send` waits
-    on. None for any other server."""
-    if isinstance(send, functools.partial) and send.args:
-        channel = getattr(send.args[0], "channel", None)
-        tw = getattr(channel, "transport", None)
-        if all(
-            hasattr(tw, a) for a in ("_tempDataLen", "dataBuffer", "doWrite", "abortConnection")
-        ):
-            return _TwistedTransport(tw)
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if all(hasattr(transport, a) for a in ("get_write_buffer_size", "abort")):
-        flow = getattr(cycle, "flow", None)
-        if not all(hasattr(flow, a) for a in ("write_paused", "drain")):
-            flow = None
-        return _Transport(transport, flow)
-    return None
-
-
 async def serve(connection: Connection, send: Send, receive: Receive) -> None:
     """Write the hub's bytes for `connection` until it ends, the client leaves or lags."""
-    transport = server_transport(send)
+    transport = servers.for_http(send)
     if transport is not None:
-        transport.cap_kernel_buffer()
-        # A peer gone without FIN or RST would hold the stream for ~15 minutes.
-        tcp.time_out_vanished_peer(transport.socket())
+        # Caps the kernel's buffer; a peer gone without FIN or RST would otherwise hold the
+        # stream for ~15 minutes (realtime.tcp).
+        transport.prepare(KERNEL_SEND_BUFFER)
         connection.on_abort = transport.abort
     watcher = asyncio.get_running_loop().create_task(_until_disconnect(receive, connection))
     drained = None if transport is None else partial(_drained, transport, connection)
@@ -221,7 +121,7 @@ async def serve(connection: Connection, send: Send, receive: Receive) -> None:
                 if connection.state is LIVE and connection.behind() > MAX_BUFFERED_BYTES:
                     connection.cut_off()
                     continue
-                await transport.writable()
+                await transport.wait_writable()
                 connection.server_buffered = transport.buffered()
         if not (connection.abort and transport is not None):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -230,7 +130,7 @@ async def serve(connection: Connection, send: Send, receive: Receive) -> None:
         connection.on_abort = None
 
 
-async def _drained(transport: _Transport, connection: Connection) -> None:
+async def _drained(transport: servers.ServerSocket, connection: Connection) -> None:
     """Until the server's buffer is down to half the bound (replay pacing), at most 60 s."""
     for _ in range(3000):
         if transport.buffered() <= MAX_BUFFERED_BYTES // 2 or connection.state is CLOSED:

@@ -3,7 +3,7 @@
 A client that disappears without a FIN or RST (cable pulled, laptop lid closed, NAT entry
 expired) leaves the server retransmitting unacknowledged data for ~15 minutes before Linux
 fails the connection, and its stream, hub entry and memory stay until then. The server sets
-`TCP_USER_TIMEOUT` on each long-lived stream (notifications/sse.py) so the kernel fails it
+`TCP_USER_TIMEOUT` on each long-lived stream (realtime/sse_asgi.py) so the kernel fails it
 after USER_TIMEOUT_SECONDS of unacknowledged data, and an idle stream writes a keep-alive at
 least every KEEPALIVE_SECONDS, so a vanished peer always leaves data in flight: it is dropped
 within KEEPALIVE_SECONDS + USER_TIMEOUT_SECONDS (50 s by default). A healthy peer acknowledges

@@ -1,33 +1,31 @@
 """Frames on their way to one chat WebSocket: in order, bounded, never stalling the room.
 
-Every frame a connection gets (its welcome, replies, and the room's frames from
-feeds.fanout) goes through its Outbox. When nothing is waiting and the server can take
+Every frame a connection gets (its welcome, replies, and its groups' frames from the
+hub, realtime.hub) goes through its Outbox. When nothing is waiting and the server can take
 more, a frame is written straight to the ASGI `send` by whoever has it (the hub's
 fan-out loop, mostly): no task wake-up, no per-member dispatch. Otherwise it waits in
 the outbox's queue and a writer task, started on demand, drains it in order.
 
 Neither daphne nor uvicorn bounds what it buffers for a client that does not read, so
 the outbox caps the kernel's send buffer of the socket, looks at the server's write
-buffer (`ServerWire`) and stops writing above HIGH_WATER_BYTES. A client whose queue
+buffer (realtime.servers) and stops writing above HIGH_WATER_BYTES. A client whose queue
 then passes MAX_QUEUED_FRAMES or MAX_QUEUED_BYTES is too slow: its queue is dropped and
-it is closed with 4009 once the server's buffer has drained (the close frame then
+it is closed with 4009 (CLOSE_TOO_SLOW) once the server's buffer has drained (the close frame then
 reaches a client that reads again), or dropped outright after CLOSE_GRACE_SECONDS. It
-reconnects and backfills with `history` `after` (docs/chat-protocol.md). The queue holds
+reconnects and backfills (for chat, with `history` `after`: docs/chat-protocol.md). The queue holds
 references to frames shared by the whole room, so its bounds limit lag, not copies.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
-from socket import SO_SNDBUF, SOL_SOCKET
 from typing import Any
 
-from config import tcp
-from feeds import protocol
+from realtime import servers
+from realtime.wire import CLOSE_RESYNC, CLOSE_TOO_SLOW
 
 logger = logging.getLogger(__name__)
 
@@ -46,130 +44,13 @@ DRAIN_POLL_SECONDS = 0.02
 OPEN, CLOSING, CLOSED = "open", "closing", "closed"
 
 
-# ---------------------------------------------------------------- the server's buffer
-
-
-class ServerWire:
-    """What an ASGI server lets us see of one socket: buffered bytes, and an abort."""
-
-    __slots__ = ("transport",)
-
-    def __init__(self, transport: Any) -> None:
-        self.transport = transport
-
-    def buffered(self) -> int:
-        return self.transport.get_write_buffer_size()
-
-    def writable(self) -> bool:
-        """True when a `websocket.send` now neither blocks nor grows the buffer too far."""
-        return self.buffered() < HIGH_WATER_BYTES
-
-    def hold(self) -> None:
-        """Frames written from now until flush() may go out together."""
-
-    def flush(self) -> None:
-        """Push what was just written to the socket (asyncio transports already do)."""
-
-    def abort(self) -> None:
-        self.transport.abort()
-
-    def socket(self) -> Any:
-        return self.transport.get_extra_info("socket")
-
-    def limit_kernel_buffer(self) -> None:
-        sock = self.socket()
-        if sock is not None:
-            try:
-                sock.setsockopt(SOL_SOCKET, SO_SNDBUF, KERNEL_SEND_BUFFER)
-            except OSError as exc:
-                logger.debug("could not set SO_SNDBUF: %s", exc)
-            # A backstop to the pings: a vanished peer with frames in flight is failed by
-            # the kernel even where a server's closing handshake would wait for the buffer.
-            tcp.time_out_vanished_peer(sock)
-
-
-class UvicornWire(ServerWire):
-    """uvicorn (websockets-sansio): `send` waits while the transport is paused; asyncio
-    pauses it above 64 KiB and resumes below 16 KiB."""
-
-    __slots__ = ("protocol",)
-
-    def __init__(self, transport: Any, protocol: Any) -> None:
-        super().__init__(transport)
-        self.protocol = protocol
-
-    def writable(self) -> bool:
-        return self.protocol.writable.is_set() and self.buffered() < HIGH_WATER_BYTES
-
-
-class TwistedWire(ServerWire):
-    """daphne: autobahn writes into a Twisted transport that buffers without limit and
-    sends on the reactor's next turn. In a fan-out that turn comes after every member's
-    write, so the first reader would wait for the last; writing at once also skips a
-    reactor callback per frame. A failed write is left to the reactor, which still
-    watches the socket and closes it as usual. Under our launcher (config.daphne_ws) the
-    protocol writes text frames itself and can hold a run of them for one send()."""
-
-    __slots__ = ("protocol",)
-
-    def __init__(self, transport: Any, protocol: Any) -> None:
-        super().__init__(transport)
-        self.protocol = protocol if hasattr(protocol, "hold") else None
-
-    def buffered(self) -> int:
-        tw = self.transport
-        return len(tw.dataBuffer) - tw.offset + tw._tempDataLen
-
-    def hold(self) -> None:
-        if self.protocol is not None:
-            self.protocol.hold()
-
-    def flush(self) -> None:
-        if self.protocol is not None:
-            self.protocol.release()
-        tw = self.transport
-        if tw.connected and not tw.disconnecting and (tw._tempDataLen or tw.dataBuffer):
-            tw.doWrite()
-
-    def abort(self) -> None:
-        self.transport.abortConnection()
-
-    def socket(self) -> Any:
-        # Twisted drops `.socket` once the connection is lost (a client gone before accept).
-        return self.transport.getHandle() if self.transport.connected else None
-
-
-def unwrap_send(send: Send) -> Send:
-    """The server's own `send` under Channels' session wrapper, which only acts on HTTP
-    responses: a room's frame then costs one call into the server, not two."""
-    while (inner := getattr(getattr(send, "__self__", None), "real_send", None)) is not None:
-        send = inner
-    return send
-
-
-def server_wire(send: Send) -> ServerWire | None:
-    """The socket behind a server's `send`: daphne's is partial(Server.handle_reply,
-    protocol) over a Twisted transport, uvicorn's a bound method of its protocol. None
-    for any other server (the outbox then always writes from its own task)."""
-    if isinstance(send, functools.partial) and send.args:
-        tw = getattr(send.args[0], "transport", None)
-        needed = ("dataBuffer", "offset", "_tempDataLen", "doWrite", "abortConnection")
-        if all(hasattr(tw, name) for name in needed):
-            return TwistedWire(tw, send.args[0])
-        return None
-    owner = getattr(send, "__self__", None)
-    transport = getattr(owner, "transport", None)
-    paused = getattr(owner, "writable", None)
-    if hasattr(transport, "get_write_buffer_size") and isinstance(paused, asyncio.Event):
-        return UvicornWire(transport, owner)
-    return None
-
-
 # ---------------------------------------------------------------- the outbox
 
 
 class Outbox:
-    """One connection's outgoing frames (event loop thread only)."""
+    """One connection's outgoing frames (event loop thread only); a member of the hub."""
+
+    kind: Any = None  # WEBSOCKETS, set below
 
     __slots__ = (
         "_writer",
@@ -190,15 +71,15 @@ class Outbox:
         send: Send,
         *,
         user_id: int,
-        on_control: Callable[[str, str], None] | None = None,
+        on_control: Callable[[dict[str, Any]], None] | None = None,
         held: bool = False,
     ) -> None:
-        self.send = unwrap_send(send)
-        self.wire = server_wire(self.send)
+        self.send = servers.unwrap_send(send)
+        self.wire = servers.for_websocket(self.send)
         if self.wire is not None:
-            self.wire.limit_kernel_buffer()
+            self.wire.prepare(KERNEL_SEND_BUFFER)
         self.user_id = user_id
-        # feeds.fanout's per-user events (close, recheck) and its resync after an outage.
+        # Group messages that carry no frame (a close, a recheck): the consumer acts on them.
         self.on_control = on_control
         # Held until the welcome: frames queue up behind it (see release()).
         self.held = held
@@ -206,10 +87,10 @@ class Outbox:
         self.queued_bytes = 0
         self.state = OPEN
         self.close_code = 0
-        self.epoch = 0  # feeds.fanout: the Redis subscription this outbox was joined on
+        self.epoch = 0  # realtime.hub: the Redis subscription this outbox was joined on
         self._writer: asyncio.Task[None] | None = None
 
-    # -- the hot path (feeds.fanout calls these for every member of a room) ---------------
+    # -- the hot path (WEBSOCKETS.deliver calls these for every member of a group) --------
 
     def ready(self) -> bool:
         """True when a frame may be written now: nothing queued, the server keeps up."""
@@ -219,7 +100,8 @@ class Outbox:
             and self._writer is None
             and self.state is OPEN
             and not self.held
-            and self.wire.writable()
+            and not self.wire.paused()
+            and self.wire.buffered() < HIGH_WATER_BYTES
         )
 
     async def write_now(self, message: Message) -> None:
@@ -295,11 +177,11 @@ class Outbox:
             self.user_id,
             len(self.queue),
             self.queued_bytes,
-            protocol.CLOSE_TOO_SLOW,
+            CLOSE_TOO_SLOW,
         )
         self.queue.clear()
         self.queued_bytes = 0
-        self.close(protocol.CLOSE_TOO_SLOW)
+        self.close(CLOSE_TOO_SLOW)
 
     def gone(self, exc: BaseException | None = None) -> None:
         """The client left, or the server refused a write: write nothing more."""
@@ -368,3 +250,72 @@ class Outbox:
                 await asyncio.sleep(DRAIN_POLL_SECONDS)
         self.state = CLOSED
         await self.send({"type": "websocket.close", "code": self.close_code})
+
+
+# ---------------------------------------------------------------- as members of the hub
+
+# Hand the event loop back to other sockets every so many members of a big group.
+YIELD_EVERY = 100
+
+
+class _WebSocketKind:
+    """Outboxes as members of realtime.hub: a group message with `text` is a frame written
+    to every member, encoded once (`skip_user`: not to that user's sockets); any other
+    message goes to each member's `on_control`."""
+
+    async def deliver(self, members: tuple[Outbox, ...], messages: list[dict[str, Any]]) -> None:
+        run: list[Frame] = []
+        for message in messages:
+            text = message.get("text")
+            if text is not None:
+                run.append(
+                    ({"type": "websocket.send", "text": text}, len(text), message.get("skip_user"))
+                )
+                continue
+            if run:
+                await fan_out(members, run)
+                run = []
+            for outbox in members:
+                if outbox.on_control is not None and outbox.state is OPEN:
+                    outbox.on_control(message)
+        if run:
+            await fan_out(members, run)
+
+    def resync(self, members: list[Outbox], epoch: int) -> None:
+        """Close the sockets joined on an earlier connection: they may have missed frames.
+        The client reconnects and backfills."""
+        for outbox in members:
+            if 0 < outbox.epoch < epoch:
+                outbox.close(CLOSE_RESYNC)
+
+    def __repr__(self) -> str:
+        return "websockets"
+
+
+WEBSOCKETS = _WebSocketKind()
+Outbox.kind = WEBSOCKETS
+
+Frame = tuple[Message, int, "int | None"]
+
+
+async def fan_out(members: tuple[Outbox, ...], frames: list[Frame]) -> None:
+    """Write encoded frames to every member: at once where the socket keeps up, queued
+    behind its earlier frames where it does not."""
+    several = len(frames) > 1
+    for i, outbox in enumerate(members, 1):
+        user_id = outbox.user_id
+        wrote = False
+        for message, size, skip_user in frames:
+            if user_id == skip_user:
+                continue
+            if outbox.ready():
+                if several and not wrote:
+                    outbox.hold()  # the socket's run of frames in one write
+                await outbox.write_now(message)
+                wrote = True
+            else:
+                outbox.enqueue(message, size)
+        if wrote:
+            outbox.flush()
+        if i % YIELD_EVERY == 0:
+            await asyncio.sleep(0)

@@ -1,16 +1,18 @@
-"""What the publishers put in the relay's envelope: each personal event names the one before."""
+"""What the publishers send to the channel layer: each personal event names the one before."""
 
 import json
 
 import pytest
 
-from notifications import relay, selectors
-from notifications.hub import get_hub
+from notifications import selectors
 from notifications.services import (
     notification_create,
     notification_mark_read,
     notifications_send_batch,
 )
+from realtime import sse
+from realtime.sse import STREAMS
+from realtime.wire import event_message
 from tests.notifications.test_hub import live_connection
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +24,7 @@ PUBLIC_KEYS = {"id", "title", "body", "level", "url", "created_at", "unread"}
 def published(monkeypatch, django_capture_on_commit_callbacks):
     """Run each callable with its on-commit publishes executed; return what they published."""
     sent: list[tuple] = []
-    monkeypatch.setattr(relay, "publish", lambda messages: sent.extend(messages) or True)
+    monkeypatch.setattr(sse, "publish_events", lambda events: sent.extend(events) or True)
 
     def run(action):
         with django_capture_on_commit_callbacks(execute=True):
@@ -70,15 +72,17 @@ def test_a_batchs_previous_ids_are_one_query(alice, bob, django_assert_num_queri
     assert prevs == {rows[0].pk: 0, rows[1].pk: 0, rows[2].pk: rows[0].pk, rows[3].pk: rows[1].pk}
 
 
-async def test_the_envelope_carries_prev_to_the_hub_and_leaves_it_out_when_unknown():
-    assert "p" not in json.loads(relay._envelope("announcements", "announcement", "{}", 3))
-    message = json.loads(relay._envelope("user-7", "notification", '{"id": 12}', 12, 11))
-    assert message == {"c": "user-7", "t": "notification", "d": '{"id": 12}', "i": 12, "p": 11}
-    hub = get_hub()
+async def test_the_message_carries_prev_to_the_streams_and_leaves_it_out_when_unknown():
+    assert "prev" not in event_message("announcements", "announcement", "{}", 3)
+    message = event_message("user-7", "notification", '{"id": 12}', 12, 11)
+    assert message == {
+        "type": "pulse.event",
+        "channel": "user-7",
+        "event": "notification",
+        "data": '{"id": 12}',
+        "id": 12,
+        "prev": 11,
+    }
     conn = live_connection(**{"user-7": 10})
-    hub.by_channel["user-7"] = {conn}
-    try:
-        relay.deliver_locally(message)
-        assert conn.wants_more and conn.take() == b""  # 11 is read from storage first
-    finally:
-        hub.by_channel.clear()
+    await STREAMS.deliver((conn,), [message])
+    assert conn.wants_more and conn.take() == b""  # 11 is read from storage first

@@ -1,0 +1,177 @@
+"""What an ASGI server lets Pulse see of one socket: the only module that reads their internals.
+
+Neither daphne nor uvicorn bounds what it buffers for a client that does not read, and
+daphne (Twisted) sends a write only on the reactor's next turn, which in a fan-out comes
+after every member's write. So for the servers we run on, the chat outboxes
+(realtime.outbox) and SSE streams (realtime.sse_asgi) look under the ASGI `send` for the
+transport: how many bytes it holds, whether its flow control paused it, a way to push a
+write out now and to drop a client for good. One adapter per server; `for_websocket` and
+`for_http` find it, and None means an unknown server (then nothing is bounded or pushed,
+and realtime.fastpath says so once). tests/test_canaries.py checks every private name used
+here against the pinned versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import socket
+import struct
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from realtime import tcp
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends an RST
+
+
+class ServerSocket:
+    """An asyncio transport (uvicorn): asyncio writes at once and pauses above 64 KiB."""
+
+    __slots__ = ("flow", "transport", "ws_protocol")
+
+    server = "uvicorn"
+
+    def __init__(self, transport: Any, *, ws_protocol: Any = None, flow: Any = None) -> None:
+        self.transport = transport
+        self.ws_protocol = ws_protocol  # uvicorn's WebSocket protocol: `writable` event
+        self.flow = flow  # uvicorn's HTTP flow control: `write_paused`, `drain()`
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    def paused(self) -> bool:
+        """True while the server's `send` would wait for the client."""
+        if self.ws_protocol is not None:
+            return not self.ws_protocol.writable.is_set()
+        return self.flow is not None and self.flow.write_paused
+
+    async def wait_writable(self) -> None:
+        """Until `send` writes without waiting. Waited for here, before the next bytes
+        leave a hub: inside `send` they would wait uncounted."""
+        if self.flow is not None and self.flow.write_paused:
+            await self.flow.drain()
+
+    def hold(self) -> None:
+        """Frames written from now until flush() may go out together (daphne only)."""
+
+    def flush(self) -> None:
+        """Push what was just written to the socket (asyncio transports already do)."""
+
+    def socket(self) -> Any:
+        return self.transport.get_extra_info("socket")
+
+    def abort(self) -> None:
+        """Reset the connection, as Twisted's abortConnection does. A plain close queues
+        the FIN behind what the kernel still holds for a client that stopped reading: the
+        client would not see the cut-off until it read it all."""
+        sock = self.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        self.transport.abort()
+
+    def prepare(self, kernel_send_buffer: int) -> None:
+        """Cap the kernel's send buffer (left alone it grows to megabytes for a client that
+        stops reading, out of sight of any bound) and fail a vanished peer (realtime.tcp)."""
+        sock = self.socket()
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, kernel_send_buffer)
+        tcp.time_out_vanished_peer(sock)
+
+
+class TwistedSocket(ServerSocket):
+    """daphne: Twisted buffers without limit and writes on the reactor's next turn; here a
+    write is pushed at once (a failed one is left to the reactor, which still watches the
+    socket and closes it as usual). Under realtime.daphne_ws the WebSocket protocol also
+    writes text frames itself and can hold a run of them for one send()."""
+
+    __slots__ = ()
+
+    server = "daphne"
+
+    def __init__(self, transport: Any, *, ws_protocol: Any = None) -> None:
+        super().__init__(
+            transport, ws_protocol=ws_protocol if hasattr(ws_protocol, "hold") else None
+        )
+
+    def buffered(self) -> int:
+        tw = self.transport
+        return len(tw.dataBuffer) - tw.offset + tw._tempDataLen
+
+    def paused(self) -> bool:
+        return False  # Twisted's `send` never waits
+
+    async def wait_writable(self) -> None:
+        """Twisted's `send` never waits."""
+
+    def hold(self) -> None:
+        if self.ws_protocol is not None:
+            self.ws_protocol.hold()
+
+    def flush(self) -> None:
+        if self.ws_protocol is not None:
+            self.ws_protocol.release()
+        tw = self.transport
+        if tw.connected and not tw.disconnecting and (tw._tempDataLen or tw.dataBuffer):
+            tw.doWrite()
+
+    def socket(self) -> Any:
+        # Twisted drops `.socket` once the connection is lost (a client gone before accept).
+        return self.transport.getHandle() if self.transport.connected else None
+
+    def abort(self) -> None:
+        self.transport.abortConnection()
+
+
+_TWISTED = ("dataBuffer", "offset", "_tempDataLen", "doWrite", "abortConnection", "getHandle")
+
+
+def _twisted(transport: Any) -> bool:
+    return all(hasattr(transport, name) for name in _TWISTED)
+
+
+def unwrap_send(send: Send) -> Send:
+    """The server's own `send` under Channels' session wrapper, which only acts on HTTP
+    responses: a room's frame then costs one call into the server, not two."""
+    while (inner := getattr(getattr(send, "__self__", None), "real_send", None)) is not None:
+        send = inner
+    return send
+
+
+def for_websocket(send: Send) -> ServerSocket | None:
+    """The socket behind a WebSocket `send`: daphne's is partial(Server.handle_reply,
+    protocol) over a Twisted transport, uvicorn's a bound method of its protocol."""
+    if isinstance(send, functools.partial) and send.args:
+        protocol = send.args[0]
+        transport = getattr(protocol, "transport", None)
+        return TwistedSocket(transport, ws_protocol=protocol) if _twisted(transport) else None
+    owner = getattr(send, "__self__", None)
+    transport = getattr(owner, "transport", None)
+    if hasattr(transport, "get_write_buffer_size") and isinstance(
+        getattr(owner, "writable", None), asyncio.Event
+    ):
+        return ServerSocket(transport, ws_protocol=owner)
+    return None
+
+
+def for_http(send: Send) -> ServerSocket | None:
+    """The socket behind an HTTP response's `send`: daphne's is partial(Server.handle_reply,
+    request) whose channel holds the Twisted transport, uvicorn's a bound method of a cycle
+    holding an asyncio transport and the flow control its `send` waits on."""
+    if isinstance(send, functools.partial) and send.args:
+        transport = getattr(getattr(send.args[0], "channel", None), "transport", None)
+        return TwistedSocket(transport) if _twisted(transport) else None
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if all(hasattr(transport, name) for name in ("get_write_buffer_size", "abort")):
+        flow = getattr(cycle, "flow", None)
+        if not all(hasattr(flow, name) for name in ("write_paused", "drain")):
+            flow = None
+        return ServerSocket(transport, flow=flow)
+    return None

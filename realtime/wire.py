@@ -1,0 +1,112 @@
+"""What travels between publishers, the channel layer and servers: names, messages, bytes.
+
+Imported by publishers (services, on-commit callbacks, management commands) and by the
+server side (hub, streams, sockets) alike, so neither imports the other for a constant.
+
+Groups are Channels groups on the Pulse channel layer (realtime.layer):
+- an SSE channel is a group of the same name (`user-42`, `announcements`, `ticker-AAPL`):
+  its messages are `pulse.event` (one SSE event, encoded once per process);
+- `pulse.user.<id>`: every live connection of one user, any transport (kicks, rechecks);
+- `pulse.sse`: every SSE stream of a process (resync after a failed publish).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django_eventstream.utils import sse_encode_error
+
+# -- groups -------------------------------------------------------------------------------
+
+GROUP_NAME = re.compile(r"[a-zA-Z0-9\-_.]{1,99}")  # Channels' rule for group names
+SSE_GROUP = "pulse.sse"
+
+
+def user_group(user_id: int) -> str:
+    """All live connections of one user, on every process and transport."""
+    return f"pulse.user.{user_id}"
+
+
+# -- message types (the `type` of a group message) ------------------------------------------
+
+EVENT = "pulse.event"  # an SSE event on a channel: channel, event, data (JSON str), id, prev
+KICK = "pulse.kick"  # end a user's SSE streams: session ("" = all), reason
+RESYNC = "pulse.resync"  # every stream re-reads its channels (a publish failed somewhere)
+
+
+def event_message(
+    channel: str, event_type: str, data: str, event_id: int | None, prev: int | None = None
+) -> dict[str, Any]:
+    """The group message for one SSE event; `data` is JSON text, sent to clients as is."""
+    message: dict[str, Any] = {
+        "type": EVENT,
+        "channel": channel,
+        "event": event_type,
+        "data": data,
+        "id": event_id,
+    }
+    if prev is not None:
+        message["prev"] = prev
+    return message
+
+
+# -- WebSocket close codes of the transport (feeds.protocol lists the chat's own) -------------
+
+# Too far behind (realtime.outbox): reconnect and backfill.
+CLOSE_TOO_SLOW = 4009
+# The server's live feed was interrupted (realtime.hub): reconnect and backfill.
+CLOSE_RESYNC = 4012
+
+# -- SSE bytes ----------------------------------------------------------------------------
+
+# The first event of every stream, after the 2 KiB padding old proxies need to start
+# flushing (both as django-eventstream sends them).
+STREAM_OPEN = b":" + b" " * 2048 + b"\n\nevent: stream-open\ndata:\n\n"
+KEEPALIVE = b"event: keep-alive\ndata:\n\n"
+# Why a stream was ended from outside (a kick): the client reacts to the reason.
+SESSION_ENDED, CHANNELS_CHANGED = "session-ended", "channels-changed"
+KICK_FRAMES = {
+    # signed out, password changed, deactivated: the page says so and stops
+    SESSION_ENDED: sse_encode_error(
+        "forbidden", "session ended", extra={"reason": SESSION_ENDED}
+    ).encode(),
+    # joined or left a group: the page reconnects at once and gets its channels now
+    CHANNELS_CHANGED: sse_encode_error(
+        "channels-changed", "your channels changed: reconnect", extra={"reason": CHANNELS_CHANGED}
+    ).encode(),
+}
+
+_FIELD_UNSAFE = re.compile(r"[\r\n\0]")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+class Event:
+    """One SSE event, its bytes encoded once: `head` + <connection's id> + `tail`."""
+
+    __slots__ = ("channel", "head", "id", "prev", "size", "tail")
+
+    def __init__(
+        self,
+        channel: str,
+        event_type: str,
+        data: str,
+        event_id: int | None,
+        prev: int | None = None,
+    ) -> None:
+        self.channel = channel
+        self.id = event_id
+        # The id of the channel's event before this one, where the publisher knows it.
+        self.prev = prev
+        # The same sanitising as django-eventstream's sse_encode_event: a type or data
+        # with line breaks can never start another field or event.
+        self.head = f"event: {_FIELD_UNSAFE.sub('', str(event_type))}\nid: ".encode()
+        lines = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(str(data)))
+        self.tail = f"\n{lines}\n".encode()
+        self.size = len(self.head) + len(self.tail)
+
+
+def encode_event(
+    channel: str, event_type: str, data: str, event_id: int | None, prev: int | None = None
+) -> Event:
+    return Event(channel, event_type, data, event_id, prev)
