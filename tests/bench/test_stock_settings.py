@@ -1,5 +1,8 @@
-"""The stock baselines refuse every database that bench/ did not create."""
+"""The stock baselines' settings stay out of the product and off databases bench/ did not make."""
 
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -38,3 +41,27 @@ def test_databases_bench_creates_are_throwaway(database):
 def test_other_databases_are_refused(database):
     with pytest.raises(ImproperlyConfigured, match="bench/ server processes only"):
         require_throwaway_database(database, owner="bench.settings")
+
+
+def test_bench_settings_refuse_to_load_on_a_real_database(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert "bench.settings is for bench/ server processes only" in run.stderr
+
+
+def test_the_product_configuration_knows_nothing_of_benchmarks():
+    mentions = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "config").glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "bench" in line.lower()
+    ]
+    assert mentions == []
