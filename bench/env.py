@@ -24,6 +24,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("daphne", "uvicorn")
 SECRET = "bench-only-secret-key-never-used-in-production-0123456789abcdef"
+# The stock django-eventstream baseline's settings: a server or publisher started with them
+# is the baseline, not the product (bench/settings.py).
+STOCK_SETTINGS = "bench.settings"
 
 
 def free_port() -> int:
@@ -226,7 +229,7 @@ class BenchEnv:
         port = free_port()
         env = dict(os.environ, **self.base_env())
         if stock:
-            env["BENCH_STOCK_SSE"] = "1"
+            env["DJANGO_SETTINGS_MODULE"] = STOCK_SETTINGS
         log_path = self.dir / f"{label or kind}-{port}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - the child holds it; closed with the dir
         process = subprocess.Popen(

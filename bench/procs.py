@@ -13,7 +13,7 @@ from typing import Any
 
 import psutil
 
-from bench.env import ROOT, BenchEnv, raise_fd_limit
+from bench.env import ROOT, STOCK_SETTINGS, BenchEnv, raise_fd_limit
 
 
 class LineProcess:
@@ -117,7 +117,7 @@ class Publisher(LineProcess):
     def __init__(self, env: BenchEnv, *, mode: str) -> None:
         child_env = dict(os.environ, **env.base_env())
         if mode == "stock":
-            child_env["BENCH_STOCK_SSE"] = "1"
+            child_env["DJANGO_SETTINGS_MODULE"] = STOCK_SETTINGS
         super().__init__("bench.publisher", child_env, mode)
         self.mode = mode
         # The publisher answers once Django is set up.

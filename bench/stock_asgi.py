@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
-from pathlib import Path
 
 from django.core.asgi import get_asgi_application
 
@@ -27,17 +25,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 from django.urls import path  # noqa: E402
 
-_db = Path(str(settings.DATABASES["default"].get("NAME") or ""))
-_engine = settings.DATABASES["default"]["ENGINE"]
-if not (
-    _engine == "django.db.backends.sqlite3"
-    and _db.parent.name.startswith("rtbench-")
-    and _db.parent.parent == Path(tempfile.gettempdir())
-) and not (_engine == "django.db.backends.postgresql" and _db.name.startswith("rtbench_")):
-    raise ImproperlyConfigured("bench.stock_asgi is for bench/ server processes only")
+from bench.throwaway_db import require_throwaway_database  # noqa: E402
+
+require_throwaway_database(settings.DATABASES["default"], owner="bench.stock_asgi")
 
 
 class TutorialChatConsumer(AsyncWebsocketConsumer):

@@ -1,9 +1,7 @@
 """One settings module; every deploy-specific value comes from the environment."""
 
-import tempfile
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlparse
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -123,29 +121,6 @@ if SSE_STREAMS_PER_USER < 1 or CHAT_SOCKETS_PER_USER < 1:
 
 EVENTSTREAM_STORAGE_CLASS = "notifications.storage.ReplayStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "notifications.channels.AccessChannelManager"
-
-# --- Benchmarks only (bench/, docs/performance.md) ------------------------------------
-# BENCH_STOCK_SSE=1 turns a server process into the *stock* django-eventstream baseline:
-# its own Redis listener, model storage and default (read-anything) channel manager, and
-# config/urls.py adds /bench/stock-events/. Refused unless the database is a throwaway
-# SQLite file that bench/ created under the temp directory, so it cannot reach production.
-BENCH_STOCK_SSE = env_bool("BENCH_STOCK_SSE", False)
-if BENCH_STOCK_SSE:
-    _bench_db = Path(str(DATABASES["default"].get("NAME") or ""))
-    if not (
-        DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
-        and _bench_db.parent.name.startswith("rtbench-")
-        and _bench_db.parent.parent == Path(tempfile.gettempdir())
-    ):
-        raise ImproperlyConfigured("BENCH_STOCK_SSE is for bench/ server processes only")
-    EVENTSTREAM_REDIS = (
-        {"unix_socket_path": REDIS_URL.removeprefix("unix://")}
-        if REDIS_URL.startswith("unix://")
-        else {"host": urlparse(REDIS_URL).hostname, "port": urlparse(REDIS_URL).port or 6379}
-    )
-    EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
-    del EVENTSTREAM_CHANNELMANAGER_CLASS
-# --- end of benchmark-only settings ---------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

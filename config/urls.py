@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -13,19 +12,6 @@ urlpatterns = [
     path("", include("feeds.chat_urls")),
     path("", include("feeds.feed_urls")),
 ]
-
-if getattr(settings, "BENCH_STOCK_SSE", False):
-    # Benchmarks only (see config/settings.py): stock django-eventstream, as its README
-    # wires it, on the public channel, for the baseline of bench/sse_fanout.py.
-    import django_eventstream.urls
-
-    urlpatterns.append(
-        path(
-            "bench/stock-events/",
-            include(django_eventstream.urls),
-            {"channels": ["announcements"]},
-        )
-    )
 
 # JSON under /api/ and /events/, the site's pages elsewhere (they apply when DEBUG is off).
 handler400 = "notifications.http.bad_request"
