@@ -25,3 +25,5 @@ EVENTSTREAM_REDIS = (
 EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
 # django-eventstream's own default, named here because config.settings replaces it.
 EVENTSTREAM_CHANNELMANAGER_CLASS = "django_eventstream.channelmanager.DefaultChannelManager"
+# The stock publisher calls django_eventstream.send_event() itself, not through Pulse.
+PULSE_SEND_EVENT_BRIDGE = False

@@ -18,6 +18,7 @@ from feeds.routing import websocket_urlpatterns  # noqa: E402
 from realtime.auth import SessionAuthMiddleware  # noqa: E402
 from realtime.db import connect_database  # noqa: E402
 from realtime.onehop import OneHopHandler  # noqa: E402
+from realtime.routing import websocket_urlpatterns as realtime_websocket_urlpatterns  # noqa: E402
 from realtime.sse_asgi import SSEStreams  # noqa: E402
 
 # Paths that thousands of clients hit at once after a restart: one thread hop each.
@@ -25,7 +26,11 @@ LIVE_CONNECT_PATHS = ("/events/",)
 
 # Any other path is refused before accept (daphne answers 403): URLRouter would raise,
 # and each such handshake would be a 500 with a traceback in the log.
-websocket_routes = [*websocket_urlpatterns, re_path(r"", WebsocketDenier.as_asgi())]
+websocket_routes = [
+    *websocket_urlpatterns,
+    *realtime_websocket_urlpatterns,
+    re_path(r"", WebsocketDenier.as_asgi()),
+]
 
 application = ProtocolTypeRouter(
     {

@@ -7,7 +7,7 @@ from django.db.models.signals import post_delete, post_save, pre_save
 
 from feeds import activity, activity_selectors
 from feeds.models import Room
-from notifications.signals import announcement_deleted, announcement_published
+from notifications.hooks import announcement_deleted, announcement_published
 
 
 def _on_room_saving(sender: Any, instance: Room, raw: bool = False, **kw: Any) -> None:

@@ -9,7 +9,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from feeds import services
 from feeds.models import Message, Room
-from notifications.signals import credentials_changed
+from notifications.hooks import credentials_changed
 
 
 def _on_message_saved(sender: Any, instance: Message, created: bool, **kw: Any) -> None:

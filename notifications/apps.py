@@ -5,7 +5,7 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        from notifications import signals
+        from notifications import channels, signals
         from notifications.health import register_gauge, sse_streams
         from notifications.replay import (
             AnnouncementReplay,
@@ -15,6 +15,7 @@ class NotificationsConfig(AppConfig):
         from notifications.storage import register_source
 
         signals.connect()
+        channels.register_kinds()
         register_source("user", NotificationReplay())
         register_source("user-read", ReadChangeReplay())
         register_source("announcements", AnnouncementReplay())

@@ -1,8 +1,10 @@
-"""Who may read which SSE channel: one place, default deny.
+"""Who may read the notification channels, registered with the core's registry.
 
 Channel names: `user-42` (a user's notifications), `user-42-read` (their read-state
 changes), `group-7` (announcements to members of auth group 7), and the public
-`announcements` and `activity` channels.
+`announcements` and `activity` channels. `register_kinds()` adds them to
+realtime.channels, which decides for every channel (site code adds its own kinds), default
+deny: /events/ serves any channel the registry lets the user read.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 from django_eventstream.channelmanager import ChannelManagerBase
+
+from realtime import channels as realtime_channels
 
 # Channels a request may add to the user's own (one per group they are in), per stream.
 MAX_CHANNELS = 10
@@ -59,19 +63,36 @@ def _group_ids(user: Any) -> set[int]:
 
 
 def can_read_channel(user: Any, channel: str) -> bool:
-    """True only for the user's own channels, their groups' channels and public ones."""
-    if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
+    """True only for channels the registry lets `user` read: for this app's kinds, the
+    user's own channels, their groups' channels and public ones (register_kinds)."""
+    if user is None or isinstance(user, AnonymousUser):
         return False
-    if not user.is_active:
-        return False
-    kind, key = parse_channel(channel)
-    if kind in PUBLIC_CHANNELS:
-        return True
-    if kind in ("user", "user-read"):
-        return key == user.pk
-    if kind == "group":
-        return key in _group_ids(user)
-    return False
+    return realtime_channels.can_read(user, channel)
+
+
+def _own(user: Any, key: str | None) -> bool:
+    return key is not None and key.removesuffix("-read") == str(user.pk)
+
+
+def _member(user: Any, key: str | None) -> bool:
+    return key is not None and int(key) in _group_ids(user)
+
+
+def _anyone(user: Any, key: str | None) -> bool:
+    return True
+
+
+def register_kinds() -> None:
+    """Add this app's channel kinds to the core's registry (NotificationsConfig.ready)."""
+    ids = r"[1-9][0-9]{0,17}"
+    realtime_channels.register(
+        "user", can_read=_own, replay=realtime_channels.STORAGE, key=rf"{ids}(?:-read)?"
+    )
+    realtime_channels.register("group", can_read=_member, replay=realtime_channels.STORAGE, key=ids)
+    for name in PUBLIC_CHANNELS:
+        realtime_channels.register(
+            name, can_read=_anyone, replay=realtime_channels.STORAGE, key=None
+        )
 
 
 def channels_for_user(user: Any) -> list[str]:
@@ -122,4 +143,4 @@ class AccessChannelManager(ChannelManagerBase):
         return can_read_channel(user, channel)
 
     def is_channel_reliable(self, channel: str) -> bool:
-        return True
+        return realtime_channels.replay_of(channel) == realtime_channels.STORAGE

@@ -14,6 +14,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from notifications import events, selectors
+from notifications.hooks import announcement_deleted, announcement_published
 from notifications.models import (
     Announcement,
     AnnouncementRead,
@@ -24,7 +25,6 @@ from notifications.models import (
     ReadChange,
     validate_link_url,
 )
-from notifications.signals import announcement_deleted, announcement_published
 from notifications.storage import announcement_sequence_lock, replay_log_lock
 from realtime.wire import CHANNELS_CHANGED
 

@@ -5,20 +5,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
-from django.dispatch import Signal
 
+from notifications.hooks import credentials_changed
 from notifications.models import Notification
-
-# Sent by the publish service inside its transaction, with `announcement=`: other apps'
-# rows (the activity feed) commit or roll back with the publish itself.
-announcement_published = Signal()
-# Sent by the delete service inside its transaction, with `announcement=`, before the row
-# goes: other apps take out what tells of it (its activity feed item).
-announcement_deleted = Signal()
-
-# Sent with `user=` when a user's password changed or they were deactivated or deleted: every
-# session of theirs is void, so each app closes that user's live connections.
-credentials_changed = Signal()
 
 
 def _on_notification_saved(sender: Any, instance: Notification, created: bool, **kw: Any) -> None:

@@ -9,13 +9,14 @@ cannot disagree and nothing expires from a second event store.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.db import connection
 from django_eventstream.event import Event
 from django_eventstream.storage import EventDoesNotExist, StorageBase
 
 from notifications.channels import parse_channel
+from realtime import channels as realtime_channels
 
 
 class ReplaySource(Protocol):
@@ -43,9 +44,16 @@ def register_source(kind: str, source: ReplaySource) -> None:
     _SOURCES[kind] = source
 
 
-def source_for(channel: str) -> tuple[ReplaySource | None, int | None]:
+def source_for(channel: str) -> tuple[ReplaySource | None, Any]:
+    """This app's source for its channels; for a kind site code registered with a source
+    (realtime.api.register_channel), that one, with the channel's key as a str."""
     kind, key = parse_channel(channel)
-    return _SOURCES.get(kind), key
+    if kind:
+        return _SOURCES.get(kind), key
+    found = realtime_channels.kind_of(channel)
+    if found is not None and found[0].source is not None:
+        return found[0].source, found[1]
+    return None, None
 
 
 def _current_ids(source: ReplaySource, channels: list[tuple[str, int | None]]) -> list[int]:
@@ -72,7 +80,10 @@ class ReplayStorage(StorageBase):
     """django-eventstream storage backed by the replay sources; it never stores anything."""
 
     def append_event(self, channel: str, event_type: str, data: str) -> Event:
-        raise NotImplementedError("publish through notifications.events, not send_event()")
+        raise NotImplementedError(
+            "django_eventstream's send_event() cannot store events in Pulse: use "
+            "realtime.api.publish(channel, event, data[, id=]) or notifications.api.notify()"
+        )
 
     def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[Event]:
         [(events, reset_to)] = self.read_many([(channel, last_id, limit)])

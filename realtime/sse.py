@@ -39,9 +39,10 @@ from typing import Any
 from urllib.parse import quote
 
 from django_eventstream.storage import EventDoesNotExist
-from django_eventstream.utils import get_channelmanager, get_storage
+from django_eventstream.utils import get_storage
 
-from realtime import connection_caps, tcp
+from realtime import connection_caps, latest, tcp
+from realtime.channels import LATEST, STORAGE, replay_of
 from realtime.connection_caps import SSE
 from realtime.db import connect_database
 from realtime.hub import Unavailable
@@ -98,6 +99,7 @@ class Connection:
         "_parts",
         "_quoted",
         "_reread",
+        "_slots",
         "_waiter",
         "abort",
         "cap_id",
@@ -139,6 +141,8 @@ class Connection:
         ]
         self.pending: list[bytes] = []
         self.pending_bytes = 0
+        # Where in `pending` each latest-value channel's unsent value starts.
+        self._slots: dict[str, int] = {}
         # What the server still held after the writer's last write, where it says (sse.py).
         self.server_buffered = 0
         self.state = CATCHING_UP
@@ -181,6 +185,15 @@ class Connection:
                     return
             self._advance(event.channel, event.id)
             event_id = ",".join(self._parts).encode()
+            if event.replace:
+                slot = self._slots.get(event.channel)
+                if slot is not None:  # a newer value replaces the unsent one
+                    pending = self.pending
+                    old = len(pending[slot]) + len(pending[slot + 1]) + len(pending[slot + 2])
+                    pending[slot : slot + 3] = (event.head, event_id, event.tail)
+                    self.pending_bytes += event.size + len(event_id) - old
+                    return
+                self._slots[event.channel] = len(self.pending)
             self.pending += (event.head, event_id, event.tail)
             self.pending_bytes += event.size + len(event_id)
             if self.pending_bytes + self.server_buffered > MAX_BUFFERED_BYTES:
@@ -215,6 +228,7 @@ class Connection:
     def take(self) -> bytes:
         data = b"".join(self.pending)
         self.pending.clear()
+        self._slots.clear()
         self.pending_bytes = 0
         self.last_write = time.monotonic()
         return data
@@ -243,6 +257,7 @@ class Connection:
         if self.state is not CLOSED:
             logger.info("SSE client of user %s too slow; disconnecting it", self.user_id)
         self.pending.clear()
+        self._slots.clear()
         self.pending_bytes = 0
         self.abort = True
         self.state = CLOSED
@@ -257,6 +272,7 @@ class Connection:
     def gone(self) -> None:
         """The client left: stop writing."""
         self.pending.clear()
+        self._slots.clear()
         self.pending_bytes = 0
         self.abort = True
         self.state = CLOSED
@@ -347,29 +363,35 @@ class ReplayRead:
 def read_replay(
     requests: list[tuple[tuple[str, ...], dict[str, int]]],
 ) -> list[ReplayRead]:
-    """Read events after each request's positions from storage (on the connect thread).
+    """Read events after each request's positions (on the connect thread).
 
-    Mirrors django_eventstream.eventstream.get_events: REPLAY_LIMIT events per read shared
-    among the channels, `stream-reset` for an id storage never issued. The whole batch is
-    one storage read (a few queries, not a few per stream), and identical reads in it (many
-    streams on one public channel at one position) are read once.
+    Stored channels (realtime.channels.STORAGE) mirror django_eventstream's get_events:
+    REPLAY_LIMIT events per read shared among the channels, `stream-reset` for an id
+    storage never issued. The whole batch is one storage read (a few queries, not a few
+    per stream), and identical reads in it (many streams on one public channel at one
+    position) are read once. Latest-value channels give their latest value if it is
+    newer than the position, all in one Redis round trip.
     """
     storage = get_storage()
-    channelmanager = get_channelmanager()
     plans = []
     wanted: dict[tuple[str, int, int], int] = {}  # a read -> its index in `reads`
+    latest_wanted: set[str] = set()
     for channels, positions in requests:
         per_channel = max(1, REPLAY_LIMIT // len(channels))
         plan = []
         for channel in channels:
-            if storage and channelmanager.is_channel_reliable(channel):
+            replay = replay_of(channel)
+            if replay == STORAGE and storage:
                 # One more than a page: whether more lie beyond it.
                 key = (channel, positions[channel], per_channel + 1)
                 plan.append((channel, wanted.setdefault(key, len(wanted))))
+            elif replay == LATEST:
+                latest_wanted.add(channel)
         plans.append((plan, per_channel))
-    found = _read_many(storage, list(wanted))
+    found = _read_many(storage, list(wanted)) if wanted else []
+    newest = latest.read(sorted(latest_wanted)) if latest_wanted else {}
     out = []
-    for plan, per_channel in plans:
+    for (plan, per_channel), (channels, positions) in zip(plans, requests, strict=True):
         read = ReplayRead()
         for channel, index in plan:
             events, reset_to = found[index]
@@ -379,6 +401,11 @@ def read_replay(
                 events = events[:per_channel]
                 read.more = True
             read.events += [encode_event(channel, e.type, e.data, e.id) for e in events]
+        for channel in channels:
+            value = newest.get(channel)
+            if value is not None and value[0] > positions[channel]:
+                event_id, event_type, data = value
+                read.events.append(encode_event(channel, event_type, data, event_id, 0, True))
         out.append(read)
     return out
 

@@ -31,6 +31,8 @@ from realtime.sse import CLOSED, LIVE, MAX_BUFFERED_BYTES, Connection, frames
 logger = logging.getLogger(__name__)
 
 KERNEL_SEND_BUFFER = MAX_BUFFERED_BYTES // 2  # Linux doubles it
+# Above this many bytes held by the server for a client, new bytes wait in the stream.
+HIGH_WATER_BYTES = MAX_BUFFERED_BYTES // 4
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -122,12 +124,22 @@ async def serve(connection: Connection, send: Send, receive: Receive) -> None:
                     connection.cut_off()
                     continue
                 await transport.wait_writable()
+                await _below_high_water(transport, connection)
                 connection.server_buffered = transport.buffered()
         if not (connection.abort and transport is not None):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         watcher.cancel()
         connection.on_abort = None
+
+
+async def _below_high_water(transport: servers.ServerSocket, connection: Connection) -> None:
+    """Until the server holds less than HIGH_WATER_BYTES for the client. Meanwhile new events
+    wait in the stream's own buffer, where a latest value replaces the unsent older one
+    (realtime.latest) and the bound still counts them (realtime.sse)."""
+    # Polled: Twisted has no event for a drained buffer (uvicorn's is awaited before this).
+    while transport.buffered() >= HIGH_WATER_BYTES and connection.state is not CLOSED:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
 
 
 async def _drained(transport: servers.ServerSocket, connection: Connection) -> None:

@@ -36,9 +36,16 @@ RESYNC = "pulse.resync"  # every stream re-reads its channels (a publish failed 
 
 
 def event_message(
-    channel: str, event_type: str, data: str, event_id: int | None, prev: int | None = None
+    channel: str,
+    event_type: str,
+    data: str,
+    event_id: int | None,
+    prev: int | None = None,
+    latest: bool = False,
 ) -> dict[str, Any]:
-    """The group message for one SSE event; `data` is JSON text, sent to clients as is."""
+    """The group message for one SSE event; `data` is JSON text, sent to clients as is.
+
+    `latest`: a latest-value channel's event, which replaces an unsent older one."""
     message: dict[str, Any] = {
         "type": EVENT,
         "channel": channel,
@@ -48,6 +55,8 @@ def event_message(
     }
     if prev is not None:
         message["prev"] = prev
+    if latest:
+        message["latest"] = True
     return message
 
 
@@ -84,7 +93,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 class Event:
     """One SSE event, its bytes encoded once: `head` + <connection's id> + `tail`."""
 
-    __slots__ = ("channel", "head", "id", "prev", "size", "tail")
+    __slots__ = ("channel", "head", "id", "prev", "replace", "size", "tail")
 
     def __init__(
         self,
@@ -93,8 +102,11 @@ class Event:
         data: str,
         event_id: int | None,
         prev: int | None = None,
+        replace: bool = False,
     ) -> None:
         self.channel = channel
+        # A latest value: it replaces the channel's value still waiting to be sent.
+        self.replace = replace
         self.id = event_id
         # The id of the channel's event before this one, where the publisher knows it.
         self.prev = prev
@@ -107,6 +119,11 @@ class Event:
 
 
 def encode_event(
-    channel: str, event_type: str, data: str, event_id: int | None, prev: int | None = None
+    channel: str,
+    event_type: str,
+    data: str,
+    event_id: int | None,
+    prev: int | None = None,
+    replace: bool = False,
 ) -> Event:
-    return Event(channel, event_type, data, event_id, prev)
+    return Event(channel, event_type, data, event_id, prev, replace)

@@ -61,8 +61,6 @@ class PlainConsumer(AsyncJsonWebsocketConsumer):
 application = ProtocolTypeRouter(
     {
         "http": pulse,
-        "websocket": URLRouter(
-            [path("ws/plain/", PlainConsumer.as_asgi()), re_path(r"", pulse)]
-        ),
+        "websocket": URLRouter([path("ws/plain/", PlainConsumer.as_asgi()), re_path(r"", pulse)]),
     }
 )

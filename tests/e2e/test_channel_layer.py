@@ -88,6 +88,7 @@ async def test_a_chat_message_reaches_pulse_sockets_and_a_plain_consumer_in_the_
     try:
         await send(a, type="message", content="hello, everyone", client_msg_id="m-1")
         on_pulse = await frame(b, "broadcast")
+        assert await frame(a, "broadcast") == on_pulse
         on_plain = await received(consumer, "chat.message")
         assert json.loads(on_plain["text"]) == on_pulse  # the very frame Pulse sockets get
         assert on_pulse["data"]["content"] == "hello, everyone"
