@@ -23,6 +23,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("daphne", "uvicorn")
+# `daphne config.asgi:application` as the Channels and daphne docs start it (no launcher).
+PLAIN_DAPHNE = "daphne-plain"
 SECRET = "bench-only-secret-key-never-used-in-production-0123456789abcdef"
 # The stock django-eventstream baseline's settings: a server or publisher started with them
 # is the baseline, not the product (bench/settings.py).
@@ -46,7 +48,11 @@ def raise_fd_limit() -> int:
 
 
 def server_command(kind: str, port: int) -> list[str]:
-    """The command line of one ASGI server process serving config.asgi on 127.0.0.1."""
+    """The command line of one ASGI server process serving config.asgi on 127.0.0.1:
+    `manage.py serve`'s (the production command), or plain daphne's."""
+    if kind == PLAIN_DAPHNE:
+        host = ["-b", "127.0.0.1", "-p", str(port)]
+        return [sys.executable, "-m", "daphne", *host, "config.asgi:application"]
     from notifications.management.commands.serve import server_command as serve_command
 
     return serve_command(kind, host="127.0.0.1", port=port)

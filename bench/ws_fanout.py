@@ -6,6 +6,8 @@
     python -m bench.ws_fanout --clients 20 --rates 5 --stock-rates 1 --step-seconds 1 \\
         --repeat 1 --no-light                         # a smoke run (tests/bench)
     python -m bench.ws_fanout --quick --no-stock --profile /tmp/prof   # py-spy the server
+    python -m bench.ws_fanout --quick --targets ours,before --baseline-ref eed7550 \
+        --servers daphne,daphne-plain     # this code against an earlier commit, same run
 
 Everything runs on loopback in a throwaway world (bench.env: Redis, SQLite, users with
 sessions). Receivers live in a separate load-client process (bench.ws_client); a sender
@@ -17,11 +19,15 @@ loss, server CPU and RSS and the load client's CPU; per target the RSS per idle
 connection and the best sustained rate (zero loss, p99 <= 250 ms; and <= 1 s).
 
 Targets, each in a fresh server process:
-- ours:  config.asgi (feeds.fanout: one Redis subscription per process, frames encoded
-         once and written to each local socket);
+- ours:  config.asgi (the Pulse channel layer: one Redis subscription per process, frames
+         encoded once and written to each local socket);
 - stock: bench.stock_asgi, the Channels tutorial's consumer with a channel-layer group,
          on stock daphne (`python -m daphne`, same options) or uvicorn;
-- light: ours with 100 receivers at 10 messages/s (the latency target).
+- light: ours with 100 receivers at 10 messages/s (the latency target);
+- before: ours as of --baseline-ref (a git worktree of that commit, same venv, world and
+          command), so a change is measured against the code before it in one run.
+Servers: daphne and uvicorn as `manage.py serve` runs them, and daphne-plain:
+`daphne config.asgi:application` as the Channels and daphne docs start it.
 The ratio printed is ours (p99 <= 250 ms) over stock (p99 <= 1 s, the issue's baseline;
 its highest zero-loss rate when it never meets that). JSON goes to bench/results/.
 """
@@ -29,15 +35,21 @@ its highest zero-loss rate when it never meets that). JSON goes to bench/results
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from bench.env import (
+    PLAIN_DAPHNE,
     ROOT,
     SERVERS,
     BenchEnv,
@@ -76,7 +88,29 @@ PER_SENDER_RATE = 4.0  # messages/s per sender user, under the 5/s refill of fee
 # ---------------------------------------------------------------- processes
 
 
-def start_ws_server(env: BenchEnv, kind: str, *, app: str, label: str) -> ServerProcess:
+@contextlib.contextmanager
+def baseline_tree(ref: str | None) -> Iterator[Path | None]:
+    """A detached git worktree of `ref` (removed afterwards), or None."""
+    if ref is None:
+        yield None
+        return
+    path = Path(tempfile.mkdtemp(prefix="rtbench-baseline-")) / "tree"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(path), ref], cwd=ROOT, check=True,
+        capture_output=True,
+    )  # fmt: skip
+    try:
+        yield path
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, capture_output=True
+        )
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def start_ws_server(
+    env: BenchEnv, kind: str, *, app: str, label: str, cwd: Path = ROOT
+) -> ServerProcess:
     """bench.env's server, serving `app` instead of config.asgi (bench.env has no hook).
     The stock app gets stock daphne: our launcher's send path (config.daphne_ws) is part
     of ours, and would otherwise speed up the baseline too."""
@@ -85,13 +119,13 @@ def start_ws_server(env: BenchEnv, kind: str, *, app: str, label: str) -> Server
         raise RuntimeError(f"unexpected server command: {command}")
     if app == STOCK_APP and DAPHNE_LAUNCHER in command:
         command[command.index(DAPHNE_LAUNCHER)] = "daphne"
-    port = int(command[command.index("-p" if kind == "daphne" else "--port") + 1])
+    port = int(command[command.index("-p" if "-p" in command else "--port") + 1])
     command[-1] = app
     log_path = env.dir / f"{label}-{port}.log"
     log = open(log_path, "ab")  # noqa: SIM115 - the child holds it; removed with the dir
     process = subprocess.Popen(
         command,
-        cwd=ROOT,
+        cwd=cwd,
         env=dict(os.environ, **env.base_env()),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -227,11 +261,14 @@ def run_target(
     ladder: Ladder,
     profile: str | None = None,
     deflate: bool = False,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     stock = target == "stock"
     label = f"{target}-{kind}"
     print(f"\n== {label}: {len(receivers)} receivers in one room", flush=True)
-    server = start_ws_server(env, kind, app=STOCK_APP if stock else OURS_APP, label=label)
+    cwd = baseline if target == "before" and baseline is not None else ROOT
+    app = STOCK_APP if stock else OURS_APP
+    server = start_ws_server(env, kind, app=app, label=label, cwd=cwd)
     client = WSLoadClient(env)
     sender = WSSender(env)
     try:
@@ -296,11 +333,18 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "rss_per_conn_kb": median([r["idle"]["rss_per_conn_kb"] for r in group]),
             "connect_seconds": median([r["idle"]["seconds"] for r in group]),
         }
+        at_20k = [_p50_near(r["steps"], P50_AT_DELIVERIES) for r in group]
+        entry["p50_ms_at_20k"] = median([p for p in at_20k if p is not None] or [0])
         if group[0]["target"] == "light":
             entry["p50_ms"] = median([r["steps"][0]["p50_ms"] for r in group if r["steps"]])
             entry["p99_ms"] = median([r["steps"][0]["p99_ms"] for r in group if r["steps"]])
         summary[label] = entry
-    for kind in SERVERS:
+    for kind in (*SERVERS, PLAIN_DAPHNE):
+        ours, before = summary.get(f"ours-{kind}"), summary.get(f"before-{kind}")
+        if ours and before and before["sustained_p99_250ms"]:
+            ours["ratio_vs_before"] = round(
+                ours["sustained_p99_250ms"] / before["sustained_p99_250ms"], 2
+            )
         ours, stock = summary.get(f"ours-{kind}"), summary.get(f"stock-{kind}")
         if ours and stock:
             # Stock never meets p99 <= 250 ms with 1,000 receivers (one message takes longer
@@ -312,21 +356,44 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+# The issue's latency point: 1,000 receivers at 20 messages/s.
+P50_AT_DELIVERIES = 20_000
+
+
+def _p50_near(steps: list[dict[str, Any]], deliveries: int) -> float | None:
+    """p50 of the zero-loss step whose offered deliveries/s are closest to `deliveries`."""
+    near = [
+        s
+        for s in steps
+        if s["loss"] == 0 and abs(s["offered_deliveries_s"] - deliveries) <= deliveries * 0.1
+    ]
+    return (
+        min(near, key=lambda s: abs(s["offered_deliveries_s"] - deliveries))["p50_ms"]
+        if near
+        else None
+    )
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     print("\n== summary (medians)")
     print(
-        f"{'target':<15} {'0 loss,p99<=250ms':>18} {'0 loss,p99<=1s':>15} {'0 loss max':>11} "
-        f"{'KB/conn':>8} {'ratio':>6} {'(1 s)':>6}  light p50/p99 ms"
+        f"{'target':<20} {'0 loss,p99<=250ms':>18} {'0 loss,p99<=1s':>15} {'0 loss max':>11} "
+        f"{'KB/conn':>8} {'p50@20k':>8} {'ratio':>12} {'(1 s)':>6}  light p50/p99 ms"
     )
     for label, s in summary.items():
         ratio, same = s.get("ratio_vs_stock") or "", s.get("ratio_p99_1s") or ""
+        if "ratio_vs_before" in s:
+            ratio = f"{s['ratio_vs_before']}x before"
         light = f"{s['p50_ms']}/{s['p99_ms']}" if "p50_ms" in s else ""
         print(
-            f"{label:<15} {s['sustained_p99_250ms']:>18g} {s['sustained_p99_1s']:>15g} "
-            f"{s['zero_loss_max']:>11g} {s['rss_per_conn_kb']:>8g} {ratio!s:>6} {same!s:>6}  "
-            f"{light}"
+            f"{label:<20} {s['sustained_p99_250ms']:>18g} {s['sustained_p99_1s']:>15g} "
+            f"{s['zero_loss_max']:>11g} {s['rss_per_conn_kb']:>8g} {s['p50_ms_at_20k']:>8g} "
+            f"{ratio!s:>12} {same!s:>6}  {light}"
         )
-    print("ratio: ours at p99 <= 250 ms over stock at p99 <= 1 s; (1 s): both at p99 <= 1 s")
+    print(
+        "ratio: ours at p99 <= 250 ms over stock at p99 <= 1 s, or over `before` at p99 <= 250"
+        " ms; (1 s): both at p99 <= 1 s; p50@20k: p50 ms at ~20,000 deliveries/s"
+    )
 
 
 # ---------------------------------------------------------------- main
@@ -343,7 +410,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step-seconds", type=float)
     parser.add_argument("--repeat", type=int)
     parser.add_argument("--servers", default="daphne", help="daphne,uvicorn")
-    parser.add_argument("--targets", default="ours,stock,light", help="ours,stock,light")
+    parser.add_argument("--targets", default="ours,stock,light", help="ours,stock,light,before")
+    parser.add_argument(
+        "--baseline-ref", help="the git commit the `before` target runs (a temporary worktree)"
+    )
     parser.add_argument("--no-stock", action="store_true", help="skip the stock baseline")
     parser.add_argument("--no-light", action="store_true", help="skip the light-load run")
     parser.add_argument("--pad", type=int, default=100, help="message content length")
@@ -374,11 +444,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     wanted = {t.strip() for t in args.targets.split(",")}
     wanted -= {"stock"} if args.no_stock else set()
     wanted -= {"light"} if args.no_light else set()
-    ladders = {"ours": ours, "stock": stock, "light": light}
+    ladders = {"ours": ours, "before": ours, "stock": stock, "light": light}
+    if "before" in wanted and not args.baseline_ref:
+        raise SystemExit("--targets before needs --baseline-ref <commit>")
     targets = [(kind, t, ladders[t]) for t in ladders if t in wanted for kind in kinds]
     n_senders = max(2, math.ceil(max(ours.rates + stock.rates) / PER_SENDER_RATE))
     started = time.time()
-    with BenchEnv() as env:
+    with (
+        BenchEnv() as env,
+        baseline_tree(args.baseline_ref if "before" in wanted else None) as tree,
+    ):
         from feeds.models import Room
 
         Room.objects.create(slug=ROOM, title="Bench")
@@ -392,6 +467,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     run_target(
                         env, crowd, senders, kind=kind, target=target, ladder=ladder,
                         profile=args.profile if target == "ours" else None, deflate=args.deflate,
+                        baseline=tree,
                     )
                 )  # fmt: skip
     summary = summarize(runs)
