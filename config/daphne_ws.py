@@ -14,7 +14,7 @@ A batch of several frames for one socket can be held (feeds.outbox) and sent tog
 Anything unusual (binary, not open yet or closing, compression, fragmentation,
 oversized, autobahn's send queue or logging switched on, TLS) takes daphne's own path,
 which applies its checks and raises as before. autobahn's traffic counters, which
-nothing reads, do not count the frames sent here.
+nothing reads, do not count the frames sent here; realtime.fastpath counts both paths.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from typing import Any
 from daphne import server  # noqa: F401 - installs Twisted's asyncio reactor first
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import tcp
+
+from realtime import fastpath
 
 # Frames built for recent str objects: a batch from feeds.fanout has at most 64 frames
 # (BATCH_MAX), each written to every member in turn. Bigger frames than CACHED_PAYLOAD
@@ -64,6 +66,7 @@ class FanoutWebSocketProtocol(WebSocketProtocol):
 
     def serverSend(self, content: Any, binary: bool = False) -> None:
         if binary or not self._plain_send():
+            fastpath.note("ws-daphne-stock-frames")
             super().serverSend(content, binary)
             return
         cached = self.factory.frame_cache.frames.get(id(content))
@@ -74,9 +77,11 @@ class FanoutWebSocketProtocol(WebSocketProtocol):
             if 0 < self.maxMessagePayloadSize < len(payload) or (
                 0 < self.autoFragmentSize < len(payload)
             ):
+                fastpath.note("ws-daphne-stock-frames")
                 self.sendMessage(payload, False)  # autobahn refuses or fragments it
                 return
             raw = self.factory.frame_cache.frame(content, payload)
+        fastpath.note("ws-daphne-prepared-frames")
         held = self._held
         if held is None:
             self._write_frame(raw)

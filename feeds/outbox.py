@@ -28,6 +28,7 @@ from typing import Any
 
 from config import tcp
 from feeds import protocol
+from realtime import fastpath
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,7 @@ class Outbox:
     ) -> None:
         self.send = unwrap_send(send)
         self.wire = server_wire(self.send)
+        fastpath.note_adapter("ws", self.wire, daphne=TwistedWire, uvicorn=UvicornWire)
         if self.wire is not None:
             self.wire.limit_kernel_buffer()
         self.user_id = user_id

@@ -30,6 +30,7 @@ from typing import Any
 
 from config import tcp
 from notifications.hub import CLOSED, LIVE, MAX_BUFFERED_BYTES, Connection, frames
+from realtime import fastpath
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ def server_transport(send: Send) -> _Transport | None:
 async def serve(connection: Connection, send: Send, receive: Receive) -> None:
     """Write the hub's bytes for `connection` until it ends, the client leaves or lags."""
     transport = server_transport(send)
+    fastpath.note_adapter("sse", transport, daphne=_TwistedTransport, uvicorn=_Transport)
     if transport is not None:
         transport.cap_kernel_buffer()
         # A peer gone without FIN or RST would hold the stream for ~15 minutes.
