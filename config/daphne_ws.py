@@ -15,13 +15,18 @@ Anything unusual (binary, not open yet or closing, compression, fragmentation,
 oversized, autobahn's send queue or logging switched on, TLS) takes daphne's own path,
 which applies its checks and raises as before. autobahn's traffic counters, which
 nothing reads, do not count the frames sent here; realtime.fastpath counts both paths.
+
+Any daphne started through its command line gets this factory: config.asgi calls
+install_if_daphne_cli() when the CLI imports the application (tests/test_canaries.py
+checks the daphne internals this relies on).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from daphne import server  # noqa: F401 - installs Twisted's asyncio reactor first
+from daphne import server  # installs Twisted's asyncio reactor first
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import tcp
 
@@ -166,3 +171,20 @@ class ClosingWebSocketFactory(WebSocketFactory):
     def setProtocolOptions(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("failByDrop", False)
         super().setProtocolOptions(*args, **kwargs)
+
+
+def install() -> None:
+    """Make daphne.server build this factory: its Server.run() looks `WebSocketFactory` up
+    in its module when it starts. Idempotent."""
+    server.WebSocketFactory = ClosingWebSocketFactory
+
+
+def install_if_daphne_cli() -> bool:
+    """install() when this process runs daphne's command line (`daphne config.asgi:...`
+    with any options, `python -m daphne`, config.daphne_server): the CLI imports the
+    application before it builds its Server. Nothing under any other server (uvicorn
+    imports daphne.server too, through INSTALLED_APPS, but never daphne.cli)."""
+    if "daphne.cli" not in sys.modules:
+        return False
+    install()
+    return True

@@ -1,12 +1,16 @@
-"""The fast-path counters and the one warning without a fast path."""
+"""The fast-path counters, the one warning without a fast path, and daphne's CLI install."""
 
 from __future__ import annotations
 
 import logging
+import sys
+import types
 from collections import Counter
 
 import pytest
+from daphne import server as daphne_server
 
+from config import daphne_ws
 from realtime import fastpath
 
 
@@ -62,6 +66,31 @@ def test_the_counters_are_a_copy() -> None:
     fastpath.note("ws-none")
     fastpath.counts()["ws-none"] = 99
     assert fastpath.counts() == {"ws-none": 1}
+
+
+# ---------------------------------------------------------------- daphne's command line
+
+
+@pytest.fixture
+def stock_daphne(monkeypatch) -> None:
+    """daphne.server as daphne ships it; the test's changes are undone afterwards."""
+    from daphne.ws_protocol import WebSocketFactory
+
+    monkeypatch.setattr(daphne_server, "WebSocketFactory", WebSocketFactory)
+
+
+def test_the_daphne_cli_gets_the_fast_factory_every_time_it_asks(stock_daphne, monkeypatch):
+    monkeypatch.setitem(sys.modules, "daphne.cli", types.ModuleType("daphne.cli"))
+    assert daphne_ws.install_if_daphne_cli()
+    assert daphne_ws.install_if_daphne_cli()
+    assert daphne_server.WebSocketFactory is daphne_ws.ClosingWebSocketFactory
+
+
+def test_other_servers_keep_daphnes_module_as_it_is(stock_daphne, monkeypatch):
+    monkeypatch.delitem(sys.modules, "daphne.cli", raising=False)
+    stock = daphne_server.WebSocketFactory
+    assert not daphne_ws.install_if_daphne_cli()
+    assert daphne_server.WebSocketFactory is stock
 
 
 # ---------------------------------------------------------------- GET /api/health/
