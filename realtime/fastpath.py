@@ -16,8 +16,10 @@ logger = logging.getLogger(__name__)
 
 KINDS = {"ws": "chat WebSocket", "sse": "SSE stream"}
 NO_FAST_PATH = (
-    "No fast path for this ASGI server (a %s found no adapter): chat rooms fan out about "
-    "10x slower, and what the server buffers for a client that stops reading has no bound. "
+    "No fast path for this ASGI server (a %s found no adapter): chat rooms fan out much "
+    "slower (a task wake-up per member and frame instead of direct writes), and the "
+    "per-client buffer bound cannot see the server's own buffer, which may grow without "
+    "limit for a client that stops reading. "
     "Serve with `python manage.py serve` (or `--server uvicorn`), "
     "`daphne config.asgi:application`, or "
     "`uvicorn --ws websockets-sansio config.asgi:application`. "

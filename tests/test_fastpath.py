@@ -57,7 +57,7 @@ def test_no_adapter_is_counted_and_warned_about_once_per_process(caplog) -> None
     assert record.levelname == "WARNING"
     message = record.getMessage()
     assert "chat WebSocket" in message
-    for advice in ("10x slower", "no bound", "python manage.py serve", "daphne config.asgi"):
+    for advice in ("fan out much slower", "buffer bound", "manage.py serve", "daphne config.asgi"):
         assert advice in message
     assert "uvicorn --ws websockets-sansio" in message
 
