@@ -112,7 +112,7 @@ def start_ws_server(
     env: BenchEnv, kind: str, *, app: str, label: str, cwd: Path = ROOT
 ) -> ServerProcess:
     """bench.env's server, serving `app` instead of config.asgi (bench.env has no hook).
-    The stock app gets stock daphne: our launcher's send path (config.daphne_ws) is part
+    The stock app gets stock daphne: our launcher's send path (realtime.daphne_ws) is part
     of ours, and would otherwise speed up the baseline too."""
     command = server_command(kind, free_port())
     if command[-1] != OURS_APP:

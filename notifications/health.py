@@ -2,12 +2,17 @@
 
 Apps register a gauge (a function returning a number) once; `GET /api/health/` reports
 them for the process that answers, so a test or an operator can see connections drain.
+`fast_paths` beside them counts which server adapter each connection got
+(realtime.fastpath): a server that lost its fast path shows there.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
+
+from realtime import fastpath
 
 _GAUGES: dict[str, Callable[[], int]] = {}
 
@@ -25,8 +30,9 @@ def rss_bytes() -> int:
         return 0
 
 
-def snapshot() -> dict[str, int]:
-    return {"pid": os.getpid(), "rss_bytes": rss_bytes(), **{k: f() for k, f in _GAUGES.items()}}
+def snapshot() -> dict[str, Any]:
+    gauges = {k: f() for k, f in _GAUGES.items()}
+    return {"pid": os.getpid(), "rss_bytes": rss_bytes(), **gauges, "fast_paths": fastpath.counts()}
 
 
 def sse_streams() -> int:

@@ -15,16 +15,23 @@ together.
 Anything unusual (binary, not open yet or closing, compression, fragmentation,
 oversized, autobahn's send queue or logging switched on, TLS) takes daphne's own path,
 which applies its checks and raises as before. autobahn's traffic counters, which
-nothing reads, do not count the frames sent here.
+nothing reads, do not count the frames sent here; realtime.fastpath counts both paths.
+
+Any daphne started through its command line gets this factory: config.asgi calls
+install_if_daphne_cli() when the CLI imports the application (tests/test_canaries.py
+checks the daphne internals this relies on).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from daphne import server  # noqa: F401 - installs Twisted's asyncio reactor first
+from daphne import server  # installs Twisted's asyncio reactor first
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import tcp
+
+from realtime import fastpath
 
 # Frames built for recent str objects: a batch from the hub has at most 64 frames
 # (BATCH_MAX), each written to every member in turn. Bigger frames than CACHED_PAYLOAD
@@ -65,6 +72,7 @@ class FanoutWebSocketProtocol(WebSocketProtocol):
 
     def serverSend(self, content: Any, binary: bool = False) -> None:
         if binary or not self._plain_send():
+            fastpath.note("ws-daphne-stock-frames")
             super().serverSend(content, binary)
             return
         cached = self.factory.frame_cache.frames.get(id(content))
@@ -75,9 +83,11 @@ class FanoutWebSocketProtocol(WebSocketProtocol):
             if 0 < self.maxMessagePayloadSize < len(payload) or (
                 0 < self.autoFragmentSize < len(payload)
             ):
+                fastpath.note("ws-daphne-stock-frames")
                 self.sendMessage(payload, False)  # autobahn refuses or fragments it
                 return
             raw = self.factory.frame_cache.frame(content, payload)
+        fastpath.note("ws-daphne-prepared-frames")
         held = self._held
         if held is None:
             self._write_frame(raw)
@@ -162,3 +172,20 @@ class ClosingWebSocketFactory(WebSocketFactory):
     def setProtocolOptions(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("failByDrop", False)
         super().setProtocolOptions(*args, **kwargs)
+
+
+def install() -> None:
+    """Make daphne.server build this factory: its Server.run() looks `WebSocketFactory` up
+    in its module when it starts. Idempotent."""
+    server.WebSocketFactory = ClosingWebSocketFactory
+
+
+def install_if_daphne_cli() -> bool:
+    """install() when this process runs daphne's command line (`daphne config.asgi:...`
+    with any options, `python -m daphne`, config.daphne_server): the CLI imports the
+    application before it builds its Server. Nothing under any other server (uvicorn
+    imports daphne.server too, through INSTALLED_APPS, but never daphne.cli)."""
+    if "daphne.cli" not in sys.modules:
+        return False
+    install()
+    return True

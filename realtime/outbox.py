@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from realtime import servers
+from realtime import fastpath, servers
 from realtime.wire import CLOSE_RESYNC, CLOSE_TOO_SLOW
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ class Outbox:
     ) -> None:
         self.send = servers.unwrap_send(send)
         self.wire = servers.for_websocket(self.send)
+        fastpath.note_adapter(
+            "ws", self.wire, daphne=servers.TwistedSocket, uvicorn=servers.ServerSocket
+        )
         if self.wire is not None:
             self.wire.prepare(KERNEL_SEND_BUFFER)
         self.user_id = user_id

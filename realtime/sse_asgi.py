@@ -25,7 +25,7 @@ from contextvars import ContextVar
 from functools import partial
 from typing import Any
 
-from realtime import servers
+from realtime import fastpath, servers
 from realtime.sse import CLOSED, LIVE, MAX_BUFFERED_BYTES, Connection, frames
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,9 @@ def _until_handoff(slot: _Handoff, send: Send) -> Send:
 async def serve(connection: Connection, send: Send, receive: Receive) -> None:
     """Write the hub's bytes for `connection` until it ends, the client leaves or lags."""
     transport = servers.for_http(send)
+    fastpath.note_adapter(
+        "sse", transport, daphne=servers.TwistedSocket, uvicorn=servers.ServerSocket
+    )
     if transport is not None:
         # Caps the kernel's buffer; a peer gone without FIN or RST would otherwise hold the
         # stream for ~15 minutes (realtime.tcp).
