@@ -2,9 +2,10 @@
 
 The fast paths (the server adapters of realtime.servers, used by realtime.outbox and
 realtime.sse_asgi, and the prepared frames of realtime.daphne_ws) rely on a server's
-internals and fall back without an error when they do not find them. Counting each connection's adapter makes a fallback visible:
-`ws-none` or `sse-none` rising, or `ws-daphne-stock-frames` where prepared frames were
-expected. Counts are per process, since the last start, and only ever grow.
+internals and fall back without an error when they do not find them. Counting each
+connection's adapter makes a fallback visible: `ws-none` or `sse-none` rising, or `ws-
+daphne-stock-frames` where prepared frames were expected. Counts are per process, since
+the last start, and only ever grow.
 """
 
 from __future__ import annotations

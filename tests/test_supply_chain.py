@@ -35,6 +35,15 @@ SECURITY_FLOORS = {
 IMPORT_NAMES = {
     "django-csp": ("csp",),
     "django-axes": ("axes",),
+    # Not imported by name, pinned because the fast paths rely on their internals.
+    **{
+        package: (
+            "tests/test_canaries.py",
+            f'"{package}"',
+            "pinned for the fast paths; tests/test_canaries.py checks the version",
+        )
+        for package in ("autobahn", "txaio", "asgiref", "websockets")
+    },
     "psycopg-pool": ("psycopg_pool",),
 }
 
@@ -51,6 +60,15 @@ NOT_IMPORTED = {
         "django.db.backends.postgresql",
         "Django's PostgreSQL backend imports it when DATABASE_URL is postgres://",
     ),
+    # Not imported by name, pinned because the fast paths rely on their internals.
+    **{
+        package: (
+            "tests/test_canaries.py",
+            f'"{package}"',
+            "pinned for the fast paths; tests/test_canaries.py checks the version",
+        )
+        for package in ("autobahn", "txaio", "asgiref", "websockets")
+    },
     "psycopg-pool": (
         "config/settings.py",
         '["pool"]',
