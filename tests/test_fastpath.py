@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from daphne import server as daphne_server
 
-from config import daphne_ws
+from realtime import daphne_ws
 from realtime import fastpath
 
 
