@@ -10,8 +10,7 @@ from collections import Counter
 import pytest
 from daphne import server as daphne_server
 
-from realtime import daphne_ws
-from realtime import fastpath
+from realtime import daphne_ws, fastpath
 
 
 class DaphneAdapter:
