@@ -229,7 +229,7 @@ class PulseChannelLayer(RedisPubSubChannelLayer):
                         pipe.publish(channel, data)
                     pipe.execute()
         except (redis.RedisError, OSError) as exc:
-            logger.warning("publish of %d messages failed: %s", len(encoded), exc)
+            logger.warning("live publish failed (%d messages): %s", len(encoded), exc)
             return False
         return True
 

@@ -15,8 +15,10 @@ Three shapes, for three jobs:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
+import types
 import weakref
 
 import redis
@@ -78,6 +80,7 @@ def async_client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
+        _close_with(loop)
         client = _async_clients[loop] = aioredis.Redis.from_url(
             redis_url(),
             socket_timeout=SOCKET_TIMEOUT,
@@ -92,6 +95,7 @@ def async_publisher() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_publishers.get(loop)
     if client is None:
+        _close_with(loop)
         client = _async_publishers[loop] = aioredis.Redis.from_url(
             redis_url(),
             socket_timeout=PUBLISH_TIMEOUT,
@@ -109,6 +113,31 @@ def subscriber_client(name: str) -> aioredis.Redis:
         client_name=f"{name}-{os.getpid()}",
         retry=Retry(NoBackoff(), 0, supported_errors=()),
     )
+
+
+_wrapped: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+def _close_with(loop: asyncio.AbstractEventLoop) -> None:
+    """Close this loop's clients when the loop closes. A server's loop lives as long as the
+    process, but `async_to_sync(layer.group_send)` in a command runs each call in a new
+    loop: without this every call would leave a Redis connection open (measured: 200 calls,
+    200 connections). channels-redis does the same for its layers."""
+    if loop in _wrapped:
+        return
+    _wrapped.add(loop)
+    close = loop.close
+
+    def close_clients_first(self: asyncio.AbstractEventLoop) -> None:
+        for clients in (_async_clients, _async_publishers):
+            client = clients.pop(self, None)
+            if client is not None and not self.is_running() and not self.is_closed():
+                with contextlib.suppress(Exception):
+                    self.run_until_complete(client.aclose())
+        self.close = close  # type: ignore[method-assign]
+        close()
+
+    loop.close = types.MethodType(close_clients_first, loop)  # type: ignore[method-assign]
 
 
 async def close_loop_clients() -> None:

@@ -139,7 +139,7 @@ async def test_a_lone_failed_publish_is_delivered_before_the_next_event_from_ano
             redis_url="redis://127.0.0.1:1/0",
         )
         assert result.returncode == 0, result.stderr
-        assert "live publish of 1 events failed" in result.stderr
+        assert "live publish failed (1 messages)" in result.stderr
         lost = await sync_to_async(Notification.objects.get)(recipient=alice, title="lost publish")
         # The next notification comes from another process, whose publishes all succeed.
         later = await sync_to_async(notification_create)(recipient=alice, title="later")
