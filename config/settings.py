@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "axes",
     "notifications",
     "feeds",
+    "demos",
 ]
 
 MIDDLEWARE = [

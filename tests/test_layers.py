@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOMAIN_APPS = ("notifications", "feeds")
+DOMAIN_APPS = ("notifications", "feeds", "demos")
 
 
 def imported_modules(path: Path) -> set[str]:
