@@ -14,6 +14,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.urls import re_path  # noqa: E402
 
 from config.origin import SameOriginWebSocket  # noqa: E402
+from demos.routing import websocket_urlpatterns as demo_websocket_urlpatterns  # noqa: E402
 from feeds.routing import websocket_urlpatterns  # noqa: E402
 from notifications.sse import SSEStreams  # noqa: E402
 from realtime.auth import SessionAuthMiddleware  # noqa: E402
@@ -25,7 +26,11 @@ LIVE_CONNECT_PATHS = ("/events/",)
 
 # Any other path is refused before accept (daphne answers 403): URLRouter would raise,
 # and each such handshake would be a 500 with a traceback in the log.
-websocket_routes = [*websocket_urlpatterns, re_path(r"", WebsocketDenier.as_asgi())]
+websocket_routes = [
+    *websocket_urlpatterns,
+    *demo_websocket_urlpatterns,
+    re_path(r"", WebsocketDenier.as_asgi()),
+]
 
 application = ProtocolTypeRouter(
     {
