@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("notifications.urls")),
     path("", include("feeds.chat_urls")),
     path("", include("feeds.feed_urls")),
+    path("", include("demos.urls")),
 ]
 
 if getattr(settings, "BENCH_STOCK_SSE", False):
