@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -72,6 +75,25 @@ def test_an_operation_is_published_only_when_its_transaction_commits(
         create(board, alice, "one")
         move(board, alice, Card.objects.get().pk, "done", 0)
     assert len(callbacks) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_operations_get_distinct_gapless_versions(board, alice, bob):
+    def burst(user) -> list[int]:
+        try:
+            return [create(board, user, f"{user.username} {i}")["version"] for i in range(5)]
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(burst, [alice, bob] * 3))
+    versions = sorted(v for result in results for v in result)
+    assert versions == list(range(1, 31))
+    assert all(result == sorted(result) for result in results)
+    logged = BoardOp.objects.order_by("version").values_list("version", "payload")
+    assert all(version == payload["version"] for version, payload in logged)
+    positions = Card.objects.order_by("position").values_list("position", flat=True)
+    assert list(positions) == list(range(30))
 
 
 def test_versions_stay_per_board(board, alice):
