@@ -1,7 +1,8 @@
 """The shared board's wire format: client frames checked here, server frames built here.
 
-Every way a client frame can be wrong maps to one error code (docs/demos.md), so the
-consumer never passes unchecked input to a service.
+Every way a client frame can be malformed maps to one error code (docs/demos.md), so the
+consumer passes services only well-typed values; what a text may hold, and whether a
+card exists, is the services' rule.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from demos.models import Column
 
 # A client frame is small: the longest legal one (a 200-character text, every character
-# escaped) is under 1.5 KB. What a text may hold is checked by demos.services.
+# \u-escaped) is under 3 KB.
 FRAME_MAX = 4096
 CLIENT_OP_ID_MAX = 64
 # ASCII: echoed in every operation, so its size on the wire is known.
