@@ -14,6 +14,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.urls import re_path  # noqa: E402
 
 from config.origin import SameOriginWebSocket  # noqa: E402
+from demos.routing import websocket_urlpatterns as demo_websocket_urlpatterns  # noqa: E402
 from feeds.routing import websocket_urlpatterns  # noqa: E402
 from realtime.auth import SessionAuthMiddleware  # noqa: E402
 from realtime.daphne_ws import install_if_daphne_cli  # noqa: E402
@@ -34,6 +35,7 @@ LIVE_CONNECT_PATHS = ("/events/",)
 websocket_routes = [
     *websocket_urlpatterns,
     *realtime_websocket_urlpatterns,
+    *demo_websocket_urlpatterns,
     re_path(r"", WebsocketDenier.as_asgi()),
 ]
 
