@@ -564,6 +564,7 @@ class _StreamKind:
                     message["data"],
                     message.get("id"),
                     message.get("prev"),
+                    bool(message.get("latest")),
                 )
                 for conn in members:
                     if channel in conn._index:
