@@ -1,10 +1,10 @@
 """Latest-value channels on an SSE stream that falls behind: the newest value replaces the
-unsent one instead of queueing behind it."""
+unsent one instead of queueing behind it, and no id claims a value still unsent."""
 
 from __future__ import annotations
 
 from realtime.sse import LIVE, STREAMS, Connection, ReplayRead
-from realtime.wire import STREAM_OPEN, event_message
+from realtime.wire import KEEPALIVE, STREAM_OPEN, event_message
 
 
 def live_connection(**positions: int) -> Connection:
@@ -36,8 +36,23 @@ async def test_a_delivered_latest_value_replaces_the_unsent_one_of_its_channel()
     messages += [price("price-A", "a2", 2), price("price-A", "a3", 3)]
     await STREAMS.deliver((conn,), messages)
     assert conn.pending_bytes == sum(map(len, conn.pending))  # the bound counts what is left
-    assert [data for data, _ in sent(conn.take())] == ['"a3"', '"b1"']
+    assert [data for data, _ in sent(conn.take())] == ['"b1"', '"a3"']
     assert conn.positions == {"price-A": 3, "price-B": 1}
+
+
+async def test_a_newer_value_goes_last_so_no_id_claims_a_value_behind_it():
+    conn = live_connection(**{"price-A": 0, "price-B": 0})
+    await STREAMS.deliver((conn,), [price("price-A", "a1", 1), price("price-B", "b1", 1)])
+    conn.write_raw(KEEPALIVE)
+    await STREAMS.deliver((conn,), [price("price-A", "a2", 2), price("price-B", "b2", 2)])
+    # A client cut off after any of these holds an id whose positions it has (or below a
+    # value still on its way), so coming back gets it the newest of each.
+    data = conn.take()
+    assert data.startswith(KEEPALIVE)
+    assert sent(data) == [
+        ('"a2"', "price-A:2,price-B:1"),
+        ('"b2"', "price-A:2,price-B:2"),
+    ]
 
 
 async def test_events_of_other_channels_still_queue_one_after_another():
