@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "axes",
     "notifications",
     "feeds",
+    "ticker",
 ]
 
 MIDDLEWARE = [
