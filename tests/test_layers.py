@@ -119,9 +119,7 @@ def files_matching(pattern: str) -> set[str]:
 
 
 def test_redis_clients_are_made_in_one_place() -> None:
-    assert files_matching(r"\b(Strict)?Redis(\.from_url|\()") == {
-        "realtime/redis_clients.py"
-    }
+    assert files_matching(r"\b(Strict)?Redis(\.from_url|\()") == {"realtime/redis_clients.py"}
 
 
 def test_only_the_server_adapters_read_a_servers_internals() -> None:
