@@ -274,7 +274,7 @@ class RawStream:
 
 # Prices published while the client does not read: ~1.2 MB of events at 10 symbols, several
 # times what the kernel's buffers on both ends and the server's bounded buffer hold for it
-# (~1,350 of these events, measured), so most of them must be skipped. Waited for by count,
+# (~950 of these events, measured), so most of them must be skipped. Waited for by count,
 # not time: a busy machine that publishes slower only makes the test take longer.
 PUBLISHED_WHILE_PAUSED = 4000
 
