@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "notifications",
     "feeds",
     "demos",
+    "ticker",
 ]
 
 MIDDLEWARE = [

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("feeds.chat_urls")),
     path("", include("feeds.feed_urls")),
     path("", include("demos.urls")),
+    path("", include("ticker.urls")),
 ]
 
 # JSON under /api/ and /events/, the site's pages elsewhere (they apply when DEBUG is off).

@@ -62,6 +62,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         newest = await latest.aread([n for n in names if channels.replay_of(n) == channels.LATEST])
         for name, (event_id, event, data) in newest.items():
+            # A value published before this read may still be on its way: never after it.
+            self.last[name] = event_id
             await self._event(name, event, data, event_id)
 
     async def _refuse(self, code: str, message: str, close_code: int, **extra: Any) -> None:

@@ -186,13 +186,7 @@ class Connection:
             self._advance(event.channel, event.id)
             event_id = ",".join(self._parts).encode()
             if event.replace:
-                slot = self._slots.get(event.channel)
-                if slot is not None:  # a newer value replaces the unsent one
-                    pending = self.pending
-                    old = len(pending[slot]) + len(pending[slot + 1]) + len(pending[slot + 2])
-                    pending[slot : slot + 3] = (event.head, event_id, event.tail)
-                    self.pending_bytes += event.size + len(event_id) - old
-                    return
+                self._drop_unsent(event.channel)
                 self._slots[event.channel] = len(self.pending)
             self.pending += (event.head, event_id, event.tail)
             self.pending_bytes += event.size + len(event_id)
@@ -206,6 +200,21 @@ class Connection:
             else:
                 self._backlog.clear()
                 self._reread = True
+
+    def _drop_unsent(self, channel: str) -> None:
+        """Take a latest-value channel's unsent value out of `pending`: the newer one goes
+        last, with the newest id. Left in its place, it would carry an id that claims the
+        values of other channels queued behind it, and a client cut off right after it
+        would not get those back when it returns (their ids are not above its position)."""
+        slot = self._slots.pop(channel, None)
+        if slot is None:
+            return
+        pending = self.pending
+        self.pending_bytes -= len(pending[slot]) + len(pending[slot + 1]) + len(pending[slot + 2])
+        del pending[slot : slot + 3]
+        for other, at in self._slots.items():
+            if at > slot:
+                self._slots[other] = at - 3
 
     def _missed(self, event: Event) -> None:
         """An event this stream never got comes before `event`: read the gap from storage.
@@ -564,6 +573,7 @@ class _StreamKind:
                     message["data"],
                     message.get("id"),
                     message.get("prev"),
+                    bool(message.get("latest")),
                 )
                 for conn in members:
                     if channel in conn._index:

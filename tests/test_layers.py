@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = "realtime"
-DOMAIN_APPS = ("notifications", "feeds", "demos")
+DOMAIN_APPS = ("notifications", "feeds", "demos", "ticker")
 PRODUCT = ("config", CORE, *DOMAIN_APPS)
 
 

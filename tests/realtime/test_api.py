@@ -15,15 +15,6 @@ from tests.published import published
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def kinds():
-    """Kinds registered by a test are gone after it."""
-    before = dict(channels._KINDS)
-    yield
-    channels._KINDS.clear()
-    channels._KINDS.update(before)
-
-
 def test_a_kind_is_default_deny_and_its_rule_decides(kinds, alice, bob):
     api.register_channel("board", can_read=lambda user, key: key == f"u{user.pk}")
     assert channels.can_read(alice, f"board-u{alice.pk}")

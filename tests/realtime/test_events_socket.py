@@ -1,0 +1,54 @@
+"""`/ws/events/` through the full ASGI stack: a latest-value channel never goes back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from config.asgi import application
+from realtime import api, channels
+from realtime.layer import pulse_layer
+from realtime.redis_clients import close_loop_clients
+from realtime.wire import event_message
+from tests.conftest import session_cookie
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def events_socket(user, *names: str) -> WebsocketCommunicator:
+    cookie = await sync_to_async(session_cookie)(user)
+    headers = [
+        (b"host", b"testserver"),
+        (b"origin", b"http://testserver"),
+        (b"cookie", f"sessionid={cookie}".encode()),
+    ]
+    query = "&".join(f"channel={name}" for name in names)
+    socket = WebsocketCommunicator(application, f"/ws/events/?{query}", headers=headers)
+    connected, code = await socket.connect(timeout=5)
+    assert connected, f"refused with {code}"
+    return socket
+
+
+def price(channel: str, value: int, event_id: int) -> dict:
+    return event_message(channel, "price", json.dumps({"v": value}), event_id, 0, latest=True)
+
+
+async def test_a_value_older_than_the_one_a_socket_opened_with_is_not_sent(kinds, alice):
+    api.register_channel("price", can_read=lambda user, key: True, replay=channels.LATEST)
+    for value in (1, 2, 3):
+        await api.apublish("price-ACME", "price", {"v": value})
+    socket = await events_socket(alice, "price-ACME")
+    try:
+        opened_with = await socket.receive_json_from(timeout=5)
+        assert opened_with["data"] == {"v": 3}
+        newest = opened_with["id"]
+        # Published before the socket read the latest value, delivered after it.
+        await pulse_layer().group_send("price-ACME", price("price-ACME", 2, newest - 1))
+        await pulse_layer().group_send("price-ACME", price("price-ACME", 4, newest + 1))
+        assert (await socket.receive_json_from(timeout=5))["data"] == {"v": 4}
+    finally:
+        await socket.disconnect()
+        await close_loop_clients()
