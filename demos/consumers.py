@@ -25,6 +25,7 @@ from limits import RateLimitItemPerSecond
 
 from demos import access, events, protocol, selectors, services
 from realtime import ratelimit
+from realtime.wire import user_group
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 FRAMES = RateLimitItemPerSecond(20, 2)
 # Refused frames in a row before the socket is closed: a client that ignores `error`.
 FLOOD_STRIKES = 20
+CLOSE_SIGNED_OUT = 4001
 
 
 @database_sync_to_async
@@ -72,6 +74,7 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
     sent: int | None = None  # the last version sent; None until the client's `sync`
     strikes = 0  # frames refused by the rate limit in a row
     closing = False
+    session_key = ""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -83,13 +86,18 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user, self.board_id = user, board_id
         self.group = events.board_group(board_id)
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None) or ""
         # Joined before any read, so an operation is in the catch-up, live, or both.
         await self.channel_layer.group_add(self.group, self.channel_name)
+        # Every live connection of the user is in this group: a sign-out reaches it.
+        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
 
     # ------------------------------------------------------------ client frames
 
@@ -168,6 +176,21 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
         "edit": on_edit,
         "move": on_move,
     }
+
+    # ------------------------------------------------------------ the user's group
+
+    async def pulse_kick(self, event: dict[str, Any]) -> None:
+        """Signed out (that session), or password changed / deactivated (all): close."""
+        session = event.get("session") or ""
+        if not session or session == self.session_key:
+            self.closing = True
+            await self.close(CLOSE_SIGNED_OUT)
+
+    async def chat_close(self, event: dict[str, Any]) -> None:
+        """For chat sockets; a sign-out reaches this one as pulse.kick."""
+
+    async def chat_recheck(self, event: dict[str, Any]) -> None:
+        """About chat rooms, which this socket does not carry."""
 
     # ------------------------------------------------------------ operations to the client
 

@@ -15,7 +15,7 @@ from limits import RateLimitItemPerMinute
 from config.asgi import application
 from demos import consumers, events, protocol, services
 from demos.models import Board
-from realtime import redis_state
+from realtime import redis_state, sse
 from tests.conftest import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -218,3 +218,14 @@ async def test_frames_over_the_rate_are_refused_and_a_flood_is_closed(board, ali
     await socket.send_json_to({"type": "sync", "since": 0})
     assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 4008}
     await socket.disconnect()
+
+
+async def test_signing_out_closes_that_sessions_board_sockets(board, alice):
+    mine, _ = await synced(alice)
+    other, _ = await synced(alice)  # another session of alice's (another browser)
+    session = mine.scope["headers"][-1][1].decode().split("=", 1)[1]
+    await sync_to_async(sse.kick)(user_id=alice.pk, session_key=session)
+    assert (await mine.receive_output(timeout=5))["code"] == 4001
+    assert await other.receive_nothing(timeout=0.3)
+    await sync_to_async(sse.kick)(user_id=alice.pk, session_key=None)  # a password change
+    assert (await other.receive_output(timeout=5))["code"] == 4001
