@@ -466,8 +466,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 runs.append(
                     run_target(
                         env, crowd, senders, kind=kind, target=target, ladder=ladder,
-                        profile=args.profile if target == "ours" else None, deflate=args.deflate,
-                        baseline=tree,
+                        profile=args.profile if target in ("ours", "before") else None,
+                        deflate=args.deflate, baseline=tree,
                     )
                 )  # fmt: skip
     summary = summarize(runs)

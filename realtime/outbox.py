@@ -103,8 +103,7 @@ class Outbox:
             and self._writer is None
             and self.state is OPEN
             and not self.held
-            and not self.wire.paused()
-            and self.wire.buffered() < HIGH_WATER_BYTES
+            and self.wire.writable(HIGH_WATER_BYTES)
         )
 
     async def write_now(self, message: Message) -> None:

@@ -49,6 +49,11 @@ class ServerSocket:
             return not self.ws_protocol.writable.is_set()
         return self.flow is not None and self.flow.write_paused
 
+    def writable(self, limit: int) -> bool:
+        """True when a `send` now neither waits nor leaves `limit` bytes or more buffered:
+        one call per member and frame on the fan-out's hot path."""
+        return self.buffered() < limit and not self.paused()
+
     async def wait_writable(self) -> None:
         """Until `send` writes without waiting. Waited for here, before the next bytes
         leave a hub: inside `send` they would wait uncounted."""
@@ -106,6 +111,10 @@ class TwistedSocket(ServerSocket):
 
     def paused(self) -> bool:
         return False  # Twisted's `send` never waits
+
+    def writable(self, limit: int) -> bool:
+        tw = self.transport
+        return len(tw.dataBuffer) - tw.offset + tw._tempDataLen < limit
 
     async def wait_writable(self) -> None:
         """Twisted's `send` never waits."""

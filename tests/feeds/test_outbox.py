@@ -21,8 +21,8 @@ class FakeWire:
     def buffered(self) -> int:
         return self.buffered_bytes
 
-    def paused(self) -> bool:
-        return False
+    def writable(self, limit: int) -> bool:
+        return self.buffered_bytes < limit
 
     def flush(self) -> None:
         pass
