@@ -20,6 +20,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from notifications.batch_sql import id_set
 from notifications.models import (
     Announcement,
     AnnouncementRead,
@@ -70,7 +71,7 @@ def unread_counts(*, user_ids: set[int]) -> dict[int, int]:
     )
     rows = (
         get_user_model()
-        .objects.filter(pk__in=user_ids)
+        .objects.filter(pk__in=id_set(user_ids))
         .annotate(
             n=_count(Notification.objects.filter(recipient_id=user, read_at__isnull=True)),
             a=_count(unread_announcements),
@@ -133,7 +134,7 @@ def notification_previous_ids(*, ids: list[int]) -> dict[int, int]:
         .values("id")[:1]
     )
     rows = (
-        Notification.objects.filter(id__in=ids)
+        Notification.objects.filter(id__in=id_set(ids))
         .order_by()
         .annotate(prev=Subquery(before))
         .values_list("id", "prev")

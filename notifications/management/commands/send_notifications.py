@@ -190,7 +190,6 @@ class Command(BaseCommand):
                         level=options["level"],
                         url=options["url"],
                         send_key=key,
-                        new_key=not options["key"],
                     )
                     done += len(batch)
                     sent += len(created)
