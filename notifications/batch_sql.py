@@ -13,7 +13,9 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from django.db import connection
+from django.db.models.base import ModelState
 from django.db.models.expressions import RawSQL
+from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
 from notifications.models import Notification
@@ -68,16 +70,26 @@ def notifications_insert(
 
 
 def _instances(rows: list[tuple[int, int]], content: dict[str, Any]) -> list[Notification]:
-    # Positional, as Model.from_db builds them: keyword arguments cost three times as much.
     fields = [f.attname for f in Notification._meta.concrete_fields]
-    template = [content.get(attname) for attname in fields]
-    at_id, at_recipient = fields.index("id"), fields.index("recipient_id")
+    template = {attname: content.get(attname) for attname in fields}
+    alias = connection.alias  # read once: each read goes through a thread-local proxy
+    if pre_init.has_listeners(Notification) or post_init.has_listeners(Notification):
+        return [
+            _saved(Notification(**{**template, "id": pk, "recipient_id": r}), alias)
+            for pk, r in rows
+        ]
+    # Built as unpickling builds a model instance, without __init__, which costs more than
+    # the insert itself; only while no pre_init/post_init receiver expects to run.
     out = []
     for pk, recipient_id in rows:
-        values = template.copy()
-        values[at_id], values[at_recipient] = pk, recipient_id
-        notification = Notification(*values)
-        notification._state.adding = False
-        notification._state.db = connection.alias
-        out.append(notification)
+        notification = Notification.__new__(Notification)
+        notification.__dict__.update(template, id=pk, recipient_id=recipient_id)
+        notification._state = ModelState()
+        out.append(_saved(notification, alias))
     return out
+
+
+def _saved(notification: Notification, alias: str) -> Notification:
+    notification._state.adding = False
+    notification._state.db = alias
+    return notification

@@ -88,14 +88,17 @@ def unread_count(*, user_id: int) -> int:
 
 def notification_payload(notification: Notification, *, unread: int) -> dict[str, Any]:
     """The public wire format of `event: notification` and of the JSON API."""
+    return {"id": notification.pk, **notification_content(notification), "unread": unread}
+
+
+def notification_content(notification: Notification) -> dict[str, Any]:
+    """The payload's middle: what every recipient of one bulk send is told alike."""
     return {
-        "id": notification.pk,
         "title": notification.title,
         "body": notification.body,
         "level": notification.level,
         "url": notification.url,
         "created_at": notification.created_at.isoformat(),
-        "unread": unread,
     }
 
 

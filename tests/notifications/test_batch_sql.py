@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.db.models.signals import post_init
 
 from notifications import batch_sql, selectors
 from notifications.models import Notification
@@ -33,6 +34,28 @@ def test_inserted_rows_come_back_as_a_query_returns_them(alice, bob):
         assert as_stored(n) == as_stored(Notification.objects.get(pk=n.pk))
         assert not n._state.adding  # a later save() updates the row
     assert len({n.created_at for n in rows}) == 1
+    assert (rows[0].recipient, rows[0].actor, rows[0].target) == (bob, bob, group)
+    rows[0].title = "edited"
+    rows[0].save()
+    assert Notification.objects.get(pk=rows[0].pk).title == "edited"
+    assert Notification.objects.count() == 2
+
+
+def test_init_signal_receivers_see_every_row_returned(alice, bob):
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=Notification)
+    try:
+        rows = batch_sql.notifications_insert(recipient_ids=[alice.pk, bob.pk], content=CONTENT)
+    finally:
+        post_init.disconnect(receiver, sender=Notification)
+    assert seen == rows
+    for n in rows:
+        assert as_stored(n) == as_stored(Notification.objects.get(pk=n.pk))
+        assert not n._state.adding
 
 
 def test_a_batch_of_thousands_is_one_insert(django_assert_num_queries):
