@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 TITLE_MAX = Notification._meta.get_field("title").max_length
 BODY_MAX = 5000
 URL_MAX = Notification._meta.get_field("url").max_length
+# Rows per transaction and per publish in a bulk send (notify(), send_notifications).
+SEND_BATCH_SIZE = 2000
 
 
 def clean_text(text: str) -> str:
@@ -42,7 +44,15 @@ def clean_text(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-def notification_check(*, title: str, body: str = "", level: str = "info", url: str = "") -> None:
+def notification_check(
+    *,
+    title: str,
+    body: str = "",
+    level: str = "info",
+    url: str = "",
+    actor: Any = None,
+    target: models.Model | None = None,
+) -> None:
     """Raise ValidationError with a readable message for content no client should get."""
     if not title or not title.strip():
         raise ValidationError("title must not be empty")
@@ -55,6 +65,10 @@ def notification_check(*, title: str, body: str = "", level: str = "info", url: 
     if len(url) > URL_MAX:
         raise ValidationError(f"url is longer than {URL_MAX} characters")
     validate_link_url(url)
+    if actor is not None and (not isinstance(actor, get_user_model()) or actor.pk is None):
+        raise ValidationError("actor must be a saved user")
+    if target is not None and (not isinstance(target, models.Model) or target.pk is None):
+        raise ValidationError("target must be a saved model instance")
 
 
 def notification_create(
@@ -69,7 +83,7 @@ def notification_create(
 ) -> Notification:
     """Create a notification; the post_save wiring pushes it to the recipient after commit."""
     title, body = clean_text(title), clean_text(body)
-    notification_check(title=title, body=body, level=level, url=url)
+    notification_check(title=title, body=body, level=level, url=url, actor=actor, target=target)
     return Notification.objects.create(
         recipient=recipient,
         title=title,
@@ -115,7 +129,7 @@ def notifications_send_batch(
     listed gets one (list them once).
     """
     title, body = clean_text(title), clean_text(body)
-    notification_check(title=title, body=body, level=level, url=url)
+    notification_check(title=title, body=body, level=level, url=url, actor=actor, target=target)
     content = {
         "title": title,
         "body": body,
@@ -135,17 +149,13 @@ def notifications_send_batch(
 
 def _actor_and_target(actor: Any, target: models.Model | None) -> dict[str, Any]:
     """The columns notification_create fills from `actor=` and `target=`, for a batch insert."""
-    columns: dict[str, Any] = {"actor_id": None, "target_type_id": None, "target_id": None}
-    if actor is not None:
-        if not isinstance(actor, get_user_model()) or actor.pk is None:
-            raise ValidationError("actor must be a saved user")
-        columns["actor_id"] = actor.pk
-    if target is not None:
-        if not isinstance(target, models.Model) or target.pk is None:
-            raise ValidationError("target must be a saved model instance")
-        columns["target_type_id"] = ContentType.objects.get_for_model(target).pk
-        columns["target_id"] = str(target.pk)
-    return columns
+    return {
+        "actor_id": actor.pk if actor is not None else None,
+        "target_type_id": ContentType.objects.get_for_model(target).pk
+        if target is not None
+        else None,
+        "target_id": str(target.pk) if target is not None else None,
+    }
 
 
 def notification_mark_read(*, user: Any, notification_id: int) -> int:
