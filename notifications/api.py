@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import islice
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -11,8 +10,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from notifications import services
-from notifications.batch_sql import id_set
+from notifications import selectors, services
 from notifications.models import Level, Notification
 
 # A user, or a user's id.
@@ -83,12 +81,10 @@ def _as_user_ids(recipients: Recipient | Iterable[Recipient]) -> dict[int, Any]:
 
 
 def _check_known(ids: list[int]) -> None:
-    user_model = get_user_model()
-    if user_model.objects.filter(pk__in=id_set(ids)).count() == len(ids):
+    unknown = selectors.unknown_user_ids(ids=ids)
+    if not unknown:
         return
-    known = set(user_model.objects.filter(pk__in=id_set(ids)).values_list("pk", flat=True))
-    unknown = [pk for pk in ids if pk not in known]
-    listed = ", ".join(str(pk) for pk in islice(unknown, UNKNOWN_LISTED))
+    listed = ", ".join(str(pk) for pk in unknown[:UNKNOWN_LISTED])
     more = f" and {len(unknown) - UNKNOWN_LISTED} more" if len(unknown) > UNKNOWN_LISTED else ""
     raise ValidationError(
         f"{len(unknown)} unknown user id{'s' if len(unknown) > 1 else ''}: {listed}{more}"

@@ -81,6 +81,15 @@ def unread_counts(*, user_ids: set[int]) -> dict[int, int]:
     return {pk: n + a for pk, n, a in rows if n + a}
 
 
+def unknown_user_ids(*, ids: list[int]) -> list[int]:
+    """Those of `ids` that are no user's, in their order; one count query if all are known."""
+    users = get_user_model().objects.filter(pk__in=id_set(ids))
+    if users.count() == len(set(ids)):
+        return []
+    known = set(users.values_list("pk", flat=True))
+    return [pk for pk in ids if pk not in known]
+
+
 def unread_count(*, user_id: int) -> int:
     """What the bell shows: unread notifications and unread, unexpired announcements."""
     return unread_counts(user_ids={user_id}).get(user_id, 0)

@@ -11,7 +11,7 @@ from django.http import HttpRequest, JsonResponse
 from django.test import Client
 from django.urls import path
 
-from notifications import services
+from notifications import selectors, services
 from notifications.api import notify
 from notifications.models import Notification
 from tests.conftest import make_user, make_users
@@ -195,6 +195,13 @@ def test_bad_input_is_refused_with_a_clear_message_and_nothing_sent(
         notify(recipients, **kwargs)
     assert not Notification.objects.exists()
     assert notifications_published(pubsub) == []
+
+
+def test_thousands_of_known_ids_are_checked_in_one_query(django_assert_num_queries):
+    ids = [u.pk for u in make_users(1500, "known")]
+    with django_assert_num_queries(1):
+        assert selectors.unknown_user_ids(ids=ids) == []
+    assert selectors.unknown_user_ids(ids=[10**9, *ids, 10**9 + 1]) == [10**9, 10**9 + 1]
 
 
 def test_from_a_shell_the_notifications_are_committed_and_live_when_it_returns(pubsub):
