@@ -8,7 +8,7 @@ the group (`user-42`, `announcements`, `group-7`).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import transaction
@@ -93,15 +93,23 @@ def _publish_notifications(notifications: list[Notification]) -> None:
     # (notifications.storage.replay_log_lock).
     prevs = selectors.notification_previous_ids(ids=[n.pk for n in notifications])
     sse.publish_events(
-        (
-            user_channel(n.recipient_id),
-            "notification",
-            json.dumps(selectors.notification_payload(n, unread=counts.get(n.recipient_id, 0))),
-            n.pk,
-            prevs.get(n.pk, 0),
-        )
-        for n in notifications
+        (user_channel(n.recipient_id), "notification", data, n.pk, prevs.get(n.pk, 0))
+        for n, data in zip(notifications, _payloads_json(notifications, counts), strict=True)
     )
+
+
+def _payloads_json(notifications: list[Notification], counts: dict[int, int]) -> Iterator[str]:
+    """`json.dumps(selectors.notification_payload(...))` of each, byte for byte.
+
+    The content that consecutive notifications share (all of a bulk batch) is encoded once,
+    then framed by the id and unread count as json.dumps writes them.
+    """
+    content: dict[str, Any] | None = None
+    encoded = ""
+    for n in notifications:
+        if (current := selectors.notification_content(n)) != content:
+            content, encoded = current, json.dumps(current)[1:-1]
+        yield f'{{"id": {n.pk:d}, {encoded}, "unread": {counts.get(n.recipient_id, 0):d}}}'
 
 
 def _publish_read_change(change: ReadChange) -> None:

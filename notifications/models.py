@@ -104,7 +104,7 @@ class Notification(models.Model):
         if not self._state.adding or not replay_log_needs_lock():
             return super().save(*args, **kwargs)
         # Whoever inserts (a service, the admin, the shell), a recipient's notifications
-        # commit in id order; bulk_create skips save() and takes the lock itself. Where no
+        # commit in id order; a batch insert skips save() and takes the lock itself. Where no
         # lock is needed, no transaction is opened for it either.
         with transaction.atomic(using=kwargs.get("using")):
             replay_log_lock(user_ids=[self.recipient_id])

@@ -20,6 +20,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from notifications.batch_sql import id_set
 from notifications.models import (
     Announcement,
     AnnouncementRead,
@@ -70,7 +71,7 @@ def unread_counts(*, user_ids: set[int]) -> dict[int, int]:
     )
     rows = (
         get_user_model()
-        .objects.filter(pk__in=user_ids)
+        .objects.filter(pk__in=id_set(user_ids))
         .annotate(
             n=_count(Notification.objects.filter(recipient_id=user, read_at__isnull=True)),
             a=_count(unread_announcements),
@@ -80,6 +81,15 @@ def unread_counts(*, user_ids: set[int]) -> dict[int, int]:
     return {pk: n + a for pk, n, a in rows if n + a}
 
 
+def unknown_user_ids(*, ids: list[int]) -> list[int]:
+    """Those of `ids` that are no user's, in their order; one count query if all are known."""
+    users = get_user_model().objects.filter(pk__in=id_set(ids))
+    if users.count() == len(set(ids)):
+        return []
+    known = set(users.values_list("pk", flat=True))
+    return [pk for pk in ids if pk not in known]
+
+
 def unread_count(*, user_id: int) -> int:
     """What the bell shows: unread notifications and unread, unexpired announcements."""
     return unread_counts(user_ids={user_id}).get(user_id, 0)
@@ -87,14 +97,17 @@ def unread_count(*, user_id: int) -> int:
 
 def notification_payload(notification: Notification, *, unread: int) -> dict[str, Any]:
     """The public wire format of `event: notification` and of the JSON API."""
+    return {"id": notification.pk, **notification_content(notification), "unread": unread}
+
+
+def notification_content(notification: Notification) -> dict[str, Any]:
+    """The payload's middle: what every recipient of one bulk send is told alike."""
     return {
-        "id": notification.pk,
         "title": notification.title,
         "body": notification.body,
         "level": notification.level,
         "url": notification.url,
         "created_at": notification.created_at.isoformat(),
-        "unread": unread,
     }
 
 
@@ -133,7 +146,7 @@ def notification_previous_ids(*, ids: list[int]) -> dict[int, int]:
         .values("id")[:1]
     )
     rows = (
-        Notification.objects.filter(id__in=ids)
+        Notification.objects.filter(id__in=id_set(ids))
         .order_by()
         .annotate(prev=Subquery(before))
         .values_list("id", "prev")

@@ -7,13 +7,15 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from notifications import events, selectors
+from notifications import batch_sql, events, selectors
 from notifications.hooks import announcement_deleted, announcement_published
 from notifications.models import (
     Announcement,
@@ -33,6 +35,8 @@ logger = logging.getLogger(__name__)
 TITLE_MAX = Notification._meta.get_field("title").max_length
 BODY_MAX = 5000
 URL_MAX = Notification._meta.get_field("url").max_length
+# Rows per transaction and per publish in a bulk send (notify(), send_notifications).
+SEND_BATCH_SIZE = 2000
 
 
 def clean_text(text: str) -> str:
@@ -40,7 +44,15 @@ def clean_text(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-def notification_check(*, title: str, body: str = "", level: str = "info", url: str = "") -> None:
+def notification_check(
+    *,
+    title: str,
+    body: str = "",
+    level: str = "info",
+    url: str = "",
+    actor: Any = None,
+    target: models.Model | None = None,
+) -> None:
     """Raise ValidationError with a readable message for content no client should get."""
     if not title or not title.strip():
         raise ValidationError("title must not be empty")
@@ -53,6 +65,10 @@ def notification_check(*, title: str, body: str = "", level: str = "info", url: 
     if len(url) > URL_MAX:
         raise ValidationError(f"url is longer than {URL_MAX} characters")
     validate_link_url(url)
+    if actor is not None and (not isinstance(actor, get_user_model()) or actor.pk is None):
+        raise ValidationError("actor must be a saved user")
+    if target is not None and (not isinstance(target, models.Model) or target.pk is None):
+        raise ValidationError("target must be a saved model instance")
 
 
 def notification_create(
@@ -67,7 +83,7 @@ def notification_create(
 ) -> Notification:
     """Create a notification; the post_save wiring pushes it to the recipient after commit."""
     title, body = clean_text(title), clean_text(body)
-    notification_check(title=title, body=body, level=level, url=url)
+    notification_check(title=title, body=body, level=level, url=url, actor=actor, target=target)
     return Notification.objects.create(
         recipient=recipient,
         title=title,
@@ -85,7 +101,7 @@ def notification_publish(*, notification: Notification) -> None:
 
 
 def notifications_publish_bulk(*, notifications: list[Notification]) -> None:
-    """Publish rows made by bulk_create (which sends no post_save) after commit."""
+    """Publish rows inserted in bulk (which sends no post_save) after commit."""
     events.notify_users_on_commit(notifications=notifications)
 
 
@@ -102,44 +118,44 @@ def notifications_send_batch(
     body: str = "",
     level: str = Level.INFO,
     url: str = "",
-    send_key: str,
-    new_key: bool = False,
+    send_key: str = "",
+    actor: Any = None,
+    target: models.Model | None = None,
 ) -> list[Notification]:
     """Create one notification per recipient not yet sent `send_key`, and publish them.
 
     One transaction per batch: an interrupted bulk send leaves whole batches behind, and a
-    rerun with the same key skips exactly their recipients. `new_key`: the key was made for
-    this run, so nobody has it yet and the lookup of who does is skipped.
+    rerun with the same key skips exactly their recipients. Without a key, each recipient
+    listed gets one (list them once).
     """
     title, body = clean_text(title), clean_text(body)
-    notification_check(title=title, body=body, level=level, url=url)
-    content = {"title": title, "body": body, "level": level, "url": url, "send_key": send_key}
-    try:
-        return _send_batch(recipient_ids, content, check_sent=not new_key)
-    except IntegrityError:
-        # A concurrent run with the same key took some of these recipients: skip them now.
-        return _send_batch(recipient_ids, content, check_sent=True)
-
-
-def _send_batch(
-    recipient_ids: Sequence[int], content: dict[str, str], *, check_sent: bool
-) -> list[Notification]:
+    notification_check(title=title, body=body, level=level, url=url, actor=actor, target=target)
+    content = {
+        "title": title,
+        "body": body,
+        "level": level,
+        "url": url,
+        "send_key": send_key,
+        **_actor_and_target(actor, target),
+    }
+    if not recipient_ids:
+        return []
     with transaction.atomic():
         replay_log_lock(user_ids=recipient_ids)  # each recipient's ids commit in order
-        sent: set[int] = set()
-        if check_sent:
-            sent = set(
-                Notification.objects.filter(
-                    send_key=content["send_key"], recipient_id__in=recipient_ids
-                ).values_list("recipient_id", flat=True)
-            )
-        created = Notification.objects.bulk_create(
-            Notification(recipient_id=recipient_id, **content)
-            for recipient_id in recipient_ids
-            if recipient_id not in sent
-        )
+        created = batch_sql.notifications_insert(recipient_ids=recipient_ids, content=content)
         notifications_publish_bulk(notifications=created)
     return created
+
+
+def _actor_and_target(actor: Any, target: models.Model | None) -> dict[str, Any]:
+    """The columns notification_create fills from `actor=` and `target=`, for a batch insert."""
+    return {
+        "actor_id": actor.pk if actor is not None else None,
+        "target_type_id": ContentType.objects.get_for_model(target).pk
+        if target is not None
+        else None,
+        "target_id": str(target.pk) if target is not None else None,
+    }
 
 
 def notification_mark_read(*, user: Any, notification_id: int) -> int:

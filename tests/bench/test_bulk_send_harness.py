@@ -12,7 +12,7 @@ from tests.servers import ROOT
 pytestmark = pytest.mark.e2e
 
 
-def test_bulk_send_harness_prints_the_ratio_and_writes_its_json(tmp_path):
+def test_bulk_send_harness_prints_both_rates_and_the_ratio_and_writes_its_json(tmp_path):
     out = tmp_path / "bulk_send.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench.bulk_send", "--users", "300", "--naive-sample", "50",
@@ -25,6 +25,8 @@ def test_bulk_send_harness_prints_the_ratio_and_writes_its_json(tmp_path):
     result = json.loads(out.read_text())
     assert (result["users"], result["batch_size"]) == (300, 100)
     assert result["naive_per_s"] > 0 and result["bulk_delivered_per_s"] > 0
+    assert result["notify_delivered_per_s"] > 0
+    assert re.search(r"notify\(\) many users:\s+[0-9,]+ notifications/s", run.stdout)
     assert result["ratio"] == pytest.approx(
         result["bulk_delivered_per_s"] / result["naive_per_s"], rel=0.05
     )

@@ -5,9 +5,11 @@ import json
 import pytest
 
 from notifications import selectors
+from notifications.models import Notification
 from notifications.services import (
     notification_create,
     notification_mark_read,
+    notifications_publish_bulk,
     notifications_send_batch,
 )
 from realtime import sse
@@ -56,6 +58,29 @@ def test_each_notification_names_the_recipients_one_before_it(alice, bob, charli
     }
     # `prev` rides in the envelope, not in the public JSON
     assert all(set(json.loads(data)) == PUBLIC_KEYS for _c, _t, data, *_ in published.sent)
+
+
+def test_published_json_is_the_payload_byte_for_byte(alice, bob, published):
+    awkward = {
+        "title": 'Say "hi" \u2713\n</script>',
+        "body": "\u00e9\x00\U0001f600\\",
+        "url": "/a?b=c&d",
+    }
+    published(
+        lambda: notifications_send_batch(
+            recipient_ids=[alice.pk, bob.pk], level="warning", send_key="k2", **awkward
+        )
+    )
+    rows = Notification.objects.bulk_create(
+        Notification(recipient=user, title=title) for user, title in [(alice, "a"), (bob, "b")]
+    )
+    published(lambda: notifications_publish_bulk(notifications=[*rows, rows[0]]))
+    assert len(published.sent) == 5
+    for _channel, _type, data, event_id, *_ in published.sent:
+        unread = json.loads(data)["unread"]
+        row = Notification.objects.get(pk=event_id)
+        assert data == json.dumps(selectors.notification_payload(row, unread=unread))
+    assert [json.loads(m[2])["unread"] for m in published.sent] == [1, 1, 2, 2, 2]
 
 
 def test_read_events_carry_no_prev_until_read_changes_commit_in_order(alice, published):

@@ -16,7 +16,11 @@ from django.utils import timezone
 
 from notifications import recipients
 from notifications.models import Level, Notification
-from notifications.services import notification_check, notifications_send_batch
+from notifications.services import (
+    SEND_BATCH_SIZE,
+    notification_check,
+    notifications_send_batch,
+)
 
 KEY_MAX = Notification._meta.get_field("send_key").max_length
 MAX_BATCH = 10_000
@@ -95,7 +99,7 @@ class Command(BaseCommand):
             metavar="users.csv",
             help="a CSV file: one username per line, or a header row with a `username` column",
         )
-        parser.add_argument("--batch-size", type=int, default=2000, metavar="N")
+        parser.add_argument("--batch-size", type=int, default=SEND_BATCH_SIZE, metavar="N")
         parser.add_argument(
             "--key",
             default="",
@@ -190,7 +194,6 @@ class Command(BaseCommand):
                         level=options["level"],
                         url=options["url"],
                         send_key=key,
-                        new_key=not options["key"],
                     )
                     done += len(batch)
                     sent += len(created)
