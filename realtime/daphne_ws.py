@@ -33,6 +33,10 @@ from twisted.internet import tcp
 
 from realtime import fastpath
 
+# Text frames written by the prepared path and by daphne's own (GET /api/health/).
+_PREPARED_FRAMES = fastpath.tally("ws-daphne-prepared-frames")
+_STOCK_FRAMES = fastpath.tally("ws-daphne-stock-frames")
+
 # Frames built for recent str objects: a batch from the hub has at most 64 frames
 # (BATCH_MAX), each written to every member in turn. Bigger frames than CACHED_PAYLOAD
 # (2,000 characters of chat content are at most ~25 KiB of JSON) are built per member,
@@ -72,7 +76,7 @@ class FanoutWebSocketProtocol(WebSocketProtocol):
 
     def serverSend(self, content: Any, binary: bool = False) -> None:
         if binary or not self._plain_send():
-            fastpath.note("ws-daphne-stock-frames")
+            _STOCK_FRAMES.n += 1
             super().serverSend(content, binary)
             return
         cached = self.factory.frame_cache.frames.get(id(content))
@@ -83,11 +87,11 @@ class FanoutWebSocketProtocol(WebSocketProtocol):
             if 0 < self.maxMessagePayloadSize < len(payload) or (
                 0 < self.autoFragmentSize < len(payload)
             ):
-                fastpath.note("ws-daphne-stock-frames")
+                _STOCK_FRAMES.n += 1
                 self.sendMessage(payload, False)  # autobahn refuses or fragments it
                 return
             raw = self.factory.frame_cache.frame(content, payload)
-        fastpath.note("ws-daphne-prepared-frames")
+        _PREPARED_FRAMES.n += 1
         held = self._held
         if held is None:
             self._write_frame(raw)
