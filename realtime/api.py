@@ -66,9 +66,8 @@ def _checked(channel: str, event: str, data: Any, event_id: int | None) -> tuple
     kind = found[0]
     if not isinstance(event, str) or not event or "\n" in event or "\r" in event:
         raise ValueError("event must be a non-empty one-line string")
-    text = (
-        data if isinstance(data, str) else json.dumps(data, cls=DjangoJSONEncoder)
-    )  # a str: JSON already
+    # A str is sent as it is (JSON already); anything else is encoded as Django encodes it.
+    text = data if isinstance(data, str) else json.dumps(data, cls=DjangoJSONEncoder)
     if len(text.encode()) > MAX_DATA_BYTES:
         raise ValueError(f"data is over {MAX_DATA_BYTES} bytes")
     if kind.replay == STORAGE and event_id is None:
@@ -97,10 +96,7 @@ def _send(channel: str, event: str, text: str, replay: str, event_id: int | None
         except (redis.RedisError, OSError) as exc:
             logger.warning("publish to %s failed: %s", channel, exc)
             return
-    message = event_message(channel, event, text, event_id, 0 if replay == LATEST else None)
-    if replay == LATEST:
-        message["latest"] = True
-    pulse_layer().publish_sync([(channel, message)])
+    pulse_layer().publish_sync([(channel, _message(channel, event, text, replay, event_id))])
 
 
 async def apublish(channel: str, event: str, data: Any, *, id: int | None = None) -> None:
@@ -108,7 +104,13 @@ async def apublish(channel: str, event: str, data: Any, *, id: int | None = None
     replay, text = _checked(channel, event, data, id)
     if replay == LATEST:
         id = await latest.astore(channel, event, text)
-    message = event_message(channel, event, text, id, 0 if replay == LATEST else None)
+    await pulse_layer().group_send(channel, _message(channel, event, text, replay, id))
+
+
+def _message(
+    channel: str, event: str, text: str, replay: str, event_id: int | None
+) -> dict[str, Any]:
     if replay == LATEST:
-        message["latest"] = True
-    await pulse_layer().group_send(channel, message)
+        # `prev` 0: every value replaces the last, so no gap can exist (realtime.latest).
+        return event_message(channel, event, text, event_id, 0, latest=True)
+    return event_message(channel, event, text, event_id)
