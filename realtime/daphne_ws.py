@@ -184,12 +184,17 @@ def install() -> None:
     server.WebSocketFactory = ClosingWebSocketFactory
 
 
+# The modules that build a daphne Server after importing the application: its command
+# line (`daphne config.asgi:...`, `python -m daphne`, config.daphne_server) and its
+# `manage.py runserver`.
+DAPHNE_LAUNCHERS = ("daphne.cli", "daphne.management.commands.runserver")
+
+
 def install_if_daphne_cli() -> bool:
-    """install() when this process runs daphne's command line (`daphne config.asgi:...`
-    with any options, `python -m daphne`, config.daphne_server): the CLI imports the
+    """install() when this process runs daphne (DAPHNE_LAUNCHERS), which imports the
     application before it builds its Server. Nothing under any other server (uvicorn
-    imports daphne.server too, through INSTALLED_APPS, but never daphne.cli)."""
-    if "daphne.cli" not in sys.modules:
+    imports daphne.server too, through INSTALLED_APPS, but no launcher of daphne's)."""
+    if not any(name in sys.modules for name in DAPHNE_LAUNCHERS):
         return False
     install()
     return True

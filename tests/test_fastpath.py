@@ -85,8 +85,18 @@ def test_the_daphne_cli_gets_the_fast_factory_every_time_it_asks(stock_daphne, m
     assert daphne_server.WebSocketFactory is daphne_ws.ClosingWebSocketFactory
 
 
+@pytest.mark.parametrize("launcher", daphne_ws.DAPHNE_LAUNCHERS)
+def test_daphnes_runserver_gets_it_too(stock_daphne, monkeypatch, launcher):
+    for name in daphne_ws.DAPHNE_LAUNCHERS:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setitem(sys.modules, launcher, types.ModuleType(launcher))
+    assert daphne_ws.install_if_daphne_cli()
+    assert daphne_server.WebSocketFactory is daphne_ws.ClosingWebSocketFactory
+
+
 def test_other_servers_keep_daphnes_module_as_it_is(stock_daphne, monkeypatch):
-    monkeypatch.delitem(sys.modules, "daphne.cli", raising=False)
+    for name in daphne_ws.DAPHNE_LAUNCHERS:
+        monkeypatch.delitem(sys.modules, name, raising=False)
     stock = daphne_server.WebSocketFactory
     assert not daphne_ws.install_if_daphne_cli()
     assert daphne_server.WebSocketFactory is stock
