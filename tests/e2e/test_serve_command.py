@@ -30,12 +30,23 @@ def run_dir() -> Iterator[Path]:
     path.rmdir()
 
 
-def start_serve(run_dir: Path, port: int) -> subprocess.Popen[str]:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_serve(run_dir: Path, port: int, *, sigint_ignored: bool = False) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(DATABASE_URL=servers.test_database_url(), PYTHONUNBUFFERED="1")
     command = [sys.executable, "manage.py", "serve", "--port", str(port), "--run-dir", str(run_dir)]
     return subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # What a `&` job of a script (or some service managers) passes on: SIGINT ignored.
+        preexec_fn=_ignore_sigint if sigint_ignored else None,
     )
 
 
@@ -76,10 +87,14 @@ def wait_for_login_page(process: subprocess.Popen[str], port: int, timeout: floa
     raise AssertionError(f"serve did not answer on {port} within {timeout} s")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_a_signal_stops_the_server_and_its_redis_like_ctrl_c(run_dir, signum):
+@pytest.mark.parametrize(
+    ("signum", "sigint_ignored"),
+    [(signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGTERM, True)],
+    ids=["SIGTERM", "SIGHUP", "SIGTERM-started-with-SIGINT-ignored"],
+)
+def test_a_signal_stops_the_server_and_its_redis_like_ctrl_c(run_dir, signum, sigint_ignored):
     port = free_port()
-    process = start_serve(run_dir, port)
+    process = start_serve(run_dir, port, sigint_ignored=sigint_ignored)
     kids: list[int] = []
     try:
         wait_for_login_page(process, port)

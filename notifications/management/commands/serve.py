@@ -109,7 +109,7 @@ class Command(BaseCommand):
         finally:
             if redis:
                 redis.stop()
-        if returncode not in (0, -signal.SIGINT, None):
+        if returncode not in (0, -signal.SIGINT, -signal.SIGTERM, None):
             raise CommandError(f"{server} exited with status {returncode}")
 
     def _start_redis(self, socket_path: Path) -> EmbeddedRedis:
@@ -135,7 +135,10 @@ class Command(BaseCommand):
         try:
             process.wait()
         except KeyboardInterrupt:
-            process.send_signal(signal.SIGINT)
+            # SIGTERM, not SIGINT: a process started with SIGINT ignored (a `&` job of a
+            # script) passes that on, and Twisted then leaves SIGINT alone; it always
+            # stops on SIGTERM. A Ctrl-C in a terminal has reached the server already.
+            process.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
         finally:
