@@ -50,7 +50,7 @@ TOO_MANY_CONNECTIONS = "too_many_connections"
 
 CLIENT_TYPES = ("message", "history", "typing", "join")
 # Fields the server sets in a broadcast, whatever the client sent under those names.
-SERVER_FIELDS = ("id", "user", "room", "content", "created_at", "client_msg_id")
+SERVER_FIELDS = ("id", "user", "room", "content", "created_at", "client_msg_id", "prev")
 # Rate-limit cost per frame: naive clients send `typing` on every keystroke.
 _COSTS = {"typing": 0.25}
 

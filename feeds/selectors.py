@@ -35,24 +35,43 @@ def _row_payload(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def message_before(*, room_id: int, message_id: int) -> int | None:
+    """The id of the room's message just before `message_id` (None: it is the first)."""
+    qs = Message.objects.filter(room_id=room_id, id__lt=message_id).order_by("-id")
+    return qs.values_list("id", flat=True).first()
+
+
+def _chained(rows: list[dict[str, Any]], prev: int | None) -> list[dict[str, Any]]:
+    # Consecutive rows of one read are consecutive in the room: each one's `prev` is the
+    # row before it, the first's is given.
+    out = []
+    for row in rows:
+        out.append({**_row_payload(row), "prev": prev})
+        prev = row["id"]
+    return out
+
+
 def message_history(
     *, room_id: int, before: int | None = None, after: int | None = None, limit: int = 50
 ) -> tuple[list[dict[str, Any]], bool]:
     """Up to `limit` messages, oldest first, and whether more lie beyond them.
 
     `after` pages forward from an id (backfill after a reconnect); otherwise the page
-    ends at the newest message, or just before `before` (scrolling back).
+    ends at the newest message, or just before `before` (scrolling back). Each message
+    carries `prev`, the id of the room's message before it, so a client can tell a gap.
     """
     qs = Message.objects.filter(room_id=room_id)
     if after is not None:
         rows = list(qs.filter(id__gt=after).order_by("id").values(*_HISTORY_FIELDS)[: limit + 1])
-        return [_row_payload(r) for r in rows[:limit]], len(rows) > limit
+        prev = message_before(room_id=room_id, message_id=after + 1) if rows else None
+        return _chained(rows[:limit], prev), len(rows) > limit
     if before is not None:
         qs = qs.filter(id__lt=before)
     rows = list(qs.order_by("-id").values(*_HISTORY_FIELDS)[: limit + 1])
     page = rows[:limit]
     page.reverse()
-    return [_row_payload(r) for r in page], len(rows) > limit
+    prev = rows[limit]["id"] if len(rows) > limit else None  # the row read past the page
+    return _chained(page, prev), len(rows) > limit
 
 
 def message_by_client_id(
@@ -64,7 +83,12 @@ def message_by_client_id(
         .select_related("author", "room")
         .first()
     )
-    return message_payload(message) if message else None
+    if message is None:
+        return None
+    return {
+        **message_payload(message),
+        "prev": message_before(room_id=room_id, message_id=message.pk),
+    }
 
 
 def room_list(*, user: Any) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.text import slugify
@@ -74,10 +74,14 @@ def message_post(
             return existing, False
     try:
         with transaction.atomic():
+            _lock_room_order(room)
             message = Message.objects.create(
                 room=room, author=author, content=content, client_msg_id=client_msg_id
             )
-            payload = selectors.message_payload(message)
+            # Read in the transaction that wrote it: no other message of the room can
+            # commit in between (see _lock_room_order), so `prev` is its predecessor.
+            prev = selectors.message_before(room_id=room.pk, message_id=message.pk)
+            payload = {**selectors.message_payload(message), "prev": prev}
             events.message_broadcast_on_commit(
                 room_id=room.pk, data={**(client_fields or {}), **payload}
             )
@@ -90,6 +94,16 @@ def message_post(
             raise
         return existing, False
     return payload, True
+
+
+def _lock_room_order(room: Room) -> None:
+    """Make the room's messages take their ids in the order they commit.
+
+    SQLite holds one write lock from the INSERT to the commit, so they do already; on
+    other databases ids come from a sequence at INSERT and commits may pass each other,
+    so messages of one room are serialised on the room's row."""
+    if connection.features.has_select_for_update:
+        Room.objects.select_for_update().filter(pk=room.pk).values_list("pk").first()
 
 
 def _resent(*, room: Room, author: Any, content: str, client_msg_id: str) -> dict[str, Any] | None:

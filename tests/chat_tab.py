@@ -105,6 +105,10 @@ class ChatTab:
         self.attempts = 0
         self.stopped = False
         self.last_seen_id = 0
+        # chat.js completeId / nextOf: every message of the room up to complete_id is
+        # shown (None until the first welcome anchors it); links past it wait in _next.
+        self.complete_id: int | None = None
+        self._next: dict[int, int] = {}
         self.shown: set[int] = set()
         self.pending: dict[str, str] = {}  # client_msg_id -> content, unconfirmed
         self.confirmed: Counter[str] = Counter()  # how: broadcast, backfill, duplicate ack
@@ -270,25 +274,36 @@ class ChatTab:
     def _welcome(self, frame: dict[str, Any], conn: Connection) -> None:
         conn.welcomed = asyncio.get_running_loop().time()
         self.attempts = 0
-        previous = self.last_seen_id
         history = frame["history"]
-        # Reconnected, and the history starts after what this tab last saw: fetch the gap.
-        gap = previous > 0 and bool(history) and history[0]["id"] > previous
+        if self.complete_id is None:  # first welcome: nothing older is needed
+            self.complete_id = (history[0]["prev"] or 0) if history else 0
         for m in history:
             self._show(m)
         self.welcomed.set()
-        if gap:
-            self._request_history({"after": previous})
+        # A message this tab never got lies below the newest it has (a broadcast lost, or
+        # more missed than the welcome holds): fetch from the last point with no gap.
+        if self.complete_id < self.last_seen_id:
+            self._request_history({"after": self.complete_id})
         else:
             self._resend_pending()
 
     def _show(self, m: dict[str, Any], how: str = "backfill") -> None:
+        self._link(m)
         if m["id"] in self.shown:
             return
         self.shown.add(m["id"])
         self.last_seen_id = max(self.last_seen_id, m["id"])
         if m["user"] == self.me and m.get("client_msg_id"):
             self._resolve(m["client_msg_id"], how)
+
+    def _link(self, m: dict[str, Any]) -> None:
+        """chat.js link(): chain `m` after its `prev`; move complete_id along the chain."""
+        prev = m["prev"] or 0
+        if self.complete_id is None or prev < self.complete_id:
+            return
+        self._next[prev] = m["id"]
+        while self.complete_id in self._next:
+            self.complete_id = self._next.pop(self.complete_id)
 
     def _resolve(self, cmid: str, how: str) -> None:
         if self.pending.pop(cmid, None) is not None:
@@ -322,6 +337,11 @@ class ChatTab:
         self.pending[cmid] = content
         self._transmit(cmid)
         return cmid
+
+    def drop(self) -> None:
+        """Lose the connection as a network does (the tab sees 1006 and reconnects)."""
+        if self._writer is not None:
+            self._writer.transport.abort()
 
     def close(self) -> None:
         self.stopped = True

@@ -42,6 +42,12 @@ let attempts = 0;
 let reconnectTimer = null;
 let stopped = false;
 let lastSeenId = 0; // the newest message id this tab has shown
+// Every message of the room up to completeId is shown (null until the first welcome).
+// Live messages can arrive out of id order, and one whose broadcast was lost can lie
+// below lastSeenId: backfill starts here, not at lastSeenId. Each message names the
+// room's previous one (`prev`); nextOf holds those links above completeId.
+let completeId = null;
+const nextOf = new Map(); // prev id -> id
 let oldestId = null;
 let lastTypingSent = 0;
 let hashShown = false;
@@ -151,8 +157,20 @@ function messageNode(m) {
   return li;
 }
 
+function link(m) {
+  const prev = m.prev ?? 0;
+  if (completeId === null || prev < completeId) return;
+  nextOf.set(prev, m.id);
+  while (nextOf.has(completeId)) {
+    const next = nextOf.get(completeId);
+    nextOf.delete(completeId);
+    completeId = next;
+  }
+}
+
 // Insert in id order: live messages append, backfilled and older ones slot in.
 function showMessage(m, { animate = false } = {}) {
+  link(m); // a history page may relink a message shown before
   if (shown.has(m.id)) return;
   shown.add(m.id);
   const stick = nearBottom();
@@ -363,15 +381,17 @@ const handlers = {
     for (const name of frame.online) online.add(name);
     renderOnline();
     const first = oldestId === null;
-    const previous = lastSeenId;
-    // Reconnected, and the history starts after what this tab last saw: fetch the gap.
-    const gap = previous > 0 && frame.history.length > 0 && frame.history[0].id > previous;
+    // The first welcome anchors the chain: nothing older than its history is needed.
+    if (completeId === null) completeId = frame.history.length ? (frame.history[0].prev ?? 0) : 0;
     for (const m of frame.history) showMessage(m);
+    // A message this tab never got lies below the newest it has (a lost broadcast, or more
+    // missed than the welcome holds): fetch everything after the last point with no gap.
+    const gap = completeId < lastSeenId;
     // Fewer than 50 can still mean more: the server caps the welcome's history at 48 KiB.
     if (first) olderButton.hidden = frame.history.length < 50 && JSON.stringify(frame.history).length < 40000;
     empty.hidden = shown.size > 0 || pending.size > 0;
     if (gap) {
-      requestHistory({ after: previous });
+      requestHistory({ after: completeId });
     } else {
       resendPending();
       if (first) scrollToBottom();

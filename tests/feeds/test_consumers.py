@@ -91,6 +91,7 @@ async def test_welcome_has_the_last_50_messages_oldest_first_and_who_is_online(
         "content": "m54",
         "client_msg_id": "",
         "created_at": posted[-1].created_at.isoformat(),
+        "prev": posted[-2].pk,
     }
     await socket.disconnect()
 
@@ -127,6 +128,7 @@ async def test_a_message_is_stored_then_broadcast_with_the_clients_fields(redis_
         "content": "hello <b>world</b>",
         "client_msg_id": "c-1",
         "created_at": stored.created_at.isoformat(),
+        "prev": None,  # the room's first message
     }
     assert isinstance(frame["timestamp"], int) and frame["timestamp"] > 1.7e12
     await socket.disconnect()

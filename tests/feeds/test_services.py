@@ -53,6 +53,26 @@ async def test_the_broadcast_carries_the_stored_message_and_the_client_fields(re
     assert frame["data"] == {"type": "message", "x": 1, **payload}
 
 
+def test_each_message_names_the_rooms_previous_one_live_and_in_every_history_page(room, alice):
+    other = Room.objects.create(slug="other", title="Other")
+    ids, prevs = [], []
+    for i in range(5):
+        payload, _ = services.message_post(room=room, author=alice, content=f"m{i}")
+        services.message_post(room=other, author=alice, content=f"o{i}")  # ids interleave
+        ids.append(payload["id"])
+        prevs.append(payload["prev"])
+    assert prevs == [None, *ids[:-1]]
+    pages = [
+        selectors.message_history(room_id=room.pk, limit=2)[0],
+        selectors.message_history(room_id=room.pk, before=ids[2], limit=2)[0],
+        selectors.message_history(room_id=room.pk, after=ids[1], limit=2)[0],
+        selectors.message_history(room_id=room.pk, after=ids[1] + 1, limit=2)[0],
+    ]
+    expected = dict(zip(ids, prevs, strict=True))
+    for page in pages:
+        assert page and all(m["prev"] == expected[m["id"]] for m in page)
+
+
 def test_a_repeated_client_msg_id_returns_the_stored_message(room, alice, bob):
     first, created = services.message_post(
         room=room, author=alice, content="once", client_msg_id="abc"
