@@ -23,8 +23,11 @@ class UvicornAdapter:
 
 @pytest.fixture(autouse=True)
 def fresh_counters(monkeypatch) -> None:
+    """Counts from zero: other tests in this process write frames too (test_canaries)."""
     monkeypatch.setattr(fastpath, "_counts", Counter())
     monkeypatch.setattr(fastpath, "_warned", False)
+    for tally in fastpath._tallies.values():
+        monkeypatch.setattr(tally, "n", 0)
 
 
 def note(kind: str, adapter: object | None) -> None:

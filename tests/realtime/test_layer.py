@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 import redis
@@ -42,6 +43,8 @@ async def test_send_reaches_one_channel_and_each_receiver_gets_its_own_copy():
 
 
 async def test_a_full_channel_loses_the_overflow_not_the_process(caplog):
+    # At WARNING whatever ran before (seed_demo quiets this logger in its process).
+    caplog.set_level(logging.WARNING, logger="realtime.layer")
     layer = PulseChannelLayer(capacity=2)
     channel = await layer.new_channel()
     await layer.group_add("tests.full", channel)
