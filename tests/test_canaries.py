@@ -32,7 +32,7 @@ OUTBOX = "realtime/servers.py for_websocket (chat fan-out, realtime/outbox.py)"
 SSE = "realtime/servers.py for_http (SSE streams, realtime/sse_asgi.py)"
 DAPHNE_WS = "realtime/daphne_ws.py (prepared text frames)"
 
-# Distributions whose internals the fast paths use, as requirements.txt names them.
+# Distributions whose internals the fast paths use, as requirements.in names them.
 RELIED_ON = (
     "daphne", "Twisted", "autobahn", "txaio", "uvicorn", "websockets",
     "channels", "asgiref", "Django", "django-eventstream",

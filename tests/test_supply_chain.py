@@ -1,10 +1,11 @@
-"""The pinned runtime requirements stay above every known security floor, and each is used.
+"""The locked runtime packages stay above every known security floor; each top-level one is used.
 
 CI also runs pip-audit (`bin/audit`); its advisory services are not reachable from
 the build machines, so these floors — the advisories that affect this stack — are the
 check that always runs. A runtime requirement nothing in the product uses is attack
 surface and install time in every deployment for nothing: it belongs in
-requirements-dev.txt.
+requirements-dev.in. The floors are checked on the lock (requirements.txt: what gets
+installed, transitive packages included); "used" on the top-level requirements.in.
 """
 
 import ast
@@ -80,9 +81,10 @@ DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
 def pins(path: Path) -> dict[str, str]:
+    """Name -> version of each `name==version` line of a .in file or a lock file."""
     out = {}
     for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+        line = line.split("#", 1)[0].strip().rstrip("\\").strip()
         match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]+\])?==([^\s;]+)", line)
         if match:
             out[match[1].lower()] = match[3]
@@ -92,7 +94,7 @@ def pins(path: Path) -> dict[str, str]:
 def test_every_runtime_requirement_is_pinned_exactly():
     lines = [
         line.split("#", 1)[0].strip()
-        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        for line in (ROOT / "requirements.in").read_text().splitlines()
     ]
     loose = [line for line in lines if line and "==" not in line]
     assert loose == []
@@ -146,10 +148,10 @@ def unused(requirements: list[str]) -> list[str]:
 
 
 def test_every_runtime_requirement_is_used_by_the_product():
-    requirements = sorted(pins(ROOT / "requirements.txt"))
+    requirements = sorted(pins(ROOT / "requirements.in"))
     assert unused(requirements) == [], (
         "imported by nothing in " + ", ".join(PRODUCT_DIRS) + ": move it to "
-        "requirements-dev.txt, or list it in NOT_IMPORTED with the place that uses it"
+        "requirements-dev.in, or list it in NOT_IMPORTED with the place that uses it"
     )
 
 
@@ -160,5 +162,5 @@ def test_a_requirement_only_bench_and_tests_import_is_reported():
 @pytest.mark.parametrize("package", sorted(NOT_IMPORTED))
 def test_each_requirement_used_without_an_import_is_pinned_and_still_used(package):
     path, text, why = NOT_IMPORTED[package]
-    assert package in pins(ROOT / "requirements.txt"), f"{package} is not a runtime requirement"
+    assert package in pins(ROOT / "requirements.in"), f"{package} is not a runtime requirement"
     assert text in (ROOT / path).read_text(), f"{package} ({why}): {text!r} gone from {path}"
