@@ -25,7 +25,7 @@ from limits import RateLimitItemPerSecond
 
 from demos import access, events, protocol, selectors, services
 from realtime import ratelimit
-from realtime.wire import user_group
+from realtime.consumers import UserGroupMixin
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 FRAMES = RateLimitItemPerSecond(20, 2)
 # Refused frames in a row before the socket is closed: a client that ignores `error`.
 FLOOD_STRIKES = 20
-CLOSE_SIGNED_OUT = 4001
 
 
 @database_sync_to_async
@@ -67,14 +66,13 @@ _edit = _service(services.card_edit)
 _move = _service(services.card_move)
 
 
-class BoardConsumer(AsyncJsonWebsocketConsumer):
+class BoardConsumer(UserGroupMixin, AsyncJsonWebsocketConsumer):
     board_id = 0
     group = ""
     user: Any = None
     sent: int | None = None  # the last version sent; None until the client's `sync`
     strikes = 0  # frames refused by the rate limit in a row
     closing = False
-    session_key = ""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -86,18 +84,15 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user, self.board_id = user, board_id
         self.group = events.board_group(board_id)
-        session = self.scope.get("session")
-        self.session_key = getattr(session, "session_key", None) or ""
         # Joined before any read, so an operation is in the catch-up, live, or both.
         await self.channel_layer.group_add(self.group, self.channel_name)
-        # Every live connection of the user is in this group: a sign-out reaches it.
-        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+        await self.join_user_group(user)  # a sign-out closes the socket
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
-            await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+            await self.leave_user_group(self.user)
 
     # ------------------------------------------------------------ client frames
 
@@ -179,18 +174,9 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
 
     # ------------------------------------------------------------ the user's group
 
-    async def pulse_kick(self, event: dict[str, Any]) -> None:
-        """Signed out (that session), or password changed / deactivated (all): close."""
-        session = event.get("session") or ""
-        if not session or session == self.session_key:
-            self.closing = True
-            await self.close(CLOSE_SIGNED_OUT)
-
-    async def chat_close(self, event: dict[str, Any]) -> None:
-        """For chat sockets; a sign-out reaches this one as pulse.kick."""
-
-    async def chat_recheck(self, event: dict[str, Any]) -> None:
-        """About chat rooms, which this socket does not carry."""
+    async def signed_out(self) -> None:
+        self.closing = True  # frames already queued are not answered
+        await super().signed_out()
 
     # ------------------------------------------------------------ operations to the client
 

@@ -35,7 +35,37 @@ def _denied(user: Any, names: list[str]) -> list[str]:
     return [name for name in names if not channels.can_read(user, name)]
 
 
-class EventsConsumer(AsyncJsonWebsocketConsumer):
+class UserGroupMixin:
+    """For a Channels consumer: be in the user's group (`pulse.user.<id>`), which every live
+    connection of theirs shares, so signing out closes that session's connections and a
+    password change or deactivation closes all of them with 4001, as for chat and SSE."""
+
+    session_key = ""
+
+    async def join_user_group(self, user: Any) -> None:
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None) or ""
+        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+
+    async def leave_user_group(self, user: Any) -> None:
+        await self.channel_layer.group_discard(user_group(user.pk), self.channel_name)
+
+    async def pulse_kick(self, message: dict[str, Any]) -> None:
+        session = message.get("session") or ""
+        if not session or session == self.session_key:
+            await self.signed_out()
+
+    async def signed_out(self) -> None:
+        await self.close(CLOSE_SIGNED_OUT)
+
+    async def chat_close(self, message: dict[str, Any]) -> None:
+        """Chat's own close for its sockets; this connection ends by pulse.kick."""
+
+    async def chat_recheck(self, message: dict[str, Any]) -> None:
+        """About chat rooms, which this connection does not carry."""
+
+
+class EventsConsumer(UserGroupMixin, AsyncJsonWebsocketConsumer):
     names: list[str] = []
     last: dict[str, int] = {}
 
@@ -56,10 +86,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self._refuse("forbidden", "permission denied", CLOSE_FORBIDDEN, channels=denied)
             return
         self.names, self.last = names, dict.fromkeys(names, 0)
-        session = self.scope.get("session")
-        self.session_key = getattr(session, "session_key", None) or ""
-        for group in [*names, user_group(user.pk)]:
+        for group in names:
             await self.channel_layer.group_add(group, self.channel_name)
+        await self.join_user_group(user)
         newest = await latest.aread([n for n in names if channels.replay_of(n) == channels.LATEST])
         for name, (event_id, event, data) in newest.items():
             # A value published before this read may still be on its way: never after it.
@@ -73,8 +102,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         user = self.scope.get("user")
         if self.names and user is not None:
-            for group in [*self.names, user_group(user.pk)]:
+            for group in self.names:
                 await self.channel_layer.group_discard(group, self.channel_name)
+            await self.leave_user_group(user)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         await self.send_json(
@@ -107,14 +137,3 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
                 return  # a newer value was sent already
             self.last[channel] = event_id
         await self._event(channel, message["event"], message["data"], event_id)
-
-    async def pulse_kick(self, message: dict[str, Any]) -> None:
-        session = message.get("session") or ""
-        if not session or session == self.session_key:
-            await self.close(CLOSE_SIGNED_OUT)
-
-    async def chat_close(self, message: dict[str, Any]) -> None:
-        """The user's chat sockets close; this one ends with their session (pulse.kick)."""
-
-    async def chat_recheck(self, message: dict[str, Any]) -> None:
-        """About chat rooms, which this socket does not carry."""

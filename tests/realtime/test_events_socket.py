@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
-from realtime import api, channels
+from realtime import api, channels, sse
 from realtime.layer import pulse_layer
 from realtime.redis_clients import close_loop_clients
 from realtime.wire import event_message
@@ -51,4 +51,19 @@ async def test_a_value_older_than_the_one_a_socket_opened_with_is_not_sent(kinds
         assert (await socket.receive_json_from(timeout=5))["data"] == {"v": 4}
     finally:
         await socket.disconnect()
+        await close_loop_clients()
+
+
+async def test_signing_out_closes_that_sessions_event_sockets(kinds, alice):
+    api.register_channel("news", can_read=lambda user, key: True)  # live only: no first frame
+    mine = await events_socket(alice, "news-today")
+    other = await events_socket(alice, "news-today")  # another session of alice's
+    try:
+        session = dict(mine.scope["headers"])[b"cookie"].decode().split("=", 1)[1]
+        await sync_to_async(sse.kick)(user_id=alice.pk, session_key=session)
+        assert (await mine.receive_output(timeout=5))["code"] == 4001
+        assert await other.receive_nothing(timeout=0.3)
+        await sync_to_async(sse.kick)(user_id=alice.pk, session_key=None)  # a password change
+        assert (await other.receive_output(timeout=5))["code"] == 4001
+    finally:
         await close_loop_clients()
