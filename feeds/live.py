@@ -14,7 +14,7 @@ encoded. Any other consumer that joins a room's group gets the same messages:
 
 from __future__ import annotations
 
-from realtime.hub import Hub, Unavailable
+from realtime.hub import Unavailable
 from realtime.layer import pulse_layer
 from realtime.outbox import WEBSOCKETS, Outbox
 from realtime.wire import user_group
@@ -27,10 +27,6 @@ RECHECK, CLOSE = "chat.recheck", "chat.close"
 
 def room_group(room_id: int) -> str:
     return f"chat.room.{room_id}"
-
-
-def hub() -> Hub:
-    return pulse_layer().hub()
 
 
 async def join(outbox: Outbox, *, room_id: int) -> None:

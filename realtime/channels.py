@@ -110,7 +110,3 @@ def can_read(user: Any, channel: str) -> bool:
 def replay_of(channel: str) -> str:
     found = kind_of(channel)
     return NO_REPLAY if found is None else found[0].replay
-
-
-def registered() -> list[str]:
-    return sorted(_KINDS)

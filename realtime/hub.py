@@ -165,9 +165,6 @@ class Hub:
         channel while this value holds (feeds.welcome)."""
         return self._changed[channel] if channel in self._live else None
 
-    def is_connected(self) -> bool:
-        return self._pubsub is not None
-
     def _touch(self, channel: str) -> None:
         self._changed[channel] = next(_ticks)
 

@@ -11,9 +11,13 @@ replaces its unsent value of a channel with the newer one instead of queueing bo
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
+from redis.commands.core import Script
+
 from realtime.redis_clients import async_client, sync_client
+from realtime.redis_state import run_script
 
 KEY_PREFIX = "pulse:latest:"
 # How long a value outlives its last publish: a channel nobody publishes to any more
@@ -37,18 +41,23 @@ def _pack(event_type: str, data: str) -> str:
     return json.dumps([event_type, data])
 
 
+_sync_store: Script | None = None
+_sync_lock = threading.Lock()
+
+
 def store(channel: str, event_type: str, data: str) -> int:
     """Keep this as the channel's latest value; its id (sync code)."""
-    client = sync_client()
-    script = client.register_script(_STORE)
-    return int(script(keys=[_key(channel)], args=[_pack(event_type, data), TTL_SECONDS]))
+    global _sync_store
+    with _sync_lock:
+        if _sync_store is None:  # registered once: EVALSHA from then on
+            _sync_store = sync_client().register_script(_STORE)
+    return int(_sync_store(keys=[_key(channel)], args=[_pack(event_type, data), TTL_SECONDS]))
 
 
 async def astore(channel: str, event_type: str, data: str) -> int:
     """Keep this as the channel's latest value; its id (async code)."""
-    client = async_client()
-    script = client.register_script(_STORE)
-    return int(await script(keys=[_key(channel)], args=[_pack(event_type, data), TTL_SECONDS]))
+    args = [_pack(event_type, data), TTL_SECONDS]
+    return int(await run_script(_STORE, [_key(channel)], args))
 
 
 def read(channels: list[str]) -> dict[str, tuple[int, str, str]]:

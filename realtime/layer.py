@@ -138,15 +138,6 @@ class PulseChannelLayer(RedisPubSubChannelLayer):
         """This event loop's hub (Pulse's own sockets and streams join it)."""
         return self._get_layer().hub
 
-    def existing_hub(self) -> Hub | None:
-        """The hub of the running loop if one was made; for callers that must not make one."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        layer = self._loops.get(loop)
-        return None if layer is None else layer.hub
-
     def hubs(self) -> tuple[Hub, ...]:
         """Every hub of this process (gauges read them from other threads)."""
         return tuple(layer.hub for layer in tuple(self._loops.values()))
