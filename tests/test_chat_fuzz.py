@@ -16,9 +16,12 @@ from config.asgi import application
 from feeds import presence, ratelimit
 from feeds.models import Message, Room
 from realtime import redis_state
-from tests.conftest import session_cookie
+from tests.support.factories import session_cookie
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 SERVER_TYPES = {"welcome", "broadcast", "history", "typing", "presence", "ack", "error"}
 ERROR_CODES = {"bad_json", "unknown_type", "invalid", "rate_limited"}

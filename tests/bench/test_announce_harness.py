@@ -6,9 +6,12 @@ import sys
 
 import pytest
 
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+]
 
 
 def test_announce_publishes_through_the_admin_and_every_client_receives(tmp_path):

@@ -6,9 +6,12 @@ import sys
 
 import pytest
 
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+]
 
 
 def test_connect_storm_serves_every_transport_and_reports_cpu_per_connect(tmp_path):

@@ -6,9 +6,12 @@ import sys
 
 import pytest
 
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+]
 
 
 def test_sse_idle_with_websockets_reports_memory_and_that_every_connection_receives(tmp_path):

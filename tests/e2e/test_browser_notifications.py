@@ -14,9 +14,14 @@ from notifications.services import (
     announcement_publish,
     notification_create,
 )
-from tests.browser import chromium, log_in
+from tests.support.browser import chromium, log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 create = sync_to_async(notification_create)
 

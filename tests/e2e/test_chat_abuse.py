@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from websockets.exceptions import ConnectionClosed
 
 from feeds.models import Room
-from tests.e2e.test_chat_ws import frame, joined
+from tests.support.chat_ws import frame, joined
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -32,6 +32,7 @@ async def flood(ws, frames: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 async def test_a_flood_is_limited_without_slowing_other_users(
     server, second_server, lobby, alice, bob, charlie
 ):

@@ -17,10 +17,10 @@ from django.utils import timezone
 
 from notifications.models import Announcement, Notification
 from notifications.services import announcement_create
-from tests import servers
-from tests.conftest import make_users, session_cookie
-from tests.servers import ROOT, run_manage
-from tests.sse_client import open_stream
+from tests.support import servers
+from tests.support.factories import make_users, session_cookie
+from tests.support.servers import ROOT, run_manage
+from tests.support.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -29,7 +29,7 @@ def start_manage(*args: str, redis_url: str) -> subprocess.Popen[bytes]:
     """`manage.py <args>` in its own process against the test database, not waited for."""
     env = dict(
         os.environ,
-        DATABASE_URL=servers.test_database_url(),
+        DATABASE_URL=servers.database_url(),
         REDIS_URL=redis_url,
         PYTHONUNBUFFERED="1",
     )
@@ -73,6 +73,7 @@ def assert_exactly_one_each(user_count: int, title: str) -> None:
 SENT = re.compile(r"^sent (\d+) notifications", re.M)
 
 
+@pytest.mark.slow
 def test_two_sends_with_one_key_at_once_give_everyone_exactly_one(redis_server):
     users = make_users(3000, "many")
     args = ("send_notifications", "--title", "Twice at once", "--all", "--key", "same-key",
@@ -86,6 +87,7 @@ def test_two_sends_with_one_key_at_once_give_everyone_exactly_one(redis_server):
     assert sum(sent) == len(users)
 
 
+@pytest.mark.slow
 async def test_concurrent_publish_due_workers_publish_once_with_one_event(
     server, redis_server, alice
 ):
@@ -123,6 +125,7 @@ async def test_concurrent_publish_due_workers_publish_once_with_one_event(
                 worker.wait()
 
 
+@pytest.mark.slow
 def test_a_send_interrupted_with_sigint_exits_130_and_resumes_with_its_key(redis_server):
     users = make_users(4000, "many")
     run = start_manage(

@@ -1,6 +1,6 @@
 """Redis killed for 5 s under 200 chat sockets on two server processes (issue 6, item 3).
 
-The tabs are tests.chat_tab: they react as static/feeds/chat.js does (reconnect with its
+The tabs are tests.support.chat_tab: they react as static/feeds/chat.js does (reconnect with its
 jittered backoff on any close, backfill with `history` `after`, resend what their own
 broadcast has not confirmed, by `client_msg_id`). Some of them keep talking before,
 during and after the outage. Asserted as users would see it: every socket is told
@@ -20,10 +20,15 @@ from asgiref.sync import sync_to_async
 
 from feeds import protocol
 from feeds.models import Message, Room
-from tests.chat_tab import ChatTab
-from tests.conftest import make_sessions, make_users
+from tests.support.chat_tab import ChatTab
+from tests.support.factories import make_sessions, make_users
+from tests.support.figures import within
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 SOCKETS = 200  # one user each, alternating over two rooms and two server processes
 ROOMS = 2
@@ -139,7 +144,8 @@ async def test_redis_down_for_5_s_under_200_chat_sockets_loses_no_message_silent
         f"{sum(t.resent for t in senders)} (re)sent by client_msg_id on reconnecting"
     )
     assert told["4012"] + told["error"] == SOCKETS, told
-    assert sum(d <= BACK_WITHIN for d in delays) >= 0.99 * SOCKETS
+    assert len(delays) >= 0.99 * SOCKETS, f"{len(delays)} of {SOCKETS} back"
+    within("redis_chat.back_p99_s", delays[int(0.99 * SOCKETS) - 1], BACK_WITHIN)
     lost, doubled, unseen = [], [], []
     for cmid in sent:
         rows = stored.get(cmid, [])

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from config.redis_server import EmbeddedRedis
-from tests import servers
-from tests.servers import ROOT, free_port
+from tests.support import servers
+from tests.support.servers import ROOT, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -36,7 +36,7 @@ def _ignore_sigint() -> None:
 
 def start_serve(run_dir: Path, port: int, *, sigint_ignored: bool = False) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update(DATABASE_URL=servers.test_database_url(), PYTHONUNBUFFERED="1")
+    env.update(DATABASE_URL=servers.database_url(), PYTHONUNBUFFERED="1")
     command = [sys.executable, "manage.py", "serve", "--port", str(port), "--run-dir", str(run_dir)]
     return subprocess.Popen(
         command,
@@ -92,6 +92,7 @@ def wait_for_login_page(process: subprocess.Popen[str], port: int, timeout: floa
     [(signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGTERM, True)],
     ids=["SIGTERM", "SIGHUP", "SIGTERM-started-with-SIGINT-ignored"],
 )
+@pytest.mark.slow
 def test_a_signal_stops_the_server_and_its_redis_like_ctrl_c(run_dir, signum, sigint_ignored):
     port = free_port()
     process = start_serve(run_dir, port, sigint_ignored=sigint_ignored)
@@ -119,6 +120,7 @@ def test_a_signal_stops_the_server_and_its_redis_like_ctrl_c(run_dir, signum, si
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_a_second_instance_leaves_the_first_ones_redis_alone(run_dir):
     first = EmbeddedRedis(run_dir / "redis.sock").start()
     try:

@@ -10,13 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import socket
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -27,10 +22,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from realtime import latest
-from tests.conftest import session_cookie
-from tests.servers import ROOT, Server
-from tests.servers import test_database_url as database_url
-from tests.sse_client import SSEStream, open_stream
+from tests.support.factories import session_cookie
+from tests.support.servers import Server
+from tests.support.sse_client import SSEStream, open_stream
+from tests.support.ticker import producer
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -50,56 +46,9 @@ def position(event_id: str | None, channel: str) -> int:
     raise AssertionError(f"no position for {channel} in {event_id!r}")
 
 
-@dataclass
-class Producer:
-    process: asyncio.subprocess.Process
-    output: str = ""
-
-    async def finished(self, timeout: float) -> str:
-        """Its output, once it exited with status 0 (on its own after --seconds)."""
-        out, _ = await asyncio.wait_for(self.process.communicate(), timeout)
-        self.output = out.decode()
-        assert self.process.returncode == 0, self.output
-        return self.output
-
-    async def stop(self, timeout: float = 20) -> str:
-        """SIGTERM, as a process manager stops it: it ends cleanly and says what it did."""
-        self.process.terminate()
-        return await self.finished(timeout)
-
-
-@asynccontextmanager
-async def producer(
-    redis_url: str, symbols: list[str], *, seconds: float, rate: int = 20
-) -> AsyncIterator[Producer]:
-    """`manage.py run_ticker` in its own process; stopped with SIGTERM if still running."""
-    env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=redis_url)
-    args = ["--symbols", ",".join(symbols), "--rate", str(rate), "--seconds", str(seconds)]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "manage.py", "run_ticker", *args,
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    running = Producer(process)
-    try:
-        yield running
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.communicate(), 20)
-
-
 def latest_ids(channels: list[str]) -> dict[str, int]:
     """Each channel's newest id as stored in Redis (what a returning client should get)."""
     return {channel: row[0] for channel, row in latest.read(channels).items()}
-
-
-async def until(predicate: Any, timeout: float, what: str) -> None:
-    """Until `predicate` (which may block: it runs in a thread) holds."""
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(predicate):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def prices_of(events: list[tuple[str, int]], channel: str) -> list[int]:
@@ -135,6 +84,7 @@ async def events_socket(server: Server, cookie: str | None, channels: list[str])
     )
 
 
+@pytest.mark.slow
 async def test_clients_on_two_servers_get_prices_in_id_order_and_end_on_the_newest(
     server, second_server, redis_server, alice, bob
 ):
@@ -187,6 +137,7 @@ async def test_clients_on_two_servers_get_prices_in_id_order_and_end_on_the_newe
             await stream.close()
 
 
+@pytest.mark.slow
 async def test_a_client_that_connects_late_gets_the_newest_prices_at_once(
     server, second_server, redis_server, alice
 ):
@@ -279,6 +230,7 @@ class RawStream:
 PUBLISHED_WHILE_PAUSED = 4000
 
 
+@pytest.mark.slow
 async def test_a_slow_client_skips_stale_prices_instead_of_buffering_them(
     server, redis_server, alice
 ):
@@ -295,7 +247,9 @@ async def test_a_slow_client_skips_stale_prices_instead_of_buffering_them(
         assert raw.buffer.startswith(b"HTTP/1.1 200"), raw.buffer[:300]
         async with producer(redis_server.url, symbols, seconds=120) as running:
             await until(
-                lambda: published() - before >= PUBLISHED_WHILE_PAUSED, 90, "prices published"
+                lambda: asyncio.to_thread(lambda: published() - before >= PUBLISHED_WHILE_PAUSED),
+                90,
+                "prices published",
             )
             paused = await asyncio.to_thread(latest_ids, channels)
             # Only now the client reads again, as fast as it can, while prices keep coming.
@@ -310,7 +264,7 @@ async def test_a_slow_client_skips_stale_prices_instead_of_buffering_them(
                 prices_of(raw.prices(), channel)[-1:] == [newest[channel]] for channel in channels
             )
 
-        await until(got_the_newest, 20, "the newest prices")
+        await until(lambda: asyncio.to_thread(got_the_newest), 20, "the newest prices")
         assert not raw.closed, "the slow client was cut off"
         prices = raw.prices()
         # Of the prices published until it read again, it got far fewer: stale ones were

@@ -13,8 +13,8 @@ from django.test import Client
 from feeds import presence, protocol, services
 from feeds.models import CONTENT_MAX, Message, Room
 from notifications.models import Notification
-from tests.conftest import session_cookie
-from tests.feeds.communicators import closed_with, frames_until, join, next_frame, open_socket
+from tests.support.communicators import closed_with, frames_until, join, next_frame, open_socket
+from tests.support.factories import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -483,6 +483,7 @@ async def test_welcome_online_and_the_diffs_after_it_add_up_to_who_is_there(
     await watcher.disconnect()
 
 
+@pytest.mark.slow
 async def test_a_crowd_joining_costs_few_presence_frames(
     redis_layer, alice, django_user_model, monkeypatch
 ):
