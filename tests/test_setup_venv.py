@@ -12,7 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-SETUP_VENV = Path(__file__).resolve().parent.parent / "bin" / "setup-venv"
+import pytest
+
+from tests.support.servers import ROOT
+
+SETUP_VENV = ROOT / "bin" / "setup-venv"
 # Interpreters a machine of this kind has or gets: this venv's base (pyenv's 3.11 here),
 # Debian 12's 3.11, and what bin/python-versions builds.
 CANDIDATES = [
@@ -59,6 +63,7 @@ def test_an_unsupported_python_is_refused_with_the_supported_versions(tmp_path):
     assert not (tmp_path / "venv").exists()
 
 
+@pytest.mark.slow  # a virtualenv with pip, and pip upgraded from the index: ~10-20 s
 def test_a_venv_made_by_another_python_is_made_anew_then_kept(tmp_path):
     first, second = two_interpreters()
     venv_python = tmp_path / "venv" / "bin" / "python"
