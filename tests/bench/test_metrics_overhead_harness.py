@@ -4,7 +4,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.servers import ROOT
+
+pytestmark = pytest.mark.slow
 
 
 def test_metrics_overhead_prints_both_paths_with_a_ratio():

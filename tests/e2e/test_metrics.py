@@ -21,8 +21,10 @@ from feeds.models import Room
 from notifications.services import notification_create
 from tests.support.chat_ws import frame, joined, send
 from tests.support.factories import cookie_for
+from tests.support.figures import within
 from tests.support.servers import RUN_DIR, UNCAPPED, Server
 from tests.support.sse_client import open_stream
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -72,18 +74,6 @@ def value(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def until(check, timeout: float = 20.0, every: float = 0.1):
-    """Poll `check` (async, returns a truthy value when done) until it is, or fail."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result or loop.time() > deadline:
-            assert result, "timed out"
-            return result
-        await asyncio.sleep(every)
-
-
 def open_count(text: str, transport: str) -> float:
     return value(text, "pulse_connections_open", transport=transport)
 
@@ -101,12 +91,11 @@ async def test_one_scrape_sums_the_connections_and_deliveries_of_both_processes(
     )
     try:
 
-        async def all_open() -> str | None:
+        async def all_open() -> bool:
             text = await scrape(one)
-            counts = [open_count(text, t) for t in ("sse", "ws_chat", "ws_events")]
-            return text if counts == [2, 2, 1] else None
+            return [open_count(text, t) for t in ("sse", "ws_chat", "ws_events")] == [2, 2, 1]
 
-        await until(all_open)
+        await until(all_open, 20, "every connection counted")
         assert open_count(await scrape(two), "sse") == 2  # either process answers for both
 
         await sync_to_async(notification_create)(recipient=alice, title="counted")
@@ -116,7 +105,7 @@ async def test_one_scrape_sums_the_connections_and_deliveries_of_both_processes(
         for ws in sockets:
             await frame(ws, "broadcast")
 
-        async def delivered() -> str | None:
+        async def delivered() -> bool:
             text = await scrape(one)
 
             def grew(name: str, transport: str) -> float:
@@ -131,9 +120,10 @@ async def test_one_scrape_sums_the_connections_and_deliveries_of_both_processes(
                 and grew("pulse_delivery_latency_seconds_count", "sse") >= 2
                 and grew("pulse_delivery_latency_seconds_count", "ws_chat") >= 2
             )
-            return text if done else None
+            return done
 
-        text = await until(delivered)
+        await until(delivered, 20, "deliveries counted on both processes")
+        text = await scrape(one)
         replays = "pulse_sse_replays_total"
         assert value(text, replays) - value(before, replays) >= 2  # each stream's start
     finally:
@@ -147,7 +137,7 @@ async def test_one_scrape_sums_the_connections_and_deliveries_of_both_processes(
         text = await scrape(one)
         return all(open_count(text, t) == 0 for t in ("sse", "ws_chat", "ws_events"))
 
-    await until(all_closed)
+    await until(all_closed, 20, "every connection counted out")
 
 
 async def get(server: Server, path: str, *, session: str = "", **headers: str) -> httpx.Response:
@@ -188,6 +178,7 @@ async def test_metrics_answer_the_token_and_staff_and_refuse_everyone_else(pair,
             assert "GET" in posted.headers["allow"]
 
 
+@pytest.mark.slow  # a server of its own
 async def test_metrics_are_staff_only_without_a_token_setting(
     django_db_blocker, redis_server, metrics_dir, alice
 ):
@@ -207,40 +198,49 @@ async def test_health_and_readiness_follow_redis(pair, alice, redis_server):
     one = pair[0]
     stream = await open_stream(one.url, session=await cookie_for(alice))  # a live hub
     before = await scrape(one)
-    async with httpx.AsyncClient(base_url=one.url, timeout=10) as client:
-        health = await client.get("/healthz")
-        assert (health.status_code, health.json()) == (200, {"status": "ok"})
-        ready = await client.get("/readyz")
-        assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
-        head = await client.head("/readyz")
-        assert (head.status_code, head.content) == (200, b"")
+    try:
+        async with httpx.AsyncClient(base_url=one.url, timeout=10) as client:
+            health = await client.get("/healthz")
+            assert (health.status_code, health.json()) == (200, {"status": "ok"})
+            ready = await client.get("/readyz")
+            assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
+            head = await client.head("/readyz")
+            assert (head.status_code, head.content) == (200, b"")
 
-        await asyncio.to_thread(redis_server.stop)
-        try:
-            down = await client.get("/readyz")
-            assert down.status_code == 503
-            assert down.json() == {"status": "unavailable", "failed": ["redis"]}
-            assert (await client.get("/healthz")).status_code == 200  # alive all the same
-        finally:
-            await asyncio.to_thread(redis_server.start)
+            await asyncio.to_thread(redis_server.stop)
+            try:
+                down = await client.get("/readyz")
+                assert down.status_code == 503
+                assert down.json() == {"status": "unavailable", "failed": ["redis"]}
+                assert (await client.get("/healthz")).status_code == 200  # alive all the same
+            finally:
+                await asyncio.to_thread(redis_server.start)
+            restarted = asyncio.get_running_loop().time()
 
-        async def ready_again() -> bool:
-            return (await client.get("/readyz")).status_code == 200
+            async def ready_again() -> bool:
+                return (await client.get("/readyz")).status_code == 200
 
-        await until(ready_again, timeout=30, every=0.25)
+            await until(ready_again, 60, "/readyz 200 again", every=0.25)
+            back = asyncio.get_running_loop().time() - restarted
+            within("metrics.ready_after_redis_s", back, 30)
 
-    async def resynced() -> bool:
-        text = await scrape(one)
-        reconnects = value(text, "pulse_relay_reconnects_total")
-        resyncs = value(text, "pulse_resyncs_total", transport="sse")
-        return reconnects > value(before, "pulse_relay_reconnects_total") and resyncs > value(
-            before, "pulse_resyncs_total", transport="sse"
-        )
+        async def resynced() -> bool:
+            text = await scrape(one)
+            grew = [
+                value(text, name, **labels) > value(before, name, **labels)
+                for name, labels in (
+                    ("pulse_relay_reconnects_total", {}),
+                    ("pulse_resyncs_total", {"transport": "sse"}),
+                )
+            ]
+            return all(grew)
 
-    await until(resynced, timeout=30, every=0.25)
-    await stream.close()
+        await until(resynced, 30, "the hub's reconnect and the stream's resync", every=0.25)
+    finally:
+        await stream.close()
 
 
+@pytest.mark.slow
 async def test_a_killed_process_leaves_the_open_connections(
     django_db_blocker, redis_server, metrics_dir, pair, alice
 ):
@@ -252,14 +252,14 @@ async def test_a_killed_process_leaves_the_open_connections(
         async def counted() -> bool:
             return open_count(await scrape(pair[0]), "sse") == 1
 
-        await until(counted)
+        await until(counted, 20, "the doomed process's stream counted")
         doomed.process.send_signal(signal.SIGKILL)
         doomed.process.wait(timeout=10)
 
         async def gone() -> bool:
             return open_count(await scrape(pair[0]), "sse") == 0
 
-        await until(gone)
+        await until(gone, 20, "the killed process's stream no longer counted")
     finally:
         await stream.close()
         doomed.stop()

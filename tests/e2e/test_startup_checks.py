@@ -11,7 +11,8 @@ import pytest
 from notifications.management.commands.serve import daphne_command
 from tests.support.servers import ROOT, database_url, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# Each test starts Python processes (~2 s each).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def start(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
