@@ -51,8 +51,17 @@ class Nginx:
 
     host = "127.0.0.1"
 
-    def __init__(self, upstreams: Sequence[str], *, directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        upstreams: Sequence[str],
+        *,
+        directory: Path | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        """`tls`: (certificate, key) renders the HTTPS site (it also listens on port 80,
+        so such an instance is for `check()`, not `start()`)."""
         self.upstreams = list(upstreams)
+        self.tls = tls
         self.dir = directory or Path(tempfile.mkdtemp(prefix="nginx-"))
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -75,6 +84,8 @@ class Nginx:
             listen=f"{self.host}:{self.port}",
             server_name=self.host,
             static_root=str(ROOT / "static"),
+            tls_certificate=str(self.tls[0]) if self.tls else "",
+            tls_certificate_key=str(self.tls[1]) if self.tls else "",
         )
         (self.dir / "pulse.conf").write_text(site)
         # As root, nginx's workers would run as nobody, who cannot use this private dir.
