@@ -63,6 +63,7 @@ class Nginx:
         self.upstreams = list(upstreams)
         self.tls = tls
         self.dir = directory or Path(tempfile.mkdtemp(prefix="nginx-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
