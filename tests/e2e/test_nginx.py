@@ -19,23 +19,20 @@ import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
-from websockets.exceptions import ConnectionClosed
 
 from feeds.models import Message, Room
 from notifications.services import announcement_create, notification_create
-from tests.chat_tab import ChatTab
-from tests.conftest import _RUN_DIR, UNCAPPED, make_sessions, make_user, make_users
-from tests.conftest import session_cookie as _session_cookie
-from tests.e2e.test_chat_ws import chat, frame, joined, send
-from tests.servers import Server, run_manage
-from tests.sse_client import open_stream
-from tests.sse_tab import SSETab
+from tests.support.chat_tab import ChatTab
+from tests.support.chat_ws import chat, close_code, frame, joined, send
+from tests.support.factories import cookie_for, make_sessions, make_user, make_users
 from tests.support.nginx import Nginx
+from tests.support.servers import RUN_DIR, UNCAPPED, Server, run_manage
+from tests.support.sse_client import open_stream
+from tests.support.sse_tab import SSETab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PROCESSES = 3
-cookie_for = sync_to_async(_session_cookie)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +42,7 @@ def processes(django_db_setup, django_db_blocker, redis_server):
         servers = [
             Server(
                 redis_url=redis_server.url,
-                log_path=_RUN_DIR / f"server-nginx-{i}.log",
+                log_path=RUN_DIR / f"server-nginx-{i}.log",
                 extra_args=("--proxy-headers",),
                 env=UNCAPPED,
             )
@@ -62,7 +59,7 @@ def processes(django_db_setup, django_db_blocker, redis_server):
 
 @pytest.fixture(scope="module")
 def nginx(processes):
-    proxy = Nginx([f"{s.host}:{s.port}" for s in processes], directory=_RUN_DIR / "nginx")
+    proxy = Nginx([f"{s.host}:{s.port}" for s in processes], directory=RUN_DIR / "nginx")
     proxy.start()
     yield proxy
     proxy.stop()
@@ -217,10 +214,7 @@ async def test_logging_out_through_nginx_ends_the_sessions_connections_on_other_
                 headers={"X-CSRFToken": http.cookies["csrftoken"], "Origin": nginx.url},
             )
             assert response.status_code == 302
-        with pytest.raises(ConnectionClosed) as closed:
-            while True:
-                await asyncio.wait_for(socket.recv(), 5)
-        assert closed.value.rcvd.code == 4001
+        assert await close_code(socket) == 4001
         ended = await stream.collect("stream-error", 1, timeout=5)
         assert ended[0].json()["reason"] == "session-ended"
         await send(bobs, type="join")

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deploy.render_nginx import render
-from tests.servers import ROOT, free_port
+from tests.support.servers import ROOT, free_port
 
 NGINX = "/usr/sbin/nginx"
 MIME_TYPES = "/etc/nginx/mime.types"
