@@ -18,6 +18,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
+from axes.models import AccessAttempt
 from django.utils import timezone
 
 from feeds.models import Message, Room
@@ -223,6 +224,29 @@ async def test_logging_out_through_nginx_ends_the_sessions_connections_on_other_
         await stream.close()
         await socket.close()
         await bobs.close()
+
+
+async def test_the_server_sees_the_address_nginx_saw_not_one_the_client_claims(
+    processes, nginx, alice
+):
+    # From 127.0.0.2: nginx reaches the processes from 127.0.0.1, so only X-Forwarded-For
+    # (trusted with serve --proxy-headers) can tell them 127.0.0.2.
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=nginx.url, transport=transport) as http:
+        await http.get("/login/")
+        response = await http.post(
+            "/login/",
+            data={
+                "username": "alice",
+                "password": "wrong-password",
+                "csrfmiddlewaretoken": http.cookies["csrftoken"],
+            },
+            headers={"Origin": nginx.url, "X-Forwarded-For": "203.0.113.9"},
+        )
+        assert response.status_code == 200  # the form again, with an error
+    attempt = await AccessAttempt.objects.aget(username="alice")
+    # What login throttling counts per address is the real client's.
+    assert attempt.ip_address == "127.0.0.2"
 
 
 USERS = 6  # each with a chat tab and an SSE tab
