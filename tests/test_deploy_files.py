@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from deploy.render_nginx import render
+from notifications.management.commands.serve import SERVERS, server_command
 from tests.support.nginx import Nginx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,3 +114,12 @@ def test_the_renderer_refuses_bad_input_with_a_message(args, message):
     )
     assert (result.returncode, result.stdout) == (2, "")
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_serve_trusts_forwarded_headers_only_with_proxy_headers(kind):
+    # uvicorn would trust them from 127.0.0.1 by default: serve makes both servers alike.
+    behind = server_command(kind, host="127.0.0.1", port=8001, proxy_headers=True)
+    direct = server_command(kind, host="127.0.0.1", port=8001)
+    assert "--proxy-headers" in behind and "--proxy-headers" not in direct
+    assert behind[-1] == direct[-1] == "config.asgi:application"
