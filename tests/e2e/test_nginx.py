@@ -226,6 +226,19 @@ async def test_logging_out_through_nginx_ends_the_sessions_connections_on_other_
         await bobs.close()
 
 
+async def test_the_site_caps_bodies_denies_metrics_and_serves_static_files(processes, nginx):
+    async with httpx.AsyncClient(base_url=nginx.url, timeout=30) as http:
+        # Over 3 MB: nginx refuses it. Just over Django's 2.5 MB: the app answers, in JSON.
+        too_big = await http.post("/api/notifications/read-all/", content=b"x" * 3_200_000)
+        assert too_big.status_code == 413
+        app_sized = await http.post("/api/notifications/read-all/", content=b"x" * 2_700_000)
+        assert app_sized.status_code in (400, 403) and "error" in app_sized.json()
+        assert (await http.get("/metrics")).status_code == 403
+        css = await http.get("/static/notifications/app.css")
+        assert css.status_code == 200 and css.headers["content-type"] == "text/css"
+        assert "expires" in css.headers  # served by nginx, not by a process
+
+
 async def test_the_server_sees_the_address_nginx_saw_not_one_the_client_claims(
     processes, nginx, alice
 ):
