@@ -53,6 +53,7 @@ def render(
     static_root: str,
     tls_certificate: str = "",
     tls_certificate_key: str = "",
+    http_listen: str = "80",
     template: Path = TEMPLATE,
 ) -> str:
     """The site config; TLS when a certificate is given, plain HTTP otherwise."""
@@ -66,6 +67,7 @@ def render(
         "static_root": static_root.rstrip("/"),
         "tls_certificate": tls_certificate,
         "tls_certificate_key": tls_certificate_key,
+        "http_listen": http_listen,
     }
     for name, value in values.items():
         if name != "upstream_servers" and UNSAFE.search(value):
@@ -92,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--server-name", required=True, help="e.g. pulse.example.com")
     parser.add_argument("--listen", help="default: 443 with TLS, 80 without")
+    parser.add_argument(
+        "--http-listen", default="80", help="with TLS: where plain HTTP is redirected from"
+    )
     parser.add_argument("--static-root", default="/srv/pulse/staticfiles")
     parser.add_argument("--tls-certificate", default="", metavar="PATH")
     parser.add_argument("--tls-certificate-key", default="", metavar="PATH")
@@ -113,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 static_root=args.static_root,
                 tls_certificate=args.tls_certificate,
                 tls_certificate_key=args.tls_certificate_key,
+                http_listen=args.http_listen,
             )
         )
     except ValueError as exc:

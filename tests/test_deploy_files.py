@@ -12,7 +12,7 @@ import pytest
 
 from deploy.render_nginx import render
 from notifications.management.commands.serve import SERVERS, server_command
-from tests.support.nginx import Nginx
+from tests.support.nginx import Nginx, self_signed_certificate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -74,12 +74,7 @@ def test_the_server_unit_runs_serve_with_proxy_headers():
 
 
 def test_the_tls_site_passes_nginx_t(tmp_path):
-    key, cert = tmp_path / "site.key", tmp_path / "site.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=pulse.example.com", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     nginx = Nginx(["127.0.0.1:8001", "127.0.0.1:8002"], directory=tmp_path, tls=(cert, key))
     nginx.write_config()
     nginx.check()  # nginx -t: parses, loads the certificate, binds nothing

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import ssl
 from collections import Counter
 from datetime import timedelta
 
@@ -20,13 +21,15 @@ import pytest
 from asgiref.sync import sync_to_async
 from axes.models import AccessAttempt
 from django.utils import timezone
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from feeds.models import Message, Room
 from notifications.services import announcement_create, notification_create
 from tests.support.chat_tab import ChatTab
 from tests.support.chat_ws import chat, close_code, frame, joined, send
-from tests.support.factories import cookie_for, make_sessions, make_user, make_users
-from tests.support.nginx import Nginx
+from tests.support.factories import PASSWORD, cookie_for, make_sessions, make_user, make_users
+from tests.support.nginx import Nginx, self_signed_certificate
 from tests.support.servers import RUN_DIR, UNCAPPED, Server, run_manage
 from tests.support.sse_client import open_stream
 from tests.support.sse_tab import SSETab
@@ -260,6 +263,69 @@ async def test_the_server_sees_the_address_nginx_saw_not_one_the_client_claims(
     attempt = await AccessAttempt.objects.aget(username="alice")
     # What login throttling counts per address is the real client's.
     assert attempt.ip_address == "127.0.0.2"
+
+
+@pytest.fixture(scope="module")
+def tls_site(django_db_setup, django_db_blocker, redis_server):
+    """One process with production's SECURE_SSL behind the site rendered with TLS."""
+    directory = RUN_DIR / "nginx-tls"
+    cert, key = self_signed_certificate(directory)
+    with django_db_blocker.unblock():
+        server = Server(
+            redis_url=redis_server.url,
+            log_path=RUN_DIR / "server-nginx-tls.log",
+            extra_args=("--proxy-headers",),
+            env={"SECURE_SSL": "1"},
+        ).start()
+    proxy = Nginx([f"{server.host}:{server.port}"], directory=directory, tls=(cert, key))
+    try:
+        proxy.start()
+        yield proxy, ssl.create_default_context(cafile=cert)
+    finally:
+        proxy.stop()
+        server.stop()
+
+
+async def test_behind_tls_the_app_sees_https_for_logins_pages_streams_and_chat_sockets(
+    tls_site, general, alice
+):
+    proxy, tls = tls_site
+    async with httpx.AsyncClient(verify=tls) as plain:
+        redirect = await plain.get(f"{proxy.http_url}/login/")
+        assert redirect.status_code == 301
+        assert redirect.headers["location"] == f"https://{proxy.host}/login/"
+    async with httpx.AsyncClient(base_url=proxy.url, verify=tls, timeout=10) as http:
+        await http.get("/login/")
+        # Django's HTTPS CSRF check (Referer and Origin against https://<Host with port>)
+        # passes only with X-Forwarded-Proto and the port-carrying Host from nginx.
+        login = await http.post(
+            "/login/",
+            data={
+                "username": "alice",
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": http.cookies["csrftoken"],
+            },
+            headers={"Origin": proxy.url, "Referer": f"{proxy.url}/login/"},
+        )
+        assert login.status_code == 302, login.text
+        assert "max-age" in login.headers["strict-transport-security"]
+        session = http.cookies["sessionid"]
+        page = await http.get("/notifications/")  # no redirect loop: Django saw https
+        assert page.status_code == 200
+        async with asyncio.timeout(10), http.stream("GET", "/events/") as stream:
+            assert stream.status_code == 200
+            async for line in stream.aiter_lines():
+                if line == "event: stream-open":
+                    break
+    room = f"{proxy.ws_url}/ws/chat/general/"
+    headers = {"Cookie": f"sessionid={session}", "Origin": proxy.url}
+    async with connect(room, ssl=tls, additional_headers=headers) as ws:
+        assert (await frame(ws, "welcome"))["user"] == "alice"
+    # The same page served over plain http would be another origin.
+    headers["Origin"] = proxy.url.replace("https://", "http://")
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(room, ssl=tls, additional_headers=headers)
+    assert refused.value.response.status_code == 403
 
 
 USERS = 6  # each with a chat tab and an SSE tab

@@ -46,6 +46,19 @@ http {{
 """
 
 
+def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A throwaway certificate for `host` (an IP address): (certificate, key) in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "site.pem", directory / "site.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
 class Nginx:
     """nginx on 127.0.0.1:<free port>, proxying to `upstreams` ("host:port" each)."""
 
@@ -58,22 +71,28 @@ class Nginx:
         directory: Path | None = None,
         tls: tuple[Path, Path] | None = None,
     ) -> None:
-        """`tls`: (certificate, key) renders the HTTPS site (it also listens on port 80,
-        so such an instance is for `check()`, not `start()`)."""
+        """`tls`: (certificate, key) renders the HTTPS site, which also redirects plain
+        HTTP from `http_url`."""
         self.upstreams = list(upstreams)
         self.tls = tls
         self.dir = directory or Path(tempfile.mkdtemp(prefix="nginx-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.http_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """With TLS: where plain HTTP is answered with a redirect."""
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def error_log(self) -> Path:
@@ -87,6 +106,7 @@ class Nginx:
             static_root=str(ROOT / "static"),
             tls_certificate=str(self.tls[0]) if self.tls else "",
             tls_certificate_key=str(self.tls[1]) if self.tls else "",
+            http_listen=f"{self.host}:{self.http_port}",
         )
         (self.dir / "pulse.conf").write_text(site)
         # As root, nginx's workers would run as nobody, who cannot use this private dir.
