@@ -51,6 +51,7 @@ def make_room(author) -> Room:
     return room
 
 
+@pytest.mark.slow
 async def test_a_burst_into_an_unchanged_room_reads_its_history_once(
     redis_layer, history_reads, first_member, alice, bob, charlie
 ):
@@ -82,6 +83,7 @@ async def test_a_message_posted_after_a_welcome_is_in_the_next_one(
     await second.disconnect()
 
 
+@pytest.mark.slow
 async def test_a_message_no_frame_announced_shows_within_the_ttl(
     redis_layer, history_reads, first_member, monkeypatch, alice, bob, charlie
 ):
@@ -100,6 +102,7 @@ async def test_a_message_no_frame_announced_shows_within_the_ttl(
         await socket.disconnect()
 
 
+@pytest.mark.slow
 async def test_a_burst_reads_who_is_online_once_and_a_diff_renews_it(
     redis_layer, monkeypatch, first_member, alice, bob, charlie
 ):
@@ -125,6 +128,7 @@ async def test_a_burst_reads_who_is_online_once_and_a_diff_renews_it(
         await socket.disconnect()
 
 
+@pytest.mark.slow
 async def test_connects_at_once_share_one_read(
     redis_layer, history_reads, first_member, alice, bob, charlie
 ):
@@ -139,6 +143,7 @@ async def test_connects_at_once_share_one_read(
         await socket.disconnect()
 
 
+@pytest.mark.slow
 async def test_a_read_that_fails_is_not_shared(redis_layer, first_member, alice):
     room = await sync_to_async(make_room)(alice)
     first, _ = await first_member(alice)
