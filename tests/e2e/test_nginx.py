@@ -267,6 +267,28 @@ async def test_the_server_sees_the_address_nginx_saw_not_one_the_client_claims(
     assert attempt.ip_address == "127.0.0.2"
 
 
+async def test_a_reload_takes_a_process_out_of_rotation_and_back(
+    processes, nginx, staff_cookie, alice
+):
+    cookie = await cookie_for(alice)
+    await until_placed(processes, staff_cookie, "sse_streams", [0, 0, 0])  # earlier tests' gone
+    streams = []
+    try:
+        await asyncio.to_thread(nginx.reload, [f"{s.host}:{s.port}" for s in processes[1:]])
+        streams = [await open_stream(nginx.url, session=cookie) for _ in range(4)]
+        assert (await placement(processes, staff_cookie, "sse_streams"))[0] == 0
+    finally:
+        for stream in streams:
+            await stream.close()
+        await asyncio.to_thread(nginx.reload, [f"{s.host}:{s.port}" for s in processes])
+    streams = [await open_stream(nginx.url, session=cookie) for _ in range(3)]
+    try:
+        await until_placed(processes, staff_cookie, "sse_streams", [1, 1, 1])
+    finally:
+        for stream in streams:
+            await stream.close()
+
+
 @pytest.fixture(scope="module")
 def tls_site(django_db_setup, django_db_blocker, redis_server):
     """One process with production's SECURE_SSL behind the site rendered with TLS."""

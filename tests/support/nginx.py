@@ -1,9 +1,10 @@
 """Debian's nginx as a test process, in front of server processes, with the shipped site.
 
 The site is deploy/nginx/pulse.conf rendered by deploy/render_nginx.py exactly as an
-operator renders it (plain HTTP on a free port); only the main context around it (pid, logs,
-temp dirs in a private directory, `daemon off`) is the test's, as /etc/nginx/nginx.conf is
-the operator's.
+operator renders it (plain HTTP on a free port, or HTTPS with a throwaway certificate); only
+the main context around it (pid, logs, temp dirs in a private directory, `daemon off`) is
+the test's, as /etc/nginx/nginx.conf is the operator's. `reload()` changes the upstreams
+under open connections, as an operator does in a rolling restart.
 """
 
 from __future__ import annotations
@@ -150,19 +151,24 @@ class Nginx:
             self.upstreams = list(upstreams)
         self.write_config()
         self.check()
-        started = self._worker_starts()
+        before = self._log_counts()
         self.process.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + timeout
-        while self._worker_starts() <= started:
+        # Done when a new worker runs and the old one stopped accepting (it keeps serving
+        # its open connections for up to worker_shutdown_timeout).
+        while any(now <= then for now, then in zip(self._log_counts(), before, strict=True)):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nginx did not reload within {timeout} s: {self.error_log}")
             time.sleep(0.05)
+        time.sleep(0.1)  # the old worker logs "shutting down" just before it closes its sockets
 
-    def _worker_starts(self) -> int:
+    def _log_counts(self) -> tuple[int, int]:
+        """Workers started and workers told to shut down, from the error log."""
         try:
-            return self.error_log.read_text().count("start worker process")
+            log = self.error_log.read_text()
         except FileNotFoundError:
-            return 0
+            return 0, 0
+        return log.count("start worker process "), log.count("gracefully shutting down")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
