@@ -32,6 +32,16 @@ def upstream_lines(upstreams: list[str], *, fail_timeout: int = 5) -> str:
     return "\n".join(lines)
 
 
+def allow_lines(addresses: list[str]) -> str:
+    """`allow` lines for the scraper addresses (an IP or a CIDR each) of /metrics."""
+    for address in addresses:
+        if not re.fullmatch(r"[0-9A-Fa-f.:]+(/\d{1,3})?", address):
+            raise ValueError(f"--metrics-allow takes an address or CIDR, got {address!r}")
+    if not addresses:
+        return "        # nobody: render with --metrics-allow ADDRESS for a scraper"
+    return "\n".join(f"        allow {address};" for address in addresses)
+
+
 def keep_sections(text: str, keep: str) -> str:
     """Drop the lines of the sections not named `keep`, and every section marker."""
     out, inside = [], None
@@ -54,6 +64,7 @@ def render(
     tls_certificate: str = "",
     tls_certificate_key: str = "",
     http_listen: str = "80",
+    metrics_allow: list[str] | None = None,
     template: Path = TEMPLATE,
 ) -> str:
     """The site config; TLS when a certificate is given, plain HTTP otherwise."""
@@ -72,6 +83,7 @@ def render(
     for name, value in values.items():
         if name != "upstream_servers" and UNSAFE.search(value):
             raise ValueError(f"{name} may not contain ; {{ }} # quotes $ or line breaks")
+    values["metrics_allow"] = allow_lines(metrics_allow or [])
     text = keep_sections(template.read_text(), "tls" if tls else "plain")
 
     def fill(match: re.Match[str]) -> str:
@@ -98,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         "--http-listen", default="80", help="with TLS: where plain HTTP is redirected from"
     )
     parser.add_argument("--static-root", default="/srv/pulse/staticfiles")
+    parser.add_argument(
+        "--metrics-allow",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a Prometheus scraper's address or CIDR that may read /metrics (repeatable)",
+    )
     parser.add_argument("--tls-certificate", default="", metavar="PATH")
     parser.add_argument("--tls-certificate-key", default="", metavar="PATH")
     parser.add_argument(
@@ -119,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 tls_certificate=args.tls_certificate,
                 tls_certificate_key=args.tls_certificate_key,
                 http_listen=args.http_listen,
+                metrics_allow=args.metrics_allow,
             )
         )
     except ValueError as exc:

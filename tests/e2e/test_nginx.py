@@ -231,7 +231,28 @@ async def test_logging_out_through_nginx_ends_the_sessions_connections_on_other_
         await bobs.close()
 
 
-async def test_the_site_caps_bodies_denies_metrics_and_serves_static_files(processes, nginx):
+async def test_only_an_allowed_scraper_reads_metrics_through_nginx(processes, nginx, staff_cookie):
+    cookies = {"sessionid": staff_cookie}
+    scraper = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with (
+        httpx.AsyncClient(base_url=nginx.url, cookies=cookies) as other,
+        httpx.AsyncClient(base_url=nginx.url, cookies=cookies, transport=scraper) as allowed,
+    ):
+        assert (await allowed.get("/metrics")).status_code == 403  # nobody, by default
+        nginx.metrics_allow = ["127.0.0.2"]
+        try:
+            await asyncio.to_thread(nginx.reload)
+            metrics = await allowed.get("/metrics")
+            assert metrics.status_code == 200 and "pulse_connections_open" in metrics.text
+            assert (await other.get("/metrics")).status_code == 403
+        finally:
+            nginx.metrics_allow = []
+            await asyncio.to_thread(nginx.reload)
+
+
+async def test_the_site_caps_bodies_passes_probes_denies_metrics_and_serves_static_files(
+    processes, nginx
+):
     async with httpx.AsyncClient(base_url=nginx.url, timeout=30) as http:
         # Over 3 MB: nginx refuses it. Just over Django's 2.5 MB: the app answers, in JSON.
         too_big = await http.post("/api/notifications/read-all/", content=b"x" * 3_200_000)
@@ -239,6 +260,8 @@ async def test_the_site_caps_bodies_denies_metrics_and_serves_static_files(proce
         app_sized = await http.post("/api/notifications/read-all/", content=b"x" * 2_700_000)
         assert app_sized.status_code in (400, 403) and "error" in app_sized.json()
         assert (await http.get("/metrics")).status_code == 403
+        for probe in ("/healthz", "/readyz"):  # for a load balancer in front of nginx
+            assert (await http.get(probe)).json() == {"status": "ok"}
         css = await http.get("/static/notifications/app.css")
         assert css.status_code == 200 and css.headers["content-type"] == "text/css"
         assert "expires" in css.headers  # served by nginx, not by a process

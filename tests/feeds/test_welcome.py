@@ -30,10 +30,10 @@ def history_reads(monkeypatch) -> list[int]:
 
 
 @pytest.fixture
-def first_member(monkeypatch):
+async def first_member(monkeypatch):
     """Join as the room's first member and wait until the room is told (a presence diff is a
     frame, so it changes the room's version); then hold further diffs for 2 s, so that the
-    joins the test makes next find the room unchanged."""
+    joins the test makes next find the room unchanged. The held diffs are dropped at the end."""
 
     async def join_first(user):
         socket, hello = await join("general", user)
@@ -41,7 +41,8 @@ def first_member(monkeypatch):
         monkeypatch.setattr(presence, "COALESCE_MS", 2000)
         return socket, hello
 
-    return join_first
+    yield join_first
+    await presence.settle(cancel=True)
 
 
 def make_room(author) -> Room:
@@ -51,7 +52,6 @@ def make_room(author) -> Room:
     return room
 
 
-@pytest.mark.slow
 async def test_a_burst_into_an_unchanged_room_reads_its_history_once(
     redis_layer, history_reads, first_member, alice, bob, charlie
 ):
@@ -83,7 +83,6 @@ async def test_a_message_posted_after_a_welcome_is_in_the_next_one(
     await second.disconnect()
 
 
-@pytest.mark.slow
 async def test_a_message_no_frame_announced_shows_within_the_ttl(
     redis_layer, history_reads, first_member, monkeypatch, alice, bob, charlie
 ):
@@ -102,7 +101,6 @@ async def test_a_message_no_frame_announced_shows_within_the_ttl(
         await socket.disconnect()
 
 
-@pytest.mark.slow
 async def test_a_burst_reads_who_is_online_once_and_a_diff_renews_it(
     redis_layer, monkeypatch, first_member, alice, bob, charlie
 ):
@@ -128,7 +126,6 @@ async def test_a_burst_reads_who_is_online_once_and_a_diff_renews_it(
         await socket.disconnect()
 
 
-@pytest.mark.slow
 async def test_connects_at_once_share_one_read(
     redis_layer, history_reads, first_member, alice, bob, charlie
 ):
@@ -143,7 +140,6 @@ async def test_connects_at_once_share_one_read(
         await socket.disconnect()
 
 
-@pytest.mark.slow
 async def test_a_read_that_fails_is_not_shared(redis_layer, first_member, alice):
     room = await sync_to_async(make_room)(alice)
     first, _ = await first_member(alice)

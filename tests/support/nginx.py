@@ -71,11 +71,13 @@ class Nginx:
         *,
         directory: Path | None = None,
         tls: tuple[Path, Path] | None = None,
+        metrics_allow: Sequence[str] = (),
     ) -> None:
         """`tls`: (certificate, key) renders the HTTPS site, which also redirects plain
         HTTP from `http_url`."""
         self.upstreams = list(upstreams)
         self.tls = tls
+        self.metrics_allow = list(metrics_allow)  # change, then reload()
         self.dir = directory or Path(tempfile.mkdtemp(prefix="nginx-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -108,6 +110,7 @@ class Nginx:
             tls_certificate=str(self.tls[0]) if self.tls else "",
             tls_certificate_key=str(self.tls[1]) if self.tls else "",
             http_listen=f"{self.host}:{self.http_port}",
+            metrics_allow=self.metrics_allow,
         )
         (self.dir / "pulse.conf").write_text(site)
         # As root, nginx's workers would run as nobody, who cannot use this private dir.
