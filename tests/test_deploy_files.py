@@ -98,6 +98,7 @@ def test_the_plain_site_has_no_tls():
         (["--upstream", "nohost", "--server-name", "a", "--no-tls"], "must be host:port"),
         (["--upstream", "h:1", "--server-name", "a; include /x", "--no-tls"], "may not contain"),
         (["--upstream", "h:1", "--server-name", "a", "--tls-certificate", "/c"], "and its key"),
+        (["--upstream", "h:1", "--server-name", "a", "--no-tls", "--metrics-allow", "all"], "CIDR"),
     ],
 )
 def test_the_renderer_refuses_bad_input_with_a_message(args, message):
