@@ -28,8 +28,9 @@ from realtime.sse_asgi import SSEStreams  # noqa: E402
 # it the fast WebSocket factory that `manage.py serve` uses. No-op under other servers.
 install_if_daphne_cli()
 
-# Paths that thousands of clients hit at once after a restart: one thread hop each.
-LIVE_CONNECT_PATHS = ("/events/",)
+# Paths that thousands of clients hit at once after a restart, or again and again (polls):
+# one thread hop each.
+LIVE_CONNECT_PATHS = ("/events/", "/api/notifications/poll/")
 
 # Any other path is refused before accept (daphne answers 403): URLRouter would raise,
 # and each such handshake would be a 500 with a traceback in the log.

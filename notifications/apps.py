@@ -6,7 +6,7 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from notifications import channels, signals
-        from notifications.health import register_gauge, sse_streams
+        from notifications.health import polls, register_gauge, sse_streams
         from notifications.replay import (
             AnnouncementReplay,
             NotificationReplay,
@@ -21,3 +21,4 @@ class NotificationsConfig(AppConfig):
         register_source("announcements", AnnouncementReplay())
         register_source("group", AnnouncementReplay())
         register_gauge("sse_streams", sse_streams)
+        register_gauge("held_polls", polls)

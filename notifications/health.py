@@ -36,6 +36,13 @@ def snapshot() -> dict[str, Any]:
 
 
 def sse_streams() -> int:
+    from realtime.longpoll import held_polls
     from realtime.sse import stream_count
 
-    return stream_count()
+    return stream_count() - held_polls()  # polls are streams too (realtime.longpoll)
+
+
+def polls() -> int:
+    from realtime.longpoll import held_polls
+
+    return held_polls()

@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/health/", api.health, name="api-health"),
     path("api/notifications/", api.notification_list, name="api-list"),
     path("api/notifications/unread-count/", api.unread_count, name="api-unread-count"),
+    path("api/notifications/poll/", stream.poll, name="api-poll"),
     path("api/notifications/read-all/", api.mark_all_read, name="api-read-all"),
     path("api/notifications/<int:notification_id>/read/", api.mark_read, name="api-read"),
     path("api/announcements/", api.announcement_list, name="api-announcements"),

@@ -39,6 +39,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SSE = "sse"  # GET /events/ streams (realtime.sse)
 WS_CHAT = "ws_chat"  # chat sockets, /ws/chat/<slug>/ (realtime.outbox)
 WS_EVENTS = "ws_events"  # live channels over WebSocket, /ws/events/ (realtime.consumers)
+LONGPOLL = "longpoll"  # polls held for events, /api/notifications/poll/ (realtime.longpoll)
 
 CONNECTIONS_OPEN = Gauge(
     "pulse_connections_open",
@@ -101,6 +102,7 @@ RATE_LIMITED = Counter(
 SSE_OPEN = CONNECTIONS_OPEN.labels(SSE)
 WS_CHAT_OPEN = CONNECTIONS_OPEN.labels(WS_CHAT)
 WS_EVENTS_OPEN = CONNECTIONS_OPEN.labels(WS_EVENTS)
+LONGPOLL_OPEN = CONNECTIONS_OPEN.labels(LONGPOLL)
 SSE_DELIVERED = EVENTS_DELIVERED.labels(SSE)
 WS_CHAT_DELIVERED = EVENTS_DELIVERED.labels(WS_CHAT)
 WS_EVENTS_DELIVERED = EVENTS_DELIVERED.labels(WS_EVENTS)

@@ -28,6 +28,7 @@ the rest from the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -40,6 +41,7 @@ from urllib.parse import quote
 
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import get_storage
+from prometheus_client import Gauge
 
 from realtime import connection_caps, latest, metrics, tcp
 from realtime.channels import LATEST, STORAGE, replay_of
@@ -620,6 +622,34 @@ def stream_groups(conn: Connection) -> list[str]:
     return [*conn.channels, user_group(conn.user_id), SSE_GROUP]
 
 
+@contextlib.asynccontextmanager
+async def joined(conn: Connection, gauge: Gauge) -> AsyncIterator[Streams]:
+    """`conn` as a member of the hub and of this process's streams, its replay begun.
+
+    Shared by SSE streams and long polls (realtime.longpoll): the same groups, replay and
+    live delivery, only the way out differs. `gauge` counts it while it is open.
+    """
+    layer = pulse_layer()
+    hub = layer.hub()
+    local = streams()
+    groups = [layer.group_channel(group) for group in stream_groups(conn)]
+    try:
+        # Live before the replay is read, so the two overlap instead of leaving a gap.
+        # While Redis is away, the stream replays at once and resyncs when it is back.
+        await hub.join(conn, groups, wait=not hub.failing)
+    except Unavailable:
+        logger.warning("SSE stream of user %s starts before Redis confirmed it", conn.user_id)
+        await hub.join(conn, groups, wait=False)
+    local.attach(conn)
+    gauge.inc()
+    try:
+        yield local
+    finally:
+        gauge.dec()
+        hub.leave(conn)
+        local.detach(conn)
+
+
 async def frames(
     conn: Connection,
     prefix: bytes = b"",
@@ -631,22 +661,9 @@ async def frames(
     enough of the last one (the ASGI side knows the server's buffer), so a long replay is
     paced by the client instead of piling up in memory.
     """
-    layer = pulse_layer()
-    hub = layer.hub()
-    local = streams()
     if prefix:
         yield prefix
-    groups = [layer.group_channel(group) for group in stream_groups(conn)]
-    try:
-        # Live before the replay is read, so the two overlap instead of leaving a gap.
-        # While Redis is away, the stream replays at once and resyncs when it is back.
-        await hub.join(conn, groups, wait=not hub.failing)
-    except Unavailable:
-        logger.warning("SSE stream of user %s starts before Redis confirmed it", conn.user_id)
-        await hub.join(conn, groups, wait=False)
-    local.attach(conn)
-    metrics.SSE_OPEN.inc()
-    try:
+    async with joined(conn, metrics.SSE_OPEN) as local:
         while True:
             await conn.wait()
             if conn.abort:
@@ -660,10 +677,6 @@ async def frames(
                 local.catch_up_more(conn)
             if conn.state is CLOSED and not conn.pending:
                 return
-    finally:
-        metrics.SSE_OPEN.dec()
-        hub.leave(conn)
-        local.detach(conn)
 
 
 # ---------------------------------------------------------------- publishing

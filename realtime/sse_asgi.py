@@ -40,11 +40,16 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+# What takes over a claimed connection: writes its body to `send` until it is done.
+Respond = Callable[[Connection, Send, Receive], Awaitable[None]]
+
+
 class _Handoff:
-    __slots__ = ("connection", "finished", "status")
+    __slots__ = ("connection", "finished", "respond", "status")
 
     def __init__(self) -> None:
         self.connection: Connection | None = None
+        self.respond: Respond | None = None
         self.status = 0
         self.finished = False
 
@@ -52,16 +57,19 @@ class _Handoff:
 _handoff: ContextVar[_Handoff | None] = ContextVar("sse_handoff", default=None)
 
 
-def claim_stream(connection: Connection) -> bool:
+def claim_stream(connection: Connection, respond: Respond | None = None) -> bool:
     """Ask the ASGI layer to stream `connection` once the view's response is sent.
 
-    False when the request did not come through SSEStreams (tests' WSGI client, another
-    ASGI stack): the caller then streams through Django itself.
+    `respond` writes the rest of the body (default: the SSE stream, `serve`; a long poll
+    passes its own, realtime.longpoll). False when the request did not come through
+    SSEStreams (tests' WSGI client, another ASGI stack): the caller then answers through
+    Django itself.
     """
     slot = _handoff.get()
     if slot is None:
         return False
     slot.connection = connection
+    slot.respond = respond or serve
     return True
 
 
@@ -81,8 +89,8 @@ class SSEStreams:
             await self.app(scope, receive, _until_handoff(slot, send))
         finally:
             _handoff.reset(token)
-        if slot.connection is not None and slot.finished:
-            await serve(slot.connection, send, receive)
+        if slot.connection is not None and slot.respond is not None and slot.finished:
+            await slot.respond(slot.connection, send, receive)
 
 
 def _until_handoff(slot: _Handoff, send: Send) -> Send:
@@ -115,7 +123,7 @@ async def serve(connection: Connection, send: Send, receive: Receive) -> None:
         # stream for ~15 minutes (realtime.tcp).
         transport.prepare(KERNEL_SEND_BUFFER)
         connection.on_abort = transport.abort
-    watcher = asyncio.get_running_loop().create_task(_until_disconnect(receive, connection))
+    watcher = asyncio.get_running_loop().create_task(until_disconnect(receive, connection))
     drained = None if transport is None else partial(_drained, transport, connection)
     try:
         async for chunk in frames(connection, drained=drained):
@@ -154,7 +162,8 @@ async def _drained(transport: servers.ServerSocket, connection: Connection) -> N
     connection.cut_off()
 
 
-async def _until_disconnect(receive: Receive, connection: Connection) -> None:
+async def until_disconnect(receive: Receive, connection: Connection) -> None:
+    """Mark `connection` gone when the client disconnects (run it as a task)."""
     with contextlib.suppress(asyncio.CancelledError):
         while (await receive())["type"] != "http.disconnect":
             pass

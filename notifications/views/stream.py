@@ -1,4 +1,5 @@
-"""`GET /events/`: the SSE endpoint, behind session auth and per-channel access checks.
+"""`GET /events/`, the SSE endpoint, and `GET /api/notifications/poll/`, the same stream
+answered as JSON polls: behind session auth and per-channel access checks.
 
 The view checks what django-eventstream would get wrong or answer with a 200 error event:
 anonymous users and foreign channels get a 403, a malformed `Last-Event-ID` a 400. It
@@ -14,6 +15,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from typing import Any
 from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -22,7 +24,7 @@ from django_eventstream.utils import make_id
 from notifications.channels import ChannelsRefused, channels_for_user, readable_channels
 from notifications.http import json_error, require_get
 from notifications.storage import stream_position
-from realtime import connection_caps
+from realtime import connection_caps, longpoll
 from realtime.connection_caps import SSE
 from realtime.sse import Connection, frames
 from realtime.sse_asgi import claim_stream
@@ -30,21 +32,22 @@ from realtime.sse_asgi import claim_stream
 RETRY_MIN_MS, RETRY_MAX_MS = 1000, 10000
 MAX_EVENT_ID_LENGTH = 2000
 _ID_PART = re.compile(r"([A-Za-z0-9%._~-]{1,200}):([0-9]{1,18})")
+_WAIT = re.compile(r"[0-9]{1,2}(\.[0-9]{1,3})?")
 
 
 class BadEventId(ValueError):
     pass
 
 
-def parse_event_id(raw: str) -> dict[str, int]:
+def parse_event_id(raw: str, name: str = "Last-Event-ID") -> dict[str, int]:
     """Parse `chan:id,chan:id` (channel names URL-quoted); raise BadEventId otherwise."""
     if len(raw) > MAX_EVENT_ID_LENGTH:
-        raise BadEventId("Last-Event-ID is too long")
+        raise BadEventId(f"{name} is too long")
     out: dict[str, int] = {}
     for part in raw.split(","):
         match = _ID_PART.fullmatch(part.strip())
         if not match:
-            raise BadEventId("Last-Event-ID must look like channel:id[,channel:id...]")
+            raise BadEventId(f"{name} must look like channel:id[,channel:id...]")
         out[unquote(match[1])] = int(match[2])
     return out
 
@@ -59,18 +62,17 @@ def _client_event_id(request: HttpRequest) -> str:
     return ""
 
 
-@require_get
-def events(request: HttpRequest) -> HttpResponse:
+def _open(request: HttpRequest, raw_id: str, id_name: str) -> tuple[Connection, str] | HttpResponse:
+    """The checks of every stream and poll, then its connection and starting id: or the
+    JSON error that refuses it."""
     if not request.user.is_authenticated:
         return json_error(403, "authentication required")
     try:
         channels = readable_channels(request)
     except ChannelsRefused as exc:
         return json_error(exc.status, str(exc), **exc.extra)
-
-    raw_id = _client_event_id(request)
     try:
-        client_ids = parse_event_id(raw_id) if raw_id else {}
+        client_ids = parse_event_id(raw_id, id_name) if raw_id else {}
     except BadEventId as exc:
         return json_error(400, str(exc))
     cap_id = uuid.uuid4().hex
@@ -79,18 +81,26 @@ def events(request: HttpRequest) -> HttpResponse:
         return json_error(429, f"too many streams: at most {limit} per user; close some tabs")
     start = stream_position([c for c in channels if c not in client_ids])
     start.update({c: i for c, i in client_ids.items() if c in channels})
-
     connection = Connection(
         user_id=request.user.pk,
         session_key=request.session.session_key,  # so a logout ends just its streams
         positions=start,
         cap_id=cap_id,  # released when the stream ends (realtime.sse)
     )
+    return connection, make_id(start)
+
+
+@require_get
+def events(request: HttpRequest) -> HttpResponse:
+    opened = _open(request, _client_event_id(request), "Last-Event-ID")
+    if isinstance(opened, HttpResponse):
+        return opened
+    connection, start_id = opened
     # A random reconnect delay per stream: after a server restart, thousands of browsers
     # come back spread over seconds instead of in one burst (with 1-5 s, half of 1,000
     # streams came back within the same second after a 3 s restart).
     retry_ms = random.randint(RETRY_MIN_MS, RETRY_MAX_MS)
-    prefix = f"id: {make_id(start)}\nretry: {retry_ms}\n\n".encode()
+    prefix = f"id: {start_id}\nretry: {retry_ms}\n\n".encode()
     # Claimed: the first bytes only, a plain list so that realtime.onehop can send them.
     body = [prefix] if claim_stream(connection) else frames(connection, prefix)
     response = StreamingHttpResponse(body, content_type="text/event-stream")
@@ -98,6 +108,37 @@ def events(request: HttpRequest) -> HttpResponse:
     # EVENTSTREAM_ALLOW_* settings: the stream is for this site's own pages only.
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _poll_wait(request: HttpRequest) -> float | None:
+    raw = request.GET.get("wait")
+    if raw is None:
+        return longpoll.MAX_WAIT
+    if not _WAIT.fullmatch(raw) or float(raw) > longpoll.MAX_WAIT:
+        return None
+    return float(raw)
+
+
+@require_get
+def poll(request: HttpRequest) -> HttpResponse:
+    """`GET /api/notifications/poll/`: the stream's events after `cursor` as JSON, held up
+    to `wait` seconds for the first (realtime.longpoll)."""
+    wait = _poll_wait(request)
+    if wait is None:
+        return json_error(400, f"wait must be seconds from 0 to {longpoll.MAX_WAIT:g}")
+    raw_id = request.GET.get("cursor") or request.headers.get("Last-Event-ID", "")
+    opened = _open(request, raw_id, "cursor")
+    if isinstance(opened, HttpResponse):
+        return opened
+    connection, start_id = opened
+    # Claimed: Django sends the headers and lets go; the answer follows once it is ready.
+    if claim_stream(connection, longpoll.responder(wait=wait, cursor=start_id)):
+        body: Any = [b""]
+    else:
+        body = longpoll.body(connection, wait=wait, cursor=start_id)
+    response = StreamingHttpResponse(body, content_type="application/json")
+    response["Cache-Control"] = "no-store"
     return response
 
 

@@ -12,6 +12,7 @@ from tests.support.factories import make_users, session_cookie
 from tests.support.figures import within
 from tests.support.servers import create_in_another_process, run_manage
 from tests.support.sse_client import open_stream
+from tests.support.transports import each_transport, open_feed
 
 pytestmark = [
     pytest.mark.e2e,
@@ -77,9 +78,10 @@ async def test_redis_down_during_a_bulk_send_loses_nothing_on_either_process(
             await stream.close()
 
 
-async def test_250_missed_events_replay_exactly_and_in_order(server, alice):
+@each_transport
+async def test_250_missed_events_replay_exactly_and_in_order(transport, server, alice):
     cookie = await sync_to_async(session_cookie)(alice)
-    stream = await open_stream(server.url, session=cookie)
+    stream = await open_feed(transport, server.url, session=cookie)
     last_id = stream.last_id
     await stream.close()
 
@@ -87,7 +89,7 @@ async def test_250_missed_events_replay_exactly_and_in_order(server, alice):
         return [notification_create(recipient=alice, title=f"#{i}").pk for i in range(250)]
 
     ids = await sync_to_async(burst)()
-    again = await open_stream(server.url, session=cookie, last_event_id=last_id)
+    again = await open_feed(transport, server.url, session=cookie, last_event_id=last_id)
     try:
         got = await again.collect("notification", 250, timeout=20)
         assert [e.json()["id"] for e in got] == ids
@@ -97,11 +99,12 @@ async def test_250_missed_events_replay_exactly_and_in_order(server, alice):
         await again.close()
 
 
-async def test_an_id_the_server_never_issued_gets_an_explicit_reset(server, alice):
+@each_transport
+async def test_an_id_the_server_never_issued_gets_an_explicit_reset(transport, server, alice):
     cookie = await sync_to_async(session_cookie)(alice)
     n = await sync_to_async(notification_create)(recipient=alice, title="current")
     forged = f"user-{alice.pk}:{n.pk + 10_000},user-{alice.pk}-read:0,announcements:0"
-    stream = await open_stream(server.url, session=cookie, last_event_id=forged)
+    stream = await open_feed(transport, server.url, session=cookie, last_event_id=forged)
     try:
         reset = await stream.next(5)
         assert reset.event == "stream-reset"
@@ -113,11 +116,14 @@ async def test_an_id_the_server_never_issued_gets_an_explicit_reset(server, alic
         await stream.close()
 
 
-async def test_a_client_away_for_too_long_gets_a_reset_not_thousands_of_events(server, alice):
+@each_transport
+async def test_a_client_away_for_too_long_gets_a_reset_not_thousands_of_events(
+    transport, server, alice
+):
     from notifications.replay import REPLAY_MAX
 
     cookie = await sync_to_async(session_cookie)(alice)
-    stream = await open_stream(server.url, session=cookie)
+    stream = await open_feed(transport, server.url, session=cookie)
     last_id = stream.last_id
     await stream.close()
 
@@ -127,7 +133,7 @@ async def test_a_client_away_for_too_long_gets_a_reset_not_thousands_of_events(s
         )
 
     await sync_to_async(flood)()
-    again = await open_stream(server.url, session=cookie, last_event_id=last_id)
+    again = await open_feed(transport, server.url, session=cookie, last_event_id=last_id)
     try:
         reset = await again.next(5)
         assert reset.event == "stream-reset"
@@ -139,11 +145,12 @@ async def test_a_client_away_for_too_long_gets_a_reset_not_thousands_of_events(s
         await again.close()
 
 
+@each_transport
 async def test_a_lone_failed_publish_is_delivered_before_the_next_event_from_another_process(
-    server, redis_server, alice
+    transport, server, redis_server, alice
 ):
     cookie = await sync_to_async(session_cookie)(alice)
-    stream = await open_stream(server.url, session=cookie)
+    stream = await open_feed(transport, server.url, session=cookie)
     try:
         # A publisher whose Redis is unreachable: the row commits, its publish fails, and
         # that process exits without ever publishing again (no resync from it).

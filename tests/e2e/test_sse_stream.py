@@ -1,4 +1,5 @@
-"""Notifications over a real daphne, a real Redis and a real SSE client."""
+"""Notifications over a real daphne, a real Redis and a real client of each transport:
+SSE, long polls and short polls (tests.support.transports)."""
 
 import asyncio
 import json
@@ -11,17 +12,20 @@ from notifications.services import notification_create, notification_mark_read
 from notifications.views.stream import parse_event_id
 from tests.support.factories import session_cookie
 from tests.support.servers import create_in_another_process
-from tests.support.sse_client import open_stream
+from tests.support.transports import each_transport, feed_request, open_feed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 create = sync_to_async(notification_create)
 
 
+@each_transport
 async def test_a_notification_made_in_another_process_reaches_the_recipient(
-    server, redis_server, alice
+    transport, server, redis_server, alice
 ):
-    stream = await open_stream(server.url, session=await sync_to_async(session_cookie)(alice))
+    stream = await open_feed(
+        transport, server.url, session=await sync_to_async(session_cookie)(alice)
+    )
     try:
         result = await asyncio.to_thread(
             create_in_another_process,
@@ -48,9 +52,12 @@ async def test_a_notification_made_in_another_process_reaches_the_recipient(
         await stream.close()
 
 
-async def test_reconnecting_with_last_event_id_replays_exactly_what_was_missed(server, alice):
+@each_transport
+async def test_reconnecting_with_last_event_id_replays_exactly_what_was_missed(
+    transport, server, alice
+):
     cookie = await sync_to_async(session_cookie)(alice)
-    stream = await open_stream(server.url, session=cookie)
+    stream = await open_feed(transport, server.url, session=cookie)
     await create(recipient=alice, title="seen")
     (seen,) = await stream.collect("notification", 1)
     last_id = stream.last_id
@@ -59,7 +66,7 @@ async def test_reconnecting_with_last_event_id_replays_exactly_what_was_missed(s
 
     missed = [await create(recipient=alice, title=f"missed {i}") for i in range(5)]
 
-    again = await open_stream(server.url, session=cookie, last_event_id=last_id)
+    again = await open_feed(transport, server.url, session=cookie, last_event_id=last_id)
     try:
         replayed = await again.collect("notification", 5)
         assert [e.json()["id"] for e in replayed] == [n.pk for n in missed]
@@ -74,14 +81,17 @@ async def test_reconnecting_with_last_event_id_replays_exactly_what_was_missed(s
         await again.close()
 
 
-async def test_a_first_connection_that_drops_before_any_event_loses_nothing(server, alice):
+@each_transport
+async def test_a_first_connection_that_drops_before_any_event_loses_nothing(
+    transport, server, alice
+):
     cookie = await sync_to_async(session_cookie)(alice)
-    stream = await open_stream(server.url, session=cookie)
+    stream = await open_feed(transport, server.url, session=cookie)
     first_id = stream.last_id  # pinned by the server before any event
     assert first_id.startswith(f"user-{alice.pk}:")
     await stream.close()
     gap = await create(recipient=alice, title="while away")
-    again = await open_stream(server.url, session=cookie, last_event_id=first_id)
+    again = await open_feed(transport, server.url, session=cookie, last_event_id=first_id)
     try:
         (event,) = await again.collect("notification", 1)
         assert event.json()["id"] == gap.pk
@@ -89,11 +99,12 @@ async def test_a_first_connection_that_drops_before_any_event_loses_nothing(serv
         await again.close()
 
 
-async def test_read_state_syncs_to_the_users_other_tabs(server, alice):
+@each_transport
+async def test_read_state_syncs_to_the_users_other_tabs(transport, server, alice):
     cookie = await sync_to_async(session_cookie)(alice)
     n = await create(recipient=alice, title="read me")
     await create(recipient=alice, title="still unread")
-    other_tab = await open_stream(server.url, session=cookie)
+    other_tab = await open_feed(transport, server.url, session=cookie)
     try:
         await sync_to_async(notification_mark_read)(user=alice, notification_id=n.pk)
         (event,) = await other_tab.collect("read", 1)
@@ -102,22 +113,27 @@ async def test_read_state_syncs_to_the_users_other_tabs(server, alice):
         await other_tab.close()
 
 
-async def test_anonymous_gets_403_and_never_a_stream(server):
+@each_transport
+async def test_anonymous_gets_403_and_never_a_stream(transport, server):
+    path, params = feed_request(transport)
     async with httpx.AsyncClient(base_url=server.url) as client:
-        response = await client.get("/events/")
+        response = await client.get(path, params=params)
     assert response.status_code == 403
     assert response.json() == {"error": "authentication required"}
 
 
-async def test_bob_sees_none_of_alices_events(server, alice, bob):
+@each_transport
+async def test_bob_sees_none_of_alices_events(transport, server, alice, bob):
     bob_cookie = await sync_to_async(session_cookie)(bob)
     async with httpx.AsyncClient(base_url=server.url, cookies={"sessionid": bob_cookie}) as c:
-        for query in (f"channel=user-{alice.pk}", f"channel=user-{alice.pk}-read"):
-            response = await c.get(f"/events/?{query}")
-            assert response.status_code == 403, query
+        path, params = feed_request(transport)
+        for channel in (f"user-{alice.pk}", f"user-{alice.pk}-read"):
+            response = await c.get(path, params={**params, "channel": channel})
+            assert response.status_code == 403, channel
+            assert response.json()["error"] == "permission denied"
     # bob's own stream, resumed from a forged id naming alice's channel, stays bob's
     forged = f"user-{alice.pk}:0,user-{bob.pk}:0"
-    stream = await open_stream(server.url, session=bob_cookie, last_event_id=forged)
+    stream = await open_feed(transport, server.url, session=bob_cookie, last_event_id=forged)
     try:
         await create(recipient=alice, title="for alice only")
         mine = await create(recipient=bob, title="for bob")
@@ -128,9 +144,10 @@ async def test_bob_sees_none_of_alices_events(server, alice, bob):
         await stream.close()
 
 
-async def test_a_redis_restart_mid_stream_loses_nothing(server, redis_server, alice):
+@each_transport
+async def test_a_redis_restart_mid_stream_loses_nothing(transport, server, redis_server, alice):
     cookie = await sync_to_async(session_cookie)(alice)
-    stream = await open_stream(server.url, session=cookie)
+    stream = await open_feed(transport, server.url, session=cookie)
     try:
         await create(recipient=alice, title="before")
         await stream.collect("notification", 1)
@@ -148,9 +165,10 @@ async def test_a_redis_restart_mid_stream_loses_nothing(server, redis_server, al
         await stream.close()
 
 
-async def test_hostile_text_arrives_as_exactly_one_event(server, alice):
+@each_transport
+async def test_hostile_text_arrives_as_exactly_one_event(transport, server, alice):
     cookie = await sync_to_async(session_cookie)(alice)
-    stream = await open_stream(server.url, session=cookie)
+    stream = await open_feed(transport, server.url, session=cookie)
     nasty = "line1\r\nevent: read\nid: 999\n\ndata: x\x00<img src=x onerror=alert(1)>"
     try:
         n = await create(recipient=alice, title="t\nid: 5", body=nasty)

@@ -20,43 +20,13 @@ class SSEEvent:
         return json.loads(self.data)
 
 
-@dataclass
-class SSEStream:
-    """An open stream; `last_id` follows `id:` fields like EventSource.lastEventId."""
+@dataclass(kw_only=True)
+class EventFeed:
+    """Events as a client receives them, whatever the transport (tests.support.transports):
+    a queue the transport fills, None once it ended."""
 
-    response: httpx.Response
-    client: httpx.AsyncClient
     last_id: str = ""
     queue: asyncio.Queue[SSEEvent | None] = field(default_factory=asyncio.Queue)
-    task: asyncio.Task[None] | None = None
-
-    async def _pump(self) -> None:
-        event, data, event_id = "", [], None
-        try:
-            async for line in self.response.aiter_lines():
-                if line == "":
-                    if event_id is not None:
-                        self.last_id = event_id
-                    if data:
-                        self.queue.put_nowait(
-                            SSEEvent(event or "message", "\n".join(data), event_id)
-                        )
-                    event, data, event_id = "", [], None
-                    continue
-                if line.startswith(":"):
-                    continue
-                name, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if name == "event":
-                    event = value
-                elif name == "data":
-                    data.append(value)
-                elif name == "id":
-                    event_id = value
-        except (httpx.HTTPError, asyncio.CancelledError):
-            pass
-        finally:
-            self.queue.put_nowait(None)
 
     async def next(
         self, timeout: float = 5.0, *, skip: tuple[str, ...] = ("keep-alive",)
@@ -90,6 +60,43 @@ class SSEStream:
             except (TimeoutError, EOFError):
                 break
         return out
+
+
+@dataclass(kw_only=True)
+class SSEStream(EventFeed):
+    """An open stream; `last_id` follows `id:` fields like EventSource.lastEventId."""
+
+    response: httpx.Response
+    client: httpx.AsyncClient
+    task: asyncio.Task[None] | None = None
+
+    async def _pump(self) -> None:
+        event, data, event_id = "", [], None
+        try:
+            async for line in self.response.aiter_lines():
+                if line == "":
+                    if event_id is not None:
+                        self.last_id = event_id
+                    if data:
+                        self.queue.put_nowait(
+                            SSEEvent(event or "message", "\n".join(data), event_id)
+                        )
+                    event, data, event_id = "", [], None
+                    continue
+                if line.startswith(":"):
+                    continue
+                name, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if name == "event":
+                    event = value
+                elif name == "data":
+                    data.append(value)
+                elif name == "id":
+                    event_id = value
+        except (httpx.HTTPError, asyncio.CancelledError):
+            pass
+        finally:
+            self.queue.put_nowait(None)
 
     async def close(self) -> None:
         if self.task:
