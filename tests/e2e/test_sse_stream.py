@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 create = sync_to_async(notification_create)
 
 
+@pytest.mark.slow  # over 2 s on some transports
 @each_transport
 async def test_a_notification_made_in_another_process_reaches_the_recipient(
     transport, server, redis_server, alice
@@ -144,6 +145,7 @@ async def test_bob_sees_none_of_alices_events(transport, server, alice, bob):
         await stream.close()
 
 
+@pytest.mark.slow  # over 2 s on some transports
 @each_transport
 async def test_a_redis_restart_mid_stream_loses_nothing(transport, server, redis_server, alice):
     cookie = await sync_to_async(session_cookie)(alice)

@@ -1,17 +1,26 @@
-"""The checks /events/ makes before any stream starts (streaming itself is in e2e)."""
+"""The checks /events/ and /api/notifications/poll/ make before any stream or poll starts
+(streaming and polling themselves are in e2e)."""
+
+from urllib.parse import quote
 
 import pytest
 from django.test import Client
 
 from notifications.views.stream import BadEventId, parse_event_id
+from tests.support.http import csrf_post
 
 pytestmark = pytest.mark.django_db
 
+# Every way to read the stream: the same checks, the same JSON errors.
+each_endpoint = pytest.mark.parametrize("path", ["/events/", "/api/notifications/poll/?wait=0"])
 
-def test_anonymous_gets_403_and_no_stream(client):
-    response = client.get("/events/")
+
+@each_endpoint
+def test_anonymous_gets_403_and_no_stream(client, path):
+    response = client.get(path)
     assert response.status_code == 403
     assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": "authentication required"}
 
 
 @pytest.mark.parametrize(
@@ -19,10 +28,12 @@ def test_anonymous_gets_403_and_no_stream(client):
     ["channel=user-{bob}", "channel=user-{bob}-read", "channel=announcements&channel=user-{bob}",
      "channel=group-1", "channel=user-{bob}%00", "channel=nonsense"],
 )  # fmt: skip
-def test_asking_for_someone_elses_channel_is_403(alice, bob, query):
+@each_endpoint
+def test_asking_for_someone_elses_channel_is_403(alice, bob, query, path):
     client = Client()
     client.force_login(alice)
-    response = client.get("/events/?" + query.format(bob=bob.pk))
+    separator = "&" if "?" in path else "?"
+    response = client.get(path + separator + query.format(bob=bob.pk))
     assert response.status_code == 403
     assert response.json()["error"] == "permission denied"
 
@@ -31,12 +42,40 @@ def test_asking_for_someone_elses_channel_is_403(alice, bob, query):
     "header", ["garbage", "user-1", "user-1:abc", "user-1:-4", ":5", "user-1:1,,", "x" * 3000,
                "error", "user-1:99999999999999999999"],
 )  # fmt: skip
-def test_a_malformed_last_event_id_is_400(alice, header):
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/events/", "Last-Event-ID"), ("/events/?lastEventId=", "Last-Event-ID"),
+     ("/api/notifications/poll/?wait=0&cursor=", "cursor")],
+)  # fmt: skip
+def test_a_malformed_last_event_id_is_400(alice, header, path, name):
     client = Client()
     client.force_login(alice)
-    response = client.get("/events/", HTTP_LAST_EVENT_ID=header)
+    if path.endswith("="):
+        response = client.get(path + quote(header))
+    else:
+        response = client.get(path, HTTP_LAST_EVENT_ID=header)
     assert response.status_code == 400
-    assert "Last-Event-ID" in response.json()["error"]
+    assert name in response.json()["error"]
+
+
+@pytest.mark.parametrize("wait", ["", "-1", "26", "25.0001", "nan", "inf", "1e1", "5s", "0x10"])
+def test_a_poll_with_a_bad_wait_is_400(alice, wait):
+    client = Client()
+    client.force_login(alice)
+    response = client.get("/api/notifications/poll/", {"wait": wait})
+    assert response.status_code == 400
+    assert response.json() == {"error": "wait must be seconds from 0 to 25"}
+
+
+def test_a_poll_is_get_only_and_a_post_without_csrf_is_refused_as_json(alice_client):
+    response = alice_client.post("/api/notifications/poll/")
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert "error" in response.json()
+    response = csrf_post(alice_client, "/api/notifications/poll/")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET"
+    assert response.json() == {"error": "method POST not allowed"}
 
 
 def test_parse_event_id():
