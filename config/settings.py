@@ -122,6 +122,13 @@ CHAT_SOCKETS_PER_USER = env_int("CHAT_SOCKETS_PER_USER", 20)
 if SSE_STREAMS_PER_USER < 1 or CHAT_SOCKETS_PER_USER < 1:
     raise ImproperlyConfigured("SSE_STREAMS_PER_USER and CHAT_SOCKETS_PER_USER must be positive")
 
+# On SIGTERM a server process stops accepting and moves its clients off over this many
+# seconds, spread out, before it exits (realtime/drain.py): a rolling restart of several
+# processes then loses nothing and causes no reconnect storm.
+DRAIN_SECONDS = env_int("DRAIN_SECONDS", 10)
+if DRAIN_SECONDS < 0:
+    raise ImproperlyConfigured(f"DRAIN_SECONDS must be 0 or more, got {DRAIN_SECONDS}")
+
 EVENTSTREAM_STORAGE_CLASS = "notifications.storage.ReplayStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "notifications.channels.AccessChannelManager"
 

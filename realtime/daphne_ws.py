@@ -32,6 +32,7 @@ from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import tcp
 
 from realtime import fastpath
+from realtime.wire import CLOSE_SERVICE_RESTART
 
 # Text frames written by the prepared path and by daphne's own (GET /api/health/).
 _PREPARED_FRAMES = fastpath.tally("ws-daphne-prepared-frames")
@@ -100,6 +101,15 @@ class FanoutWebSocketProtocol(WebSocketProtocol):
         self._held_bytes += len(raw)
         if self._held_bytes >= HELD_BYTES:
             self._write_held()
+
+    def serverClose(self, code: int | None = None) -> None:
+        # autobahn lets an application close only with 1000 or 3000-4999; 1012 (a process
+        # restarting, realtime.drain) is a server's close code and goes out as such.
+        if code == CLOSE_SERVICE_RESTART:
+            if self.state == self.STATE_OPEN:
+                self.sendCloseFrame(code=code, isReply=False)
+            return
+        super().serverClose(code)
 
     def hold(self) -> None:
         """Keep text frames back until release() (realtime.outbox, around a run of writes)."""

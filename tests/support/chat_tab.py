@@ -34,6 +34,10 @@ ASK_API_AFTER_ATTEMPTS = 3
 # chat.js: stop on these, reconnect on every other code.
 CLOSE_SIGNED_OUT, CLOSE_ACCESS_REVOKED, CLOSE_RATE_LIMITED = 4001, 4003, 4008
 CLOSE_ABNORMAL = 1006  # what a browser reports for a refused or dropped connection
+# chat.js: a restarting server process (1012) is left for another at once, after
+#   setTimeout(connect, Math.random() * RESTART_JITTER_MS), with no attempt counted.
+CLOSE_SERVICE_RESTART = 1012
+RESTART_JITTER_MS = 1000
 HISTORY_RETRY_S = 1.0  # chat.js retries a rate-limited history page after 1 s
 
 # A browser waits longer still; a restarted server that is busy may take this long.
@@ -143,6 +147,11 @@ class ChatTab:
             if code in (CLOSE_SIGNED_OUT, CLOSE_ACCESS_REVOKED):
                 self.stopped = True
                 break
+            if code == CLOSE_SERVICE_RESTART:
+                await asyncio.sleep(
+                    min(self.rng.random() * RESTART_JITTER_MS / 1000, until - loop.time())
+                )
+                continue
             self.attempts += 1
             if self.attempts >= ASK_API_AFTER_ATTEMPTS and not await self._still_welcome():
                 break

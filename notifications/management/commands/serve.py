@@ -19,6 +19,8 @@ from config.redis_server import EmbeddedRedis
 # Frames and messages over 64 KiB close the socket with 1009 before the app sees them.
 MAX_WS_MESSAGE = 65536
 SERVERS = ("daphne", "uvicorn")
+# How long the server may take to exit after its drain window (or a second signal).
+EXIT_MARGIN_SECONDS = 10
 
 
 def daphne_command(*, host: str, port: int) -> list[str]:
@@ -138,9 +140,16 @@ class Command(BaseCommand):
             # SIGTERM, not SIGINT: a process started with SIGINT ignored (a `&` job of a
             # script) passes that on, and Twisted then leaves SIGINT alone; it always
             # stops on SIGTERM. A Ctrl-C in a terminal has reached the server already.
+            # daphne moves its clients off over DRAIN_SECONDS first (realtime/drain.py).
             process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
+            try:
+                process.wait(timeout=settings.DRAIN_SECONDS + EXIT_MARGIN_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            except KeyboardInterrupt:  # a second signal: the server stops at once
+                process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=EXIT_MARGIN_SECONDS)
         finally:
             if process.poll() is None:
                 process.kill()
