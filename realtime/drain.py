@@ -31,8 +31,11 @@ logger = logging.getLogger(__name__)
 # Clients are moved within this share of the window; the rest lets the last ones go.
 SPREAD_SHARE = 0.9
 TICK_SECONDS = 0.05
+# Behind schedule, move at most this many times the even rate, over at most this long a
+# tick (moves then spread over the rest of the window).
+CATCH_UP, MAX_TICK_SECONDS = 1.25, 0.1
 # After the window, connections still closing get this long before the process stops.
-EXIT_GRACE_SECONDS = 1.0
+EXIT_GRACE_SECONDS = 2.0
 
 
 class ServerProcess(Protocol):
@@ -42,6 +45,7 @@ class ServerProcess(Protocol):
     def end_keep_alive(self) -> None: ...
     def close_websockets(self, code: int) -> int: ...
     def connections(self) -> int: ...
+    def applications(self) -> int: ...
     def stop(self) -> None: ...
 
 
@@ -77,14 +81,20 @@ async def drain(process: ServerProcess, seconds: float | None = None) -> None:
             len(clients),
             seconds,
         )
-        await move_off(clients, spread=seconds * SPREAD_SHARE)
+        await move_off(clients, spread=seconds * SPREAD_SHARE, by=seconds)
         for client in local_clients():  # joined while the first ones were moved
             move(client)
         process.close_websockets(CLOSE_SERVICE_RESTART)
-        while process.connections() and loop.time() < deadline:
+        # Until the clients are gone and their consumers have finished (disconnect
+        # handlers), or the window is over.
+        while (process.connections() or process.applications()) and loop.time() < deadline:
             process.end_keep_alive()
             await asyncio.sleep(TICK_SECONDS * 2)
-        logger.warning("drained; %d connections left, exiting", process.connections())
+        logger.warning(
+            "drained; %d connections and %d applications left, exiting",
+            process.connections(),
+            process.applications(),
+        )
     except Exception:
         logger.exception("drain failed; exiting")
     finally:
@@ -103,16 +113,30 @@ def local_clients() -> list[Any]:
     ]
 
 
-async def move_off(clients: list[Any], *, spread: float) -> None:
-    """Move `clients` off in order, evenly over `spread` seconds."""
+async def move_off(clients: list[Any], *, spread: float, by: float | None = None) -> None:
+    """Move `clients` off in order, evenly over `spread` seconds. A busy process falls
+    behind: it catches up at no more than CATCH_UP times the rate, for a burst of
+    reconnects is what the spread avoids, and moves whoever is left `by` seconds in."""
+    if spread <= 0:
+        for client in clients:
+            move(client)
+        return
     loop = asyncio.get_running_loop()
     start, total, done = loop.time(), len(clients), 0
+    rate = total / spread
+    by = spread if by is None else by
+    last = start
     while done < total:
-        elapsed = loop.time() - start
-        due = total if spread <= 0 else min(total, int(elapsed / spread * total) + 1)
+        now = loop.time()
+        due = min(total, int((now - start) * rate) + 1)
+        if now - start < by:
+            burst = CATCH_UP * rate * min(now - last, MAX_TICK_SECONDS)
+            due = min(due, done + max(1, int(burst)))
+        else:
+            due = total
         for client in clients[done:due]:
             move(client)
-        done = due
+        done, last = due, now
         if done < total:
             await asyncio.sleep(TICK_SECONDS)
 

@@ -221,6 +221,7 @@ class DaphneProcess:
         self._http_factory = HTTPFactory
         self._http = HTTPChannel
         self._websocket = WebSocketServerProtocol
+        self._servers: set[Any] = set()  # daphne's Server of each port (stop_accepting)
 
     def _readers(self) -> list[Any]:
         return list(self.reactor.getReaders())
@@ -235,8 +236,14 @@ class DaphneProcess:
             and hasattr(reader, "stopListening")
         ]
         for port in ports:
+            self._servers.add(port.factory.server)
             port.stopListening()
         return len(ports)
+
+    def applications(self) -> int:
+        """Application instances daphne still runs (a consumer's disconnect handler, say):
+        stopping now would cancel them."""
+        return sum(len(server.connections) for server in self._servers)
 
     def end_keep_alive(self) -> None:
         """HTTP connections close after their current response; idle ones close now. A

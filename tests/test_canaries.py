@@ -321,6 +321,11 @@ def test_daphnes_http_channels_have_what_the_drain_reads(sockets) -> None:
         f"daphne's WebSocket protocol is no autobahn WebSocketServerProtocol: {DRAIN} closes "
         "ordinary consumers' sockets by that type"
     )
+    assert "connections" in Server.run.__code__.co_names, (
+        f"daphne's Server.run() no longer sets up `connections`: {DRAIN} counts the "
+        "application instances still running in it before the process stops"
+    )
+    assert factory.server is not None, f"{DRAIN} finds daphne's Server as its factory's `server`"
     assert callable(WebSocketServerProtocol.sendCloseFrame), (
         f"autobahn's sendCloseFrame is gone: {DRAIN} and {DAPHNE_WS} send 1012 with it"
     )

@@ -102,9 +102,19 @@ class ChatTab:
     """One tab of `/chat/<slug>/` for one signed-in user (chat.js's state and handlers)."""
 
     def __init__(
-        self, *, port: int, slug: str, session: str, username: str, rng: random.Random
+        self,
+        *,
+        port: int,
+        slug: str,
+        session: str,
+        username: str,
+        rng: random.Random,
+        source: str | None = None,
     ) -> None:
+        """`source`: the local address to connect from (a proxy limits connections per
+        client address)."""
         self.port, self.slug, self.session, self.me = port, slug, session, username
+        self.local_addr = (source, 0) if source else None
         self.rng = rng
         self.attempts = 0
         self.stopped = False
@@ -165,7 +175,8 @@ class ChatTab:
         writer = None
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.port), IO_TIMEOUT
+                asyncio.open_connection("127.0.0.1", self.port, local_addr=self.local_addr),
+                IO_TIMEOUT,
             )
             writer.write(self._upgrade_request())
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IO_TIMEOUT)
@@ -228,7 +239,8 @@ class ChatTab:
         writer = None
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.port), IO_TIMEOUT
+                asyncio.open_connection("127.0.0.1", self.port, local_addr=self.local_addr),
+                IO_TIMEOUT,
             )
             writer.write(request)
             response = await asyncio.wait_for(reader.read(), IO_TIMEOUT)

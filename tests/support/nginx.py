@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deploy.render_nginx import render
-from tests.servers import ROOT, free_port
+from tests.support.servers import ROOT, free_port
 
 NGINX = "/usr/sbin/nginx"
 MIME_TYPES = "/etc/nginx/mime.types"
@@ -32,7 +32,7 @@ worker_processes 1;
 worker_shutdown_timeout 10s;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log notice;
-events {{ worker_connections 4096; }}
+events {{ worker_connections {worker_connections}; }}
 http {{
     include {mime_types};
     access_log {dir}/access.log;
@@ -57,9 +57,12 @@ class Nginx:
         *,
         directory: Path | None = None,
         tls: tuple[Path, Path] | None = None,
+        worker_connections: int = 4096,
     ) -> None:
         """`tls`: (certificate, key) renders the HTTPS site (it also listens on port 80,
-        so such an instance is for `check()`, not `start()`)."""
+        so such an instance is for `check()`, not `start()`). `worker_connections`: each
+        proxied client takes two (its own and the upstream's)."""
+        self.worker_connections = worker_connections
         self.upstreams = list(upstreams)
         self.tls = tls
         self.dir = directory or Path(tempfile.mkdtemp(prefix="nginx-"))
@@ -91,7 +94,12 @@ class Nginx:
         (self.dir / "pulse.conf").write_text(site)
         # As root, nginx's workers would run as nobody, who cannot use this private dir.
         user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.getuid() == 0 else ""
-        main = MAIN_CONF.format(user=user, dir=self.dir, mime_types=MIME_TYPES)
+        main = MAIN_CONF.format(
+            user=user,
+            dir=self.dir,
+            mime_types=MIME_TYPES,
+            worker_connections=self.worker_connections,
+        )
         (self.dir / "nginx.conf").write_text(main)
 
     def command(self, *extra: str) -> list[str]:

@@ -26,7 +26,7 @@ UNCAPPED = {"SSE_STREAMS_PER_USER": "100000", "CHAT_SOCKETS_PER_USER": "100000"}
 # 10 s default: tests that restart a server stay quick. Drain tests set their own.
 DRAIN_SECONDS = "1"
 # How long after its drain window a server may take to exit.
-EXIT_MARGIN = 10.0
+EXIT_MARGIN = 20.0
 
 
 def free_port() -> int:

@@ -21,6 +21,12 @@ MAX_WS_MESSAGE = 65536
 SERVERS = ("daphne", "uvicorn")
 # How long the server may take to exit after its drain window (or a second signal).
 EXIT_MARGIN_SECONDS = 10
+LISTEN_BACKLOG = 2048
+
+
+def _twisted_host(host: str) -> str:
+    """An interface as Twisted's endpoint strings take it (as daphne's -b builds it)."""
+    return host.strip("[]").replace(":", r"\:")
 
 
 def daphne_command(*, host: str, port: int, proxy_headers: bool = False) -> list[str]:
@@ -29,7 +35,10 @@ def daphne_command(*, host: str, port: int, proxy_headers: bool = False) -> list
     proxy = ["--proxy-headers"] if proxy_headers else []
     return [
         sys.executable, "-m", "config.daphne_server",
-        "-b", host, "-p", str(port),
+        # Twisted listens with a backlog of 50: a burst of reconnects (a rolling restart
+        # moves a process's clients to the others) overflowed it under load, and a proxy's
+        # connect then timed out. uvicorn's default is 2048.
+        "-e", f"tcp:port={port}:interface={_twisted_host(host)}:backlog={LISTEN_BACKLOG}",
         "--websocket-max-message-size", str(MAX_WS_MESSAGE),
         "--websocket-max-frame-size", str(MAX_WS_MESSAGE),
         "--ping-interval", "20", "--ping-timeout", "30",
