@@ -31,9 +31,8 @@ logger = logging.getLogger(__name__)
 # Clients are moved within this share of the window; the rest lets the last ones go.
 SPREAD_SHARE = 0.9
 TICK_SECONDS = 0.05
-# Behind schedule, move at most this many times the even rate, over at most this long a
-# tick (moves then spread over the rest of the window).
-CATCH_UP, MAX_TICK_SECONDS = 1.25, 0.1
+# A tick counts for at most this long: after a stall, no more than this much of the rest.
+MAX_TICK_SECONDS = 0.1
 # After the window, connections still closing get this long before the process stops.
 EXIT_GRACE_SECONDS = 2.0
 
@@ -81,7 +80,7 @@ async def drain(process: ServerProcess, seconds: float | None = None) -> None:
             len(clients),
             seconds,
         )
-        await move_off(clients, spread=seconds * SPREAD_SHARE, by=seconds)
+        await move_off(clients, spread=seconds * SPREAD_SHARE)
         for client in local_clients():  # joined while the first ones were moved
             move(client)
         process.close_websockets(CLOSE_SERVICE_RESTART)
@@ -113,27 +112,25 @@ def local_clients() -> list[Any]:
     ]
 
 
-async def move_off(clients: list[Any], *, spread: float, by: float | None = None) -> None:
-    """Move `clients` off in order, evenly over `spread` seconds. A busy process falls
-    behind: it catches up at no more than CATCH_UP times the rate, for a burst of
-    reconnects is what the spread avoids, and moves whoever is left `by` seconds in."""
+async def move_off(clients: list[Any], *, spread: float) -> None:
+    """Move `clients` off in order, evenly over `spread` seconds. A process that falls
+    behind (busy elsewhere) spreads what is left evenly over the time left, rather than
+    catching up at once: a burst of reconnects is what the spread is for."""
     if spread <= 0:
         for client in clients:
             move(client)
         return
     loop = asyncio.get_running_loop()
-    start, total, done = loop.time(), len(clients), 0
-    rate = total / spread
-    by = spread if by is None else by
-    last = start
+    total, done, owed = len(clients), 0, 1.0  # the first one at once
+    last = loop.time()
+    end = last + spread
     while done < total:
         now = loop.time()
-        due = min(total, int((now - start) * rate) + 1)
-        if now - start < by:
-            burst = CATCH_UP * rate * min(now - last, MAX_TICK_SECONDS)
-            due = min(due, done + max(1, int(burst)))
-        else:
-            due = total
+        step = min(now - last, MAX_TICK_SECONDS)
+        left = end - now + step
+        owed = total - done if left <= step else owed + (total - done) * step / left
+        due = min(total, done + int(owed))
+        owed -= due - done
         for client in clients[done:due]:
             move(client)
         done, last = due, now

@@ -28,7 +28,7 @@ async def test_clients_are_moved_in_order_spread_evenly_over_the_window(moved) -
     assert busiest_window(times, width=0.1) <= 25  # 10 per 0.1 s is even; ticks bunch a few
 
 
-async def test_after_a_stall_the_backlog_goes_out_at_a_bounded_rate(moved, monkeypatch) -> None:
+async def test_after_a_stall_the_rest_is_spread_over_the_time_left(moved, monkeypatch) -> None:
     def stall_once(client: int) -> None:
         moved.append((time.monotonic(), client))
         if client == 10:
@@ -36,18 +36,11 @@ async def test_after_a_stall_the_backlog_goes_out_at_a_bounded_rate(moved, monke
 
     monkeypatch.setattr(drain, "move", stall_once)
     start = time.monotonic()
-    await drain.move_off(list(range(100)), spread=1.0, by=2.0)
+    await drain.move_off(list(range(100)), spread=1.0)
     times = [t - start for t, _ in moved]
-    assert len(times) == 100
-    # Catching up at 1.25 times the even rate (100/s): no 0.1 s holds more than ~25.
-    assert busiest_window(times, width=0.1) <= 30, times
-
-
-async def test_whoever_is_left_at_the_end_of_the_window_is_moved_then(moved) -> None:
-    start = time.monotonic()
-    await drain.move_off(list(range(1000)), spread=1.0, by=0.3)
-    assert len(moved) == 1000
-    assert moved[-1][0] - start < 0.6
+    assert len(times) == 100 and times[-1] < 1.2
+    # ~90 left over ~0.45 s: about 20 per 0.1 s (a few more around the stall), not 50 at once.
+    assert busiest_window(times, width=0.1) <= 40, times
 
 
 async def test_no_window_moves_everyone_at_once(moved) -> None:
