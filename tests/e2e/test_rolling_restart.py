@@ -241,7 +241,7 @@ async def test_a_rolling_restart_of_three_processes_loses_nothing_and_spreads_re
         for tab in (*chat, *sse):
             tab.close()
         await asyncio.gather(*tasks, return_exceptions=True)
-    print(f"all {2 * USERS} connected {connected_at - loop.time():.1f} s before the end")
+    print(f"all {2 * USERS} were connected {loop.time() - connected_at:.1f} s before the end")
 
     # Each process exited cleanly, within its drain window.
     for code, took in exits:
