@@ -32,6 +32,16 @@ def upstream_lines(upstreams: list[str], *, fail_timeout: int = 5) -> str:
     return "\n".join(lines)
 
 
+def allow_lines(addresses: list[str]) -> str:
+    """`allow` lines for the scraper addresses (an IP or a CIDR each) of /metrics."""
+    for address in addresses:
+        if not re.fullmatch(r"[0-9A-Fa-f.:]+(/\d{1,3})?", address):
+            raise ValueError(f"--metrics-allow takes an address or CIDR, got {address!r}")
+    if not addresses:
+        return "        # nobody: render with --metrics-allow ADDRESS for a scraper"
+    return "\n".join(f"        allow {address};" for address in addresses)
+
+
 def keep_sections(text: str, keep: str) -> str:
     """Drop the lines of the sections not named `keep`, and every section marker."""
     out, inside = [], None
@@ -53,6 +63,8 @@ def render(
     static_root: str,
     tls_certificate: str = "",
     tls_certificate_key: str = "",
+    http_listen: str = "80",
+    metrics_allow: list[str] | None = None,
     template: Path = TEMPLATE,
 ) -> str:
     """The site config; TLS when a certificate is given, plain HTTP otherwise."""
@@ -66,10 +78,12 @@ def render(
         "static_root": static_root.rstrip("/"),
         "tls_certificate": tls_certificate,
         "tls_certificate_key": tls_certificate_key,
+        "http_listen": http_listen,
     }
     for name, value in values.items():
         if name != "upstream_servers" and UNSAFE.search(value):
             raise ValueError(f"{name} may not contain ; {{ }} # quotes $ or line breaks")
+    values["metrics_allow"] = allow_lines(metrics_allow or [])
     text = keep_sections(template.read_text(), "tls" if tls else "plain")
 
     def fill(match: re.Match[str]) -> str:
@@ -92,7 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--server-name", required=True, help="e.g. pulse.example.com")
     parser.add_argument("--listen", help="default: 443 with TLS, 80 without")
+    parser.add_argument(
+        "--http-listen", default="80", help="with TLS: where plain HTTP is redirected from"
+    )
     parser.add_argument("--static-root", default="/srv/pulse/staticfiles")
+    parser.add_argument(
+        "--metrics-allow",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a Prometheus scraper's address or CIDR that may read /metrics (repeatable)",
+    )
     parser.add_argument("--tls-certificate", default="", metavar="PATH")
     parser.add_argument("--tls-certificate-key", default="", metavar="PATH")
     parser.add_argument(
@@ -113,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                 static_root=args.static_root,
                 tls_certificate=args.tls_certificate,
                 tls_certificate_key=args.tls_certificate_key,
+                http_listen=args.http_listen,
+                metrics_allow=args.metrics_allow,
             )
         )
     except ValueError as exc:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from deploy.render_nginx import render
-from tests.support.nginx import Nginx
+from notifications.management.commands.serve import SERVERS, server_command
+from tests.support.nginx import Nginx, self_signed_certificate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -73,12 +74,7 @@ def test_the_server_unit_runs_serve_with_proxy_headers():
 
 
 def test_the_tls_site_passes_nginx_t(tmp_path):
-    key, cert = tmp_path / "site.key", tmp_path / "site.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=pulse.example.com", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     nginx = Nginx(["127.0.0.1:8001", "127.0.0.1:8002"], directory=tmp_path, tls=(cert, key))
     nginx.write_config()
     nginx.check()  # nginx -t: parses, loads the certificate, binds nothing
@@ -102,6 +98,7 @@ def test_the_plain_site_has_no_tls():
         (["--upstream", "nohost", "--server-name", "a", "--no-tls"], "must be host:port"),
         (["--upstream", "h:1", "--server-name", "a; include /x", "--no-tls"], "may not contain"),
         (["--upstream", "h:1", "--server-name", "a", "--tls-certificate", "/c"], "and its key"),
+        (["--upstream", "h:1", "--server-name", "a", "--no-tls", "--metrics-allow", "all"], "CIDR"),
     ],
 )
 def test_the_renderer_refuses_bad_input_with_a_message(args, message):
@@ -113,3 +110,12 @@ def test_the_renderer_refuses_bad_input_with_a_message(args, message):
     )
     assert (result.returncode, result.stdout) == (2, "")
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_serve_trusts_forwarded_headers_only_with_proxy_headers(kind):
+    # uvicorn would trust them from 127.0.0.1 by default: serve makes both servers alike.
+    behind = server_command(kind, host="127.0.0.1", port=8001, proxy_headers=True)
+    direct = server_command(kind, host="127.0.0.1", port=8001)
+    assert "--proxy-headers" in behind and "--proxy-headers" not in direct
+    assert behind[-1] == direct[-1] == "config.asgi:application"

@@ -10,32 +10,36 @@ others with nothing stored lost or doubled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
+import ssl
 from collections import Counter
 from datetime import timedelta
 
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
+from axes.models import AccessAttempt
 from django.utils import timezone
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from feeds.models import Message, Room
 from notifications.services import announcement_create, notification_create
-from tests.chat_tab import ChatTab
-from tests.conftest import _RUN_DIR, UNCAPPED, make_sessions, make_user, make_users
-from tests.conftest import session_cookie as _session_cookie
-from tests.e2e.test_chat_ws import chat, frame, joined, send
-from tests.servers import Server, run_manage
-from tests.sse_client import open_stream
-from tests.sse_tab import SSETab
-from tests.support.nginx import Nginx
+from tests.support.chat_tab import ChatTab
+from tests.support.chat_ws import chat, close_code, frame, joined, send
+from tests.support.factories import PASSWORD, cookie_for, make_sessions, make_user, make_users
+from tests.support.figures import within
+from tests.support.nginx import Nginx, self_signed_certificate
+from tests.support.servers import RUN_DIR, UNCAPPED, Server, run_manage
+from tests.support.sse_client import open_stream
+from tests.support.sse_tab import SSETab
+from tests.support.waiting import until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 PROCESSES = 3
-cookie_for = sync_to_async(_session_cookie)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +49,7 @@ def processes(django_db_setup, django_db_blocker, redis_server):
         servers = [
             Server(
                 redis_url=redis_server.url,
-                log_path=_RUN_DIR / f"server-nginx-{i}.log",
+                log_path=RUN_DIR / f"server-nginx-{i}.log",
                 extra_args=("--proxy-headers",),
                 env=UNCAPPED,
             )
@@ -62,7 +66,7 @@ def processes(django_db_setup, django_db_blocker, redis_server):
 
 @pytest.fixture(scope="module")
 def nginx(processes):
-    proxy = Nginx([f"{s.host}:{s.port}" for s in processes], directory=_RUN_DIR / "nginx")
+    proxy = Nginx([f"{s.host}:{s.port}" for s in processes], directory=RUN_DIR / "nginx")
     proxy.start()
     yield proxy
     proxy.stop()
@@ -88,14 +92,13 @@ async def placement(processes: list[Server], cookie: str, gauge: str) -> list[in
     return counts
 
 
-async def until_placed(processes, cookie, gauge: str, expected: list[int]) -> list[int]:
-    """Wait (bounded) until the processes hold `expected` of `gauge`, sorted."""
-    for _ in range(50):
-        counts = await placement(processes, cookie, gauge)
-        if sorted(counts) == expected:
-            return counts
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{gauge} per process {counts}, expected {expected} in some order")
+async def until_placed(processes, cookie, gauge: str, expected: list[int]) -> None:
+    """Wait until the processes hold `expected` of `gauge`, in some order."""
+
+    async def placed() -> bool:
+        return sorted(await placement(processes, cookie, gauge)) == expected
+
+    await until(placed, 10, f"{gauge} per process to be {expected} in some order", every=0.1)
 
 
 async def online_seen(ws, names: set[str], timeout: float = 10.0) -> None:
@@ -217,10 +220,7 @@ async def test_logging_out_through_nginx_ends_the_sessions_connections_on_other_
                 headers={"X-CSRFToken": http.cookies["csrftoken"], "Origin": nginx.url},
             )
             assert response.status_code == 302
-        with pytest.raises(ConnectionClosed) as closed:
-            while True:
-                await asyncio.wait_for(socket.recv(), 5)
-        assert closed.value.rcvd.code == 4001
+        assert await close_code(socket) == 4001
         ended = await stream.collect("stream-error", 1, timeout=5)
         assert ended[0].json()["reason"] == "session-ended"
         await send(bobs, type="join")
@@ -229,6 +229,150 @@ async def test_logging_out_through_nginx_ends_the_sessions_connections_on_other_
         await stream.close()
         await socket.close()
         await bobs.close()
+
+
+async def test_only_an_allowed_scraper_reads_metrics_through_nginx(processes, nginx, staff_cookie):
+    cookies = {"sessionid": staff_cookie}
+    scraper = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with (
+        httpx.AsyncClient(base_url=nginx.url, cookies=cookies) as other,
+        httpx.AsyncClient(base_url=nginx.url, cookies=cookies, transport=scraper) as allowed,
+    ):
+        assert (await allowed.get("/metrics")).status_code == 403  # nobody, by default
+        nginx.metrics_allow = ["127.0.0.2"]
+        try:
+            await asyncio.to_thread(nginx.reload)
+            metrics = await allowed.get("/metrics")
+            assert metrics.status_code == 200 and "pulse_connections_open" in metrics.text
+            assert (await other.get("/metrics")).status_code == 403
+        finally:
+            nginx.metrics_allow = []
+            await asyncio.to_thread(nginx.reload)
+
+
+async def test_the_site_caps_bodies_passes_probes_denies_metrics_and_serves_static_files(
+    processes, nginx
+):
+    async with httpx.AsyncClient(base_url=nginx.url, timeout=30) as http:
+        # Over 3 MB: nginx refuses it. Just over Django's 2.5 MB: the app answers, in JSON.
+        too_big = await http.post("/api/notifications/read-all/", content=b"x" * 3_200_000)
+        assert too_big.status_code == 413
+        app_sized = await http.post("/api/notifications/read-all/", content=b"x" * 2_700_000)
+        assert app_sized.status_code in (400, 403) and "error" in app_sized.json()
+        assert (await http.get("/metrics")).status_code == 403
+        for probe in ("/healthz", "/readyz"):  # for a load balancer in front of nginx
+            assert (await http.get(probe)).json() == {"status": "ok"}
+        css = await http.get("/static/notifications/app.css")
+        assert css.status_code == 200 and css.headers["content-type"] == "text/css"
+        assert "expires" in css.headers  # served by nginx, not by a process
+
+
+async def test_the_server_sees_the_address_nginx_saw_not_one_the_client_claims(
+    processes, nginx, alice
+):
+    # From 127.0.0.2: nginx reaches the processes from 127.0.0.1, so only X-Forwarded-For
+    # (trusted with serve --proxy-headers) can tell them 127.0.0.2.
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=nginx.url, transport=transport) as http:
+        await http.get("/login/")
+        response = await http.post(
+            "/login/",
+            data={
+                "username": "alice",
+                "password": "wrong-password",
+                "csrfmiddlewaretoken": http.cookies["csrftoken"],
+            },
+            headers={"Origin": nginx.url, "X-Forwarded-For": "203.0.113.9"},
+        )
+        assert response.status_code == 200  # the form again, with an error
+    attempt = await AccessAttempt.objects.aget(username="alice")
+    # What login throttling counts per address is the real client's.
+    assert attempt.ip_address == "127.0.0.2"
+
+
+async def test_a_reload_takes_a_process_out_of_rotation_and_back(
+    processes, nginx, staff_cookie, alice
+):
+    cookie = await cookie_for(alice)
+    await until_placed(processes, staff_cookie, "sse_streams", [0, 0, 0])  # earlier tests' gone
+    streams = []
+    try:
+        await asyncio.to_thread(nginx.reload, [f"{s.host}:{s.port}" for s in processes[1:]])
+        streams = [await open_stream(nginx.url, session=cookie) for _ in range(4)]
+        assert (await placement(processes, staff_cookie, "sse_streams"))[0] == 0
+    finally:
+        for stream in streams:
+            await stream.close()
+        await asyncio.to_thread(nginx.reload, [f"{s.host}:{s.port}" for s in processes])
+    streams = [await open_stream(nginx.url, session=cookie) for _ in range(3)]
+    try:
+        await until_placed(processes, staff_cookie, "sse_streams", [1, 1, 1])
+    finally:
+        for stream in streams:
+            await stream.close()
+
+
+@pytest.fixture(scope="module")
+def tls_site(django_db_setup, django_db_blocker, redis_server):
+    """One process with production's SECURE_SSL behind the site rendered with TLS."""
+    directory = RUN_DIR / "nginx-tls"
+    cert, key = self_signed_certificate(directory)
+    with django_db_blocker.unblock():
+        server = Server(
+            redis_url=redis_server.url,
+            log_path=RUN_DIR / "server-nginx-tls.log",
+            extra_args=("--proxy-headers",),
+            env={"SECURE_SSL": "1"},
+        ).start()
+    proxy = Nginx([f"{server.host}:{server.port}"], directory=directory, tls=(cert, key))
+    try:
+        proxy.start()
+        yield proxy, ssl.create_default_context(cafile=cert)
+    finally:
+        proxy.stop()
+        server.stop()
+
+
+async def test_behind_tls_the_app_sees_https_for_logins_pages_streams_and_chat_sockets(
+    tls_site, general, alice
+):
+    proxy, tls = tls_site
+    async with httpx.AsyncClient(verify=tls) as plain:
+        redirect = await plain.get(f"{proxy.http_url}/login/")
+        assert redirect.status_code == 301
+        assert redirect.headers["location"] == f"https://{proxy.host}/login/"
+    async with httpx.AsyncClient(base_url=proxy.url, verify=tls, timeout=10) as http:
+        await http.get("/login/")
+        # Django's HTTPS CSRF check (Referer and Origin against https://<Host with port>)
+        # passes only with X-Forwarded-Proto and the port-carrying Host from nginx.
+        login = await http.post(
+            "/login/",
+            data={
+                "username": "alice",
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": http.cookies["csrftoken"],
+            },
+            headers={"Origin": proxy.url, "Referer": f"{proxy.url}/login/"},
+        )
+        assert login.status_code == 302, login.text
+        assert "max-age" in login.headers["strict-transport-security"]
+        session = http.cookies["sessionid"]
+        page = await http.get("/notifications/")  # no redirect loop: Django saw https
+        assert page.status_code == 200
+        async with asyncio.timeout(10), http.stream("GET", "/events/") as stream:
+            assert stream.status_code == 200
+            async for line in stream.aiter_lines():
+                if line == "event: stream-open":
+                    break
+    room = f"{proxy.ws_url}/ws/chat/general/"
+    headers = {"Cookie": f"sessionid={session}", "Origin": proxy.url}
+    async with connect(room, ssl=tls, additional_headers=headers) as ws:
+        assert (await frame(ws, "welcome"))["user"] == "alice"
+    # The same page served over plain http would be another origin.
+    headers["Origin"] = proxy.url.replace("https://", "http://")
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(room, ssl=tls, additional_headers=headers)
+    assert refused.value.response.status_code == 403
 
 
 USERS = 6  # each with a chat tab and an SSE tab
@@ -246,14 +390,14 @@ async def test_a_process_killed_mid_run_its_clients_come_back_through_nginx_with
     sessions = await sync_to_async(make_sessions)(users)
     room = await sync_to_async(Room.objects.create)(slug="kill", title="Kill")
     loop = asyncio.get_running_loop()
-    until = loop.time() + 150
+    stop_at = loop.time() + 150  # every client loop ends by then
     rng = random.Random(USERS)
     chat_tabs = [
         ChatTab(port=nginx.port, slug="kill", session=s, username=u.username, rng=rng)
         for u, s in zip(users, sessions, strict=True)
     ]
     sse_tabs = [SSETab(port=nginx.port, session=s) for s in sessions]
-    tasks = [loop.create_task(tab.run(until=until)) for tab in (*chat_tabs, *sse_tabs)]
+    tasks = [loop.create_task(tab.run(until=stop_at)) for tab in (*chat_tabs, *sse_tabs)]
     victim = None
     try:
         for tab in chat_tabs:
@@ -268,10 +412,12 @@ async def test_a_process_killed_mid_run_its_clients_come_back_through_nginx_with
         victim = processes[v]
 
         notified, killed_at = await write_while_killing(chat_tabs, users, victim)
-        await wait_until_whole(chat_tabs, sse_tabs, notified, room, until=loop.time() + BACK_WITHIN)
+        with contextlib.suppress(AssertionError):  # what is missing is asserted below
+            await until(lambda: whole(chat_tabs, sse_tabs, notified, room), BACK_WITHIN, every=0.25)
+        back_after = loop.time() - killed_at
         print(
             f"killed a process holding {chats[v]} of {USERS} chat tabs and {streams[v]} of "
-            f"{USERS} SSE tabs; all whole {loop.time() - killed_at:.1f} s after the kill"
+            f"{USERS} SSE tabs; all whole {back_after:.1f} s after the kill"
         )
         await asyncio.sleep(1.0)  # anything doubled arrives by now
     finally:
@@ -295,6 +441,7 @@ async def test_a_process_killed_mid_run_its_clients_come_back_through_nginx_with
     for user, tab in zip(users, sse_tabs, strict=True):
         got = [n["id"] for n in tab.notifications()]
         assert got == notified[user.pk], (user.username, got)
+    within("nginx_kill.whole_after_kill_s", back_after, BACK_WITHIN)
 
 
 async def write_while_killing(
@@ -320,18 +467,14 @@ async def write_while_killing(
     return notified, killed_at
 
 
-async def wait_until_whole(chat_tabs, sse_tabs, notified, room, *, until: float) -> None:
-    loop = asyncio.get_running_loop()
-    expected = USERS * MESSAGES_PER_TAB
-    while loop.time() < until:
-        ids = {m async for m in Message.objects.filter(room=room).values_list("id", flat=True)}
-        if (
-            len(ids) >= expected
-            and all(tab.shown >= ids and not tab.pending for tab in chat_tabs)
-            and all(
-                len(tab.notifications()) >= len(notified[pk])
-                for pk, tab in zip(notified, sse_tabs, strict=True)
-            )
-        ):
-            return
-        await asyncio.sleep(0.25)
+async def whole(chat_tabs, sse_tabs, notified, room) -> bool:
+    """Every message stored, every tab showing them all, every stream holding its share."""
+    ids = {m async for m in Message.objects.filter(room=room).values_list("id", flat=True)}
+    return (
+        len(ids) >= USERS * MESSAGES_PER_TAB
+        and all(tab.shown >= ids and not tab.pending for tab in chat_tabs)
+        and all(
+            len(tab.notifications()) >= len(notified[pk])
+            for pk, tab in zip(notified, sse_tabs, strict=True)
+        )
+    )

@@ -1,9 +1,10 @@
 """Debian's nginx as a test process, in front of server processes, with the shipped site.
 
 The site is deploy/nginx/pulse.conf rendered by deploy/render_nginx.py exactly as an
-operator renders it (plain HTTP on a free port); only the main context around it (pid, logs,
-temp dirs in a private directory, `daemon off`) is the test's, as /etc/nginx/nginx.conf is
-the operator's.
+operator renders it (plain HTTP on a free port, or HTTPS with a throwaway certificate); only
+the main context around it (pid, logs, temp dirs in a private directory, `daemon off`) is
+the test's, as /etc/nginx/nginx.conf is the operator's. `reload()` changes the upstreams
+under open connections, as an operator does in a rolling restart.
 """
 
 from __future__ import annotations
@@ -46,6 +47,19 @@ http {{
 """
 
 
+def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A throwaway certificate for `host` (an IP address): (certificate, key) in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "site.pem", directory / "site.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
 class Nginx:
     """nginx on 127.0.0.1:<free port>, proxying to `upstreams` ("host:port" each)."""
 
@@ -57,26 +71,34 @@ class Nginx:
         *,
         directory: Path | None = None,
         tls: tuple[Path, Path] | None = None,
+        metrics_allow: Sequence[str] = (),
         worker_connections: int = 4096,
     ) -> None:
-        """`tls`: (certificate, key) renders the HTTPS site (it also listens on port 80,
-        so such an instance is for `check()`, not `start()`). `worker_connections`: each
-        proxied client takes two (its own and the upstream's)."""
+        """`tls`: (certificate, key) renders the HTTPS site, which also redirects plain
+        HTTP from `http_url`. `worker_connections`: each proxied client takes two (its own
+        and the upstream's)."""
         self.worker_connections = worker_connections
         self.upstreams = list(upstreams)
         self.tls = tls
+        self.metrics_allow = list(metrics_allow)  # change, then reload()
         self.dir = directory or Path(tempfile.mkdtemp(prefix="nginx-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.http_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """With TLS: where plain HTTP is answered with a redirect."""
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def error_log(self) -> Path:
@@ -90,6 +112,8 @@ class Nginx:
             static_root=str(ROOT / "static"),
             tls_certificate=str(self.tls[0]) if self.tls else "",
             tls_certificate_key=str(self.tls[1]) if self.tls else "",
+            http_listen=f"{self.host}:{self.http_port}",
+            metrics_allow=self.metrics_allow,
         )
         (self.dir / "pulse.conf").write_text(site)
         # As root, nginx's workers would run as nobody, who cannot use this private dir.
@@ -138,19 +162,24 @@ class Nginx:
             self.upstreams = list(upstreams)
         self.write_config()
         self.check()
-        started = self._worker_starts()
+        before = self._log_counts()
         self.process.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + timeout
-        while self._worker_starts() <= started:
+        # Done when a new worker runs and the old one stopped accepting (it keeps serving
+        # its open connections for up to worker_shutdown_timeout).
+        while any(now <= then for now, then in zip(self._log_counts(), before, strict=True)):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nginx did not reload within {timeout} s: {self.error_log}")
             time.sleep(0.05)
+        time.sleep(0.1)  # the old worker logs "shutting down" just before it closes its sockets
 
-    def _worker_starts(self) -> int:
+    def _log_counts(self) -> tuple[int, int]:
+        """Workers started and workers told to shut down, from the error log."""
         try:
-            return self.error_log.read_text().count("start worker process")
+            log = self.error_log.read_text()
         except FileNotFoundError:
-            return 0
+            return 0, 0
+        return log.count("start worker process "), log.count("gracefully shutting down")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
