@@ -89,19 +89,23 @@ class Server:
             DATABASE_URL=database_url(),
             REDIS_URL=self.redis_url,
             PYTHONUNBUFFERED="1",
-            **{"DRAIN_SECONDS": DRAIN_SECONDS, **self.env},
+            **self.env,
         )
+
+    def _environment(self) -> dict[str, str]:
+        """environment(), with the tests' short drain unless it sets one."""
+        return {"DRAIN_SECONDS": DRAIN_SECONDS, **self.environment()}
 
     @property
     def drain_seconds(self) -> float:
-        return float(self.environment()["DRAIN_SECONDS"])
+        return float(self._environment()["DRAIN_SECONDS"])
 
     def start(self, timeout: float = 30.0) -> Server:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             self.command(),
             cwd=ROOT,
-            env=self.environment(),
+            env=self._environment(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
