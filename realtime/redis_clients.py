@@ -10,6 +10,10 @@ Three shapes, for three jobs:
   is away (on-commit callbacks run in the thread every database call of a process shares).
 - `subscriber_client(name)`: a fresh connection for one pub/sub session, with no silent
   reconnects: whoever holds it must learn that it broke, to resync what it missed.
+
+Each is a client of REDIS_URL, or with Sentinel configured (settings.REDIS_SENTINEL) of
+the primary the sentinels name: redis-py asks them where it is before each new
+connection, so after a failover reconnecting is all it takes to follow the new primary.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import os
 import threading
 import types
 import weakref
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.sentinel
+import redis.sentinel
 from django.conf import settings
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
@@ -31,6 +38,8 @@ from redis.retry import Retry
 SOCKET_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 2.0
 PUBLISH_TIMEOUT = 2.0
+# Sentinels answer at once or are down: asking the next one beats waiting.
+SENTINEL_TIMEOUT = 1.0
 
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
@@ -38,7 +47,11 @@ _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Re
 _async_publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
 )
+_async_sentinels: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, redis.asyncio.sentinel.Sentinel
+] = weakref.WeakKeyDictionary()
 _sync: dict[str, redis.Redis] = {}
+_sync_sentinel: list[redis.sentinel.Sentinel] = []
 _sync_lock = threading.Lock()
 
 
@@ -46,13 +59,48 @@ def redis_url() -> str:
     return settings.REDIS_URL
 
 
+def _sentinel_options() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the sentinels' own client options, what master_for() adds to each client's)."""
+    config = settings.REDIS_SENTINEL
+    asking = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT}
+    if config.sentinel_password:
+        asking["password"] = config.sentinel_password
+    return asking, {"db": config.db, "password": config.password}
+
+
+def _new_sync(**options: Any) -> redis.Redis:
+    """A client of the primary; call with _sync_lock held."""
+    config = settings.REDIS_SENTINEL
+    if config is None:
+        return redis.Redis.from_url(redis_url(), **options)
+    asking, primary = _sentinel_options()
+    if not _sync_sentinel:
+        _sync_sentinel.append(redis.sentinel.Sentinel(config.sentinels, sentinel_kwargs=asking))
+    return _sync_sentinel[0].master_for(config.master, **primary, **options)
+
+
+def _new_async(**options: Any) -> aioredis.Redis:
+    """A client of the primary for this event loop (its sentinel clients are the loop's)."""
+    config = settings.REDIS_SENTINEL
+    if config is None:
+        return aioredis.Redis.from_url(redis_url(), **options)
+    asking, primary = _sentinel_options()
+    loop = asyncio.get_running_loop()
+    sentinel = _async_sentinels.get(loop)
+    if sentinel is None:
+        _close_with(loop)
+        sentinel = _async_sentinels[loop] = redis.asyncio.sentinel.Sentinel(
+            config.sentinels, sentinel_kwargs=asking
+        )
+    return sentinel.master_for(config.master, **primary, **options)
+
+
 def sync_client() -> redis.Redis:
     """The process's client for state (str replies)."""
     with _sync_lock:
         client = _sync.get("state")
         if client is None:
-            client = _sync["state"] = redis.Redis.from_url(
-                redis_url(),
+            client = _sync["state"] = _new_sync(
                 socket_timeout=SOCKET_TIMEOUT,
                 socket_connect_timeout=CONNECT_TIMEOUT,
                 decode_responses=True,
@@ -65,8 +113,7 @@ def publisher() -> redis.Redis:
     with _sync_lock:
         client = _sync.get("publish")
         if client is None:
-            client = _sync["publish"] = redis.Redis.from_url(
-                redis_url(),
+            client = _sync["publish"] = _new_sync(
                 socket_timeout=PUBLISH_TIMEOUT,
                 socket_connect_timeout=PUBLISH_TIMEOUT,
                 # A connection left stale by a Redis restart: one quick retry, then give up.
@@ -81,8 +128,7 @@ def async_client() -> aioredis.Redis:
     client = _async_clients.get(loop)
     if client is None:
         _close_with(loop)
-        client = _async_clients[loop] = aioredis.Redis.from_url(
-            redis_url(),
+        client = _async_clients[loop] = _new_async(
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=CONNECT_TIMEOUT,
             decode_responses=True,
@@ -96,8 +142,7 @@ def async_publisher() -> aioredis.Redis:
     client = _async_publishers.get(loop)
     if client is None:
         _close_with(loop)
-        client = _async_publishers[loop] = aioredis.Redis.from_url(
-            redis_url(),
+        client = _async_publishers[loop] = _new_async(
             socket_timeout=PUBLISH_TIMEOUT,
             socket_connect_timeout=CONNECT_TIMEOUT,
         )
@@ -106,8 +151,7 @@ def async_publisher() -> aioredis.Redis:
 
 def subscriber_client(name: str) -> aioredis.Redis:
     """A new client for one pub/sub session; `name` shows in CLIENT LIST for operators."""
-    return aioredis.Redis.from_url(
-        redis_url(),
+    return _new_async(
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_timeout=None,
         client_name=f"{name}-{os.getpid()}",
@@ -129,21 +173,25 @@ def _close_with(loop: asyncio.AbstractEventLoop) -> None:
     close = loop.close
 
     def close_clients_first(self: asyncio.AbstractEventLoop) -> None:
-        for clients in (_async_clients, _async_publishers):
-            client = clients.pop(self, None)
-            if client is not None and not self.is_running() and not self.is_closed():
-                with contextlib.suppress(Exception):
-                    self.run_until_complete(client.aclose())
+        if not self.is_running() and not self.is_closed():
+            self.run_until_complete(_close_clients(self))
         self.close = close  # type: ignore[method-assign]
         close()
 
     loop.close = types.MethodType(close_clients_first, loop)  # type: ignore[method-assign]
 
 
+async def _close_clients(loop: asyncio.AbstractEventLoop) -> None:
+    clients = [found.pop(loop, None) for found in (_async_clients, _async_publishers)]
+    sentinel = _async_sentinels.pop(loop, None)
+    if sentinel is not None:
+        clients += sentinel.sentinels
+    for client in clients:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
 async def close_loop_clients() -> None:
     """Close this loop's clients (tests, whose loops end after each test)."""
-    loop = asyncio.get_running_loop()
-    for clients in (_async_clients, _async_publishers):
-        client = clients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+    await _close_clients(asyncio.get_running_loop())
