@@ -26,7 +26,8 @@ import pytest
 
 from realtime import fastpath
 from realtime.servers import ServerSocket, TwistedSocket, for_http, for_websocket, unwrap_send
-from tests.test_supply_chain import ROOT, pins
+from tests.support.requirements import pins
+from tests.support.servers import ROOT
 
 OUTBOX = "realtime/servers.py for_websocket (chat fan-out, realtime/outbox.py)"
 SSE = "realtime/servers.py for_http (SSE streams, realtime/sse_asgi.py)"

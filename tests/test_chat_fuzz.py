@@ -16,7 +16,7 @@ from config.asgi import application
 from feeds import presence, ratelimit
 from feeds.models import Message, Room
 from realtime import redis_state
-from tests.conftest import session_cookie
+from tests.support.factories import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

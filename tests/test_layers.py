@@ -125,3 +125,22 @@ def test_redis_clients_are_made_in_one_place() -> None:
 def test_only_the_server_adapters_read_a_servers_internals() -> None:
     internals = r"_tempDataLen|dataBuffer|get_write_buffer_size|\.doWrite\(|write_paused"
     assert files_matching(internals) == {"realtime/servers.py", "realtime/daphne_ws.py"}
+
+
+def test_test_modules_import_shared_code_only_from_tests_support() -> None:
+    """Helpers shared by tests live in tests/support/; a test module importing another test
+    module (or conftest's internals) couples tests that should fail on their own."""
+    offending = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in (ROOT / "tests").rglob("*.py")
+        if "support" not in path.relative_to(ROOT).parts
+        for name in imported_modules(path)
+        if name.startswith("tests.") and not name.startswith("tests.support")
+    }
+    test_imports = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in (ROOT / "tests").rglob("*.py")
+        for name in imported_modules(path)
+        if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith(("test_", "conftest"))
+    }
+    assert not offending | test_imports, sorted(offending | test_imports)

@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from tests.conftest import PASSWORD
+from tests.support.factories import PASSWORD
 
 LIMIT = getattr(settings, "AXES_FAILURE_LIMIT", 5)
 

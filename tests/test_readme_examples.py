@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 
 from notifications.models import Notification
 from realtime import channels
-from tests.published import published
+from tests.support.published import published
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -17,6 +17,8 @@ import pytest
 from django.utils.module_loading import import_string
 from packaging.version import Version
 
+from tests.support.requirements import pins
+
 ROOT = Path(__file__).resolve().parent.parent
 # What runs in a deployment; bench/ and tests/ do not.
 PRODUCT_DIRS = ("config", "notifications", "feeds", "realtime")
@@ -78,17 +80,6 @@ NOT_IMPORTED = {
 }
 
 DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
-
-
-def pins(path: Path) -> dict[str, str]:
-    """Name -> version of each `name==version` line of a .in file or a lock file."""
-    out = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip().rstrip("\\").strip()
-        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]+\])?==([^\s;]+)", line)
-        if match:
-            out[match[1].lower()] = match[3]
-    return out
 
 
 def test_every_runtime_requirement_is_pinned_exactly():

@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from bench.throwaway_db import is_throwaway_database, require_throwaway_database
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
 SQLITE = "django.db.backends.sqlite3"
 POSTGRES = "django.db.backends.postgresql"

@@ -16,7 +16,7 @@ from config.asgi import application
 from demos import consumers, events, protocol, services
 from demos.models import Board
 from realtime import redis_state, sse
-from tests.conftest import session_cookie
+from tests.support.factories import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,8 +6,8 @@ import pytest
 
 from demos import protocol, selectors, services
 from demos.models import TEXT_MAX, Board
-from tests.conftest import make_user
-from tests.demos.replica import Replica, order
+from tests.support.factories import make_user
+from tests.support.replica import Replica, order
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from demos import protocol, selectors, services
 from demos.models import TEXT_MAX, Board, BoardOp, Card
-from tests.demos.replica import Replica, order
+from tests.support.replica import Replica, order
 
 pytestmark = pytest.mark.django_db
 

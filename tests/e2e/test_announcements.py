@@ -13,10 +13,10 @@ from playwright.async_api import expect
 from feeds.models import Activity
 from notifications.models import Announcement, Notification
 from notifications.services import announcement_create, announcement_publish
-from tests.browser import chromium
-from tests.conftest import PASSWORD, make_user, session_cookie
-from tests.servers import run_manage
-from tests.sse_client import open_stream
+from tests.support.browser import chromium
+from tests.support.factories import PASSWORD, make_user, session_cookie
+from tests.support.servers import run_manage
+from tests.support.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

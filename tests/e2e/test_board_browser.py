@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from playwright.async_api import Page, expect
 
 from demos.models import Board
-from tests.browser import chromium, log_in
+from tests.support.browser import chromium, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

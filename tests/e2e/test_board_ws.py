@@ -18,8 +18,8 @@ from websockets.exceptions import InvalidStatus
 
 from demos import selectors, services
 from demos.models import Board
-from tests.conftest import session_cookie
-from tests.demos.replica import Replica, order
+from tests.support.factories import session_cookie
+from tests.support.replica import Replica, order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

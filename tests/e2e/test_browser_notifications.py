@@ -14,7 +14,7 @@ from notifications.services import (
     announcement_publish,
     notification_create,
 )
-from tests.browser import chromium, log_in
+from tests.support.browser import chromium, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

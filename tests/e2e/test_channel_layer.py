@@ -1,6 +1,6 @@
 """The Pulse channel layer with the standard Channels API, across real processes.
 
-A plain consumer (tests/e2e/plain_consumer_asgi.py) runs on one server process; a
+A plain consumer (tests/support/plain_consumer_asgi.py) runs on one server process; a
 `group_send` from another process reaches it; a chat message posted through a Pulse
 server reaches both a Pulse room socket and that consumer in the room's group; and a
 notification created in yet another process reaches it in the user's group.
@@ -19,9 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from feeds.live import room_group
 from feeds.models import Room
-from tests.conftest import _RUN_DIR, UNCAPPED
-from tests.e2e.test_chat_ws import frame, joined, send
-from tests.servers import Server, create_in_another_process, run_manage
+from tests.support.chat_ws import frame, joined, send
+from tests.support.servers import RUN_DIR, UNCAPPED, Server, create_in_another_process, run_manage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -29,7 +28,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 class PlainServer(Server):
     def command(self) -> list[str]:
         command = super().command()
-        command[-1] = "tests.e2e.plain_consumer_asgi:application"
+        command[-1] = "tests.support.plain_consumer_asgi:application"
         return command
 
 
@@ -37,7 +36,7 @@ class PlainServer(Server):
 def plain_server(django_db_setup, django_db_blocker, redis_server) -> Iterator[Server]:
     with django_db_blocker.unblock():
         srv = PlainServer(
-            redis_url=redis_server.url, log_path=_RUN_DIR / "plain-server.log", env=UNCAPPED
+            redis_url=redis_server.url, log_path=RUN_DIR / "plain-server.log", env=UNCAPPED
         ).start()
     yield srv
     srv.stop()

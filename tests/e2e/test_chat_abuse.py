@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from websockets.exceptions import ConnectionClosed
 
 from feeds.models import Room
-from tests.e2e.test_chat_ws import frame, joined
+from tests.support.chat_ws import frame, joined
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -16,8 +16,8 @@ from asgiref.sync import sync_to_async
 
 from feeds import protocol
 from feeds.models import Message, Room
-from tests.chat_tab import ChatTab
-from tests.conftest import make_sessions, make_users
+from tests.support.chat_tab import ChatTab
+from tests.support.factories import make_sessions, make_users
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -9,8 +9,8 @@ from asgiref.sync import sync_to_async
 from playwright.async_api import Page, expect
 
 from feeds.models import Message, Room
-from tests.browser import chromium, log_in
-from tests.servers import Server
+from tests.support.browser import chromium, log_in
+from tests.support.servers import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from feeds import protocol, services
 from feeds.models import Message, Room
-from tests.conftest import make_user, session_cookie
+from tests.support.factories import make_user, session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

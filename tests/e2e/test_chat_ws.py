@@ -4,67 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from feeds.models import Message, Room
-from tests.conftest import session_cookie
-from tests.sse_client import open_stream
+from tests.support.chat_ws import chat, close_code, frame, joined, send
+from tests.support.factories import cookie_for
+from tests.support.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-cookie_for = sync_to_async(session_cookie)
 
 
 @pytest.fixture
 async def general(alice) -> Room:
     return await sync_to_async(Room.objects.create)(slug="general", title="General")
-
-
-async def chat(server, slug: str, cookie: str | None, *, origin: str | None = None):
-    headers = {"Origin": origin or server.url}
-    if cookie:
-        headers["Cookie"] = f"sessionid={cookie}"
-    return await connect(
-        f"{server.ws_url}/ws/chat/{slug}/", additional_headers=headers, open_timeout=5
-    )
-
-
-async def joined(server, slug: str, user) -> tuple[ClientConnection, dict[str, Any]]:
-    ws = await chat(server, slug, await cookie_for(user))
-    welcome = await frame(ws, "welcome")
-    return ws, welcome
-
-
-async def frame(ws: ClientConnection, kind: str | None = None, timeout: float = 5.0) -> dict:
-    """The next frame of `kind`; without one, the next that is not a presence diff."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        data = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, deadline - loop.time())))
-        if data["type"] == kind or (kind is None and data["type"] != "presence"):
-            return data
-
-
-async def close_code(ws: ClientConnection, timeout: float = 5.0) -> int:
-    """Read until the server closes the socket; its close code."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                await ws.recv()
-    except ConnectionClosed as exc:
-        assert exc.rcvd is not None, "closed without a close frame"
-        return exc.rcvd.code
-    raise AssertionError("unreachable")
-
-
-def send(ws: ClientConnection, **payload: Any):
-    return ws.send(json.dumps(payload))
 
 
 async def test_a_message_sent_through_one_server_reaches_a_client_of_the_other(

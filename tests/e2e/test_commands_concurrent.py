@@ -17,10 +17,10 @@ from django.utils import timezone
 
 from notifications.models import Announcement, Notification
 from notifications.services import announcement_create
-from tests import servers
-from tests.conftest import make_users, session_cookie
-from tests.servers import ROOT, run_manage
-from tests.sse_client import open_stream
+from tests.support import servers
+from tests.support.factories import make_users, session_cookie
+from tests.support.servers import ROOT, run_manage
+from tests.support.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -29,7 +29,7 @@ def start_manage(*args: str, redis_url: str) -> subprocess.Popen[bytes]:
     """`manage.py <args>` in its own process against the test database, not waited for."""
     env = dict(
         os.environ,
-        DATABASE_URL=servers.test_database_url(),
+        DATABASE_URL=servers.database_url(),
         REDIS_URL=redis_url,
         PYTHONUNBUFFERED="1",
     )

@@ -16,10 +16,10 @@ from websockets.asyncio.client import connect
 from feeds.models import Room
 from realtime import connection_caps
 from realtime.redis_state import key
-from tests.conftest import _RUN_DIR, session_cookie
-from tests.e2e.test_chat_ws import close_code, frame
-from tests.servers import Server
-from tests.sse_client import open_stream
+from tests.support.chat_ws import close_code, frame
+from tests.support.factories import session_cookie
+from tests.support.servers import RUN_DIR, Server
+from tests.support.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -28,7 +28,7 @@ CAPPED = {"SSE_STREAMS_PER_USER": str(CAP), "CHAT_SOCKETS_PER_USER": str(CAP)}
 
 
 def _capped_server(name: str) -> Server:
-    return Server(redis_url=settings.REDIS_URL, log_path=_RUN_DIR / f"{name}.log", env=CAPPED)
+    return Server(redis_url=settings.REDIS_URL, log_path=RUN_DIR / f"{name}.log", env=CAPPED)
 
 
 @pytest.fixture(scope="module")

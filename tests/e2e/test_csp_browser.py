@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from feeds.models import Room
 from notifications.services import notification_create
-from tests.browser import chromium, log_in
-from tests.conftest import make_user
+from tests.support.browser import RECORD_VIOLATIONS, chromium, log_in, violations
+from tests.support.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 # Runs before any page script (through DevTools, so the policy does not apply to it).
-RECORD_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__violations.push(`${e.effectiveDirective} ${e.blockedURI} ${e.sourceFile}`);
-});
-"""
-
 INJECT = """() => new Promise((done) => {
   document.addEventListener("securitypolicyviolation", (e) => done(e.effectiveDirective),
                             { once: true });
@@ -34,10 +27,6 @@ INJECT = """() => new Promise((done) => {
   document.body.append(img);
   setTimeout(() => done("no violation"), 2000);
 })"""
-
-
-async def violations(page: Page) -> list[str]:
-    return await page.evaluate("window.__violations")
 
 
 async def test_pages_run_their_modules_and_refuse_injected_inline_script(server, alice):

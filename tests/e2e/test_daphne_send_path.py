@@ -23,9 +23,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from feeds.models import Room
 from notifications.management.commands.serve import daphne_command
-from tests import servers
-from tests.conftest import make_users, session_cookie
-from tests.e2e.room_asgi import FRAMES
+from tests.support import servers
+from tests.support.factories import make_users, session_cookie
+from tests.support.room_asgi import FRAMES
 
 pytestmark = [pytest.mark.e2e]
 
@@ -34,12 +34,12 @@ ALL = " ".join(str(i) for i in range(len(FRAMES)))
 
 @pytest.fixture(scope="module")
 def room_port(django_db_setup, django_db_blocker, redis_server, tmp_path_factory) -> Iterator[int]:
-    """daphne through our launcher, serving tests/e2e/room_asgi.py on this port."""
+    """daphne through our launcher, serving tests/support/room_asgi.py on this port."""
     port = servers.free_port()
     command = daphne_command(host="127.0.0.1", port=port)
-    command[-1] = "tests.e2e.room_asgi:application"
+    command[-1] = "tests.support.room_asgi:application"
     with django_db_blocker.unblock():
-        env = dict(os.environ, DATABASE_URL=servers.test_database_url(), REDIS_URL=redis_server.url)
+        env = dict(os.environ, DATABASE_URL=servers.database_url(), REDIS_URL=redis_server.url)
     log_path = tmp_path_factory.mktemp("room") / "daphne.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, cwd=servers.ROOT, env=env, stdout=log, stderr=log)

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from notifications.models import Notification
-from tests import servers
+from tests.support import servers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -22,7 +22,7 @@ def test_the_command_in_the_demo_tip_sends_a_notification_from_a_new_terminal(re
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/root"),
-        "DATABASE_URL": servers.test_database_url(),
+        "DATABASE_URL": servers.database_url(),
         "REDIS_URL": redis_server.url,
     }
     done = subprocess.run(

@@ -16,10 +16,10 @@ from asgiref.sync import sync_to_async
 
 from feeds.models import Room
 from notifications.management.commands.serve import uvicorn_command
-from tests.conftest import make_user, session_cookie
-from tests.e2e.test_chat_ws import frame, joined, send
-from tests.servers import Server
-from tests.sse_client import open_stream
+from tests.support.chat_ws import frame, joined, send
+from tests.support.factories import make_user, session_cookie
+from tests.support.servers import Server
+from tests.support.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from feeds.live import room_group
 from feeds.models import Room
 from realtime.redis_state import key
-from tests.conftest import session_cookie
+from tests.support.factories import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

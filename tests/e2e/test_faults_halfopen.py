@@ -1,7 +1,7 @@
 """Half-open TCP: a client whose packets vanish is dropped; an idle healthy one stays.
 
 Real packet loss, not a client that merely stops reading: the server runs in its own
-network namespace (tests/netns.py) and every packet from the vanished client's address is
+network namespace (tests/support/netns.py) and every packet from the vanished client's address is
 silently discarded there, so the server's writes are never acknowledged again and no FIN
 or RST ever arrives. The server runs ten times faster than production: TCP_USER_TIMEOUT
 3 s with a keep-alive every 3 s (production 30 s and 20 s: gone within 50 s, realtime/tcp.py)
@@ -24,9 +24,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from feeds.models import Room
 from notifications.management.commands.serve import daphne_command, uvicorn_command
 from notifications.services import notification_create
-from tests.conftest import _RUN_DIR, make_user, session_cookie
-from tests.netns import NamespacedServer, NetLab
-from tests.sse_client import SSEStream
+from tests.support.factories import make_user, session_cookie
+from tests.support.netns import NamespacedServer, NetLab
+from tests.support.servers import RUN_DIR
+from tests.support.sse_client import SSEStream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -65,7 +66,7 @@ def lab_server(request, django_db_setup, redis_server) -> Iterator[tuple[NetLab,
                 "ALLOWED_HOSTS": lab.server_ip,
                 "TCP_USER_TIMEOUT": str(USER_TIMEOUT),
             },
-            log=_RUN_DIR / f"server-halfopen-{request.param}.log",
+            log=RUN_DIR / f"server-halfopen-{request.param}.log",
         )
         try:
             yield lab, server.start()
@@ -76,7 +77,7 @@ def lab_server(request, django_db_setup, redis_server) -> Iterator[tuple[NetLab,
 
 
 async def open_stream_from(server: Any, address: str, cookie: str) -> SSEStream:
-    """`GET /events/` from a given local address (tests.sse_client.open_stream otherwise)."""
+    """`GET /events/` from a given local address (open_stream otherwise)."""
     client = httpx.AsyncClient(
         base_url=server.url,
         cookies={"sessionid": cookie},

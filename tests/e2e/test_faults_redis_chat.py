@@ -1,6 +1,6 @@
 """Redis killed for 5 s under 200 chat sockets on two server processes (issue 6, item 3).
 
-The tabs are tests.chat_tab: they react as static/feeds/chat.js does (reconnect with its
+The tabs are tests.support.chat_tab: they react as static/feeds/chat.js does (reconnect with its
 jittered backoff on any close, backfill with `history` `after`, resend what their own
 broadcast has not confirmed, by `client_msg_id`). Some of them keep talking before,
 during and after the outage. Asserted as users would see it: every socket is told
@@ -20,8 +20,8 @@ from asgiref.sync import sync_to_async
 
 from feeds import protocol
 from feeds.models import Message, Room
-from tests.chat_tab import ChatTab
-from tests.conftest import make_sessions, make_users
+from tests.support.chat_tab import ChatTab
+from tests.support.factories import make_sessions, make_users
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -1,8 +1,8 @@
 """A server restart under 1,000 chat sockets and 1,000 SSE streams (issue 6, item 5).
 
 The clients behave as the real ones do: chat tabs back off and backfill exactly as
-static/feeds/chat.js (tests.chat_tab), SSE streams wait the `retry:` the server sent them
-and resume with `Last-Event-ID` (tests.sse_tab). What the issue asks, asserted as a user
+static/feeds/chat.js (tests.support.chat_tab), SSE streams wait the `retry:` the server sent them
+and resume with `Last-Event-ID` (tests.support.sse_tab). What the issue asks, asserted as a user
 would see it: ≥ 99 % of each kind back within 30 s of the new process accepting, the
 reconnects spread out rather than in one burst, and nothing created while the server was
 down missing or doubled.
@@ -22,10 +22,10 @@ from asgiref.sync import sync_to_async
 from feeds import services
 from feeds.models import Room
 from notifications.services import notification_create
-from tests.chat_tab import ChatTab
-from tests.conftest import _RUN_DIR, make_sessions, make_users
-from tests.servers import Server
-from tests.sse_tab import SSETab
+from tests.support.chat_tab import ChatTab
+from tests.support.factories import make_sessions, make_users
+from tests.support.servers import RUN_DIR, Server
+from tests.support.sse_tab import SSETab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -142,7 +142,7 @@ async def test_a_restart_under_1000_sockets_and_1000_streams_brings_all_back_spr
     users, sessions, rooms = await sync_to_async(setup_data)()
     server = Server(
         redis_url=redis_server.url,
-        log_path=_RUN_DIR / "server-restart.log",
+        log_path=RUN_DIR / "server-restart.log",
     )
     await asyncio.to_thread(server.start)
     loop = asyncio.get_running_loop()

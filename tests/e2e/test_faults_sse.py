@@ -8,9 +8,9 @@ from asgiref.sync import sync_to_async
 from notifications.models import Notification
 from notifications.services import notification_create
 from notifications.views.stream import parse_event_id
-from tests.conftest import make_users, session_cookie
-from tests.servers import create_in_another_process, run_manage
-from tests.sse_client import open_stream
+from tests.support.factories import make_users, session_cookie
+from tests.support.servers import create_in_another_process, run_manage
+from tests.support.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

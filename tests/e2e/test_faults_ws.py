@@ -9,9 +9,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from feeds.models import Room
-from tests.conftest import _RUN_DIR, session_cookie
-from tests.e2e.test_chat_ws import frame, joined
-from tests.servers import Server
+from tests.support.chat_ws import frame, joined
+from tests.support.factories import session_cookie
+from tests.support.servers import RUN_DIR, Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -25,7 +25,7 @@ def quick_ping_server(django_db_setup, django_db_blocker, redis_server):
     with django_db_blocker.unblock():
         srv = Server(
             redis_url=redis_server.url,
-            log_path=_RUN_DIR / "server-quick-ping.log",
+            log_path=RUN_DIR / "server-quick-ping.log",
             extra_args=("--ping-interval", str(PING_INTERVAL), "--ping-timeout", str(PING_TIMEOUT)),
         ).start()
     yield srv

@@ -5,9 +5,9 @@ from asgiref.sync import sync_to_async
 from playwright.async_api import expect
 
 from feeds.models import Activity, Room
-from tests.browser import chromium, log_in
-from tests.conftest import session_cookie
-from tests.sse_client import open_stream
+from tests.support.browser import chromium, log_in
+from tests.support.factories import session_cookie
+from tests.support.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from config.redis_server import EmbeddedRedis
-from tests import servers
-from tests.servers import ROOT, free_port
+from tests.support import servers
+from tests.support.servers import ROOT, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -36,7 +36,7 @@ def _ignore_sigint() -> None:
 
 def start_serve(run_dir: Path, port: int, *, sigint_ignored: bool = False) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update(DATABASE_URL=servers.test_database_url(), PYTHONUNBUFFERED="1")
+    env.update(DATABASE_URL=servers.database_url(), PYTHONUNBUFFERED="1")
     command = [sys.executable, "manage.py", "serve", "--port", str(port), "--run-dir", str(run_dir)]
     return subprocess.Popen(
         command,

@@ -7,7 +7,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from feeds.models import Room
-from tests.e2e.test_chat_ws import chat, close_code, cookie_for, frame, joined, send
+from tests.support.chat_ws import chat, close_code, frame, joined, send
+from tests.support.factories import cookie_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

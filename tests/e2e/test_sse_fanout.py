@@ -15,8 +15,8 @@ from notifications.models import Notification
 from notifications.services import notifications_publish_bulk
 from realtime import sse
 from realtime.sse import MAX_BUFFERED_BYTES
-from tests.conftest import UNCAPPED, session_cookie
-from tests.servers import Server
+from tests.support.factories import session_cookie
+from tests.support.servers import UNCAPPED, Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -35,7 +35,7 @@ def _notify(user, first: int, count: int) -> list[int]:
 
 
 class UvicornServer(Server):
-    """Like tests.servers.Server, with uvicorn instead of daphne."""
+    """Like tests.support.servers.Server, with uvicorn instead of daphne."""
 
     def command(self) -> list[str]:
         return uvicorn_command(host=self.host, port=self.port)

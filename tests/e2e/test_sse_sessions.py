@@ -1,13 +1,11 @@
 """Ending a session ends its live streams on every server process."""
 
-import asyncio
-
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.conftest import PASSWORD, session_cookie
-from tests.sse_client import open_stream
+from tests.support.factories import PASSWORD, session_cookie
+from tests.support.sse_client import ended, open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -26,19 +24,6 @@ async def browser_login(base_url: str, username: str) -> httpx.AsyncClient:
     )
     assert response.status_code == 302, response.text
     return client
-
-
-async def ended(stream, timeout: float = 2.0) -> str:
-    """Wait until the server ends the stream; return the reason it gave."""
-    reason = ""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                event = await stream.next(timeout)
-            except EOFError:
-                return reason
-            if event.event == "stream-error":
-                reason = event.json().get("reason", "")
 
 
 async def test_logout_closes_that_sessions_streams_on_every_process(server, second_server, alice):

@@ -9,9 +9,9 @@ from asgiref.sync import sync_to_async
 
 from notifications.services import notification_create, notification_mark_read
 from notifications.views.stream import parse_event_id
-from tests.conftest import session_cookie
-from tests.servers import create_in_another_process
-from tests.sse_client import open_stream
+from tests.support.factories import session_cookie
+from tests.support.servers import create_in_another_process
+from tests.support.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -10,13 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import socket
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -27,10 +22,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from realtime import latest
-from tests.conftest import session_cookie
-from tests.servers import ROOT, Server
-from tests.servers import test_database_url as database_url
-from tests.sse_client import SSEStream, open_stream
+from tests.support.factories import session_cookie
+from tests.support.servers import Server
+from tests.support.sse_client import SSEStream, open_stream
+from tests.support.ticker import producer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -48,44 +43,6 @@ def position(event_id: str | None, channel: str) -> int:
         if unquote(name) == channel:
             return int(at)
     raise AssertionError(f"no position for {channel} in {event_id!r}")
-
-
-@dataclass
-class Producer:
-    process: asyncio.subprocess.Process
-    output: str = ""
-
-    async def finished(self, timeout: float) -> str:
-        """Its output, once it exited with status 0 (on its own after --seconds)."""
-        out, _ = await asyncio.wait_for(self.process.communicate(), timeout)
-        self.output = out.decode()
-        assert self.process.returncode == 0, self.output
-        return self.output
-
-    async def stop(self, timeout: float = 20) -> str:
-        """SIGTERM, as a process manager stops it: it ends cleanly and says what it did."""
-        self.process.terminate()
-        return await self.finished(timeout)
-
-
-@asynccontextmanager
-async def producer(
-    redis_url: str, symbols: list[str], *, seconds: float, rate: int = 20
-) -> AsyncIterator[Producer]:
-    """`manage.py run_ticker` in its own process; stopped with SIGTERM if still running."""
-    env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=redis_url)
-    args = ["--symbols", ",".join(symbols), "--rate", str(rate), "--seconds", str(seconds)]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "manage.py", "run_ticker", *args,
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    running = Producer(process)
-    try:
-        yield running
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.communicate(), 20)
 
 
 def latest_ids(channels: list[str]) -> dict[str, int]:

@@ -7,9 +7,8 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from tests.browser import chromium, log_in
-from tests.e2e.test_csp_browser import RECORD_VIOLATIONS, violations
-from tests.e2e.test_ticker import producer
+from tests.support.browser import RECORD_VIOLATIONS, chromium, log_in, violations
+from tests.support.ticker import producer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

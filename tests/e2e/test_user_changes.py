@@ -10,10 +10,9 @@ from django.utils import timezone
 from feeds.models import Room
 from notifications.models import Notification
 from notifications.services import announcement_create, announcement_publish
-from tests.conftest import make_user, session_cookie
-from tests.e2e.test_chat_ws import close_code, joined
-from tests.e2e.test_sse_sessions import ended
-from tests.sse_client import open_stream
+from tests.support.chat_ws import close_code, joined
+from tests.support.factories import make_user, session_cookie
+from tests.support.sse_client import ended, open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -10,8 +10,8 @@ from feeds import activity_selectors
 from feeds.models import Activity, Room
 from notifications.services import announcement_create, announcement_publish
 from notifications.storage import ReplayStorage
-from tests.conftest import make_user
-from tests.published import published
+from tests.support.factories import make_user
+from tests.support.published import published
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from django.test import Client
 from feeds import presence, protocol, services
 from feeds.models import CONTENT_MAX, Message, Room
 from notifications.models import Notification
-from tests.conftest import session_cookie
-from tests.feeds.communicators import closed_with, frames_until, join, next_frame, open_socket
+from tests.support.communicators import closed_with, frames_until, join, next_frame, open_socket
+from tests.support.factories import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

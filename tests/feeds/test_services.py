@@ -14,8 +14,8 @@ from feeds.models import Message, Room
 from notifications.models import Notification
 from realtime.outbox import Outbox
 from realtime.redis_state import key, sync_client
-from tests.conftest import make_user
-from tests.servers import run_manage
+from tests.support.factories import make_user
+from tests.support.servers import run_manage
 
 pytestmark = pytest.mark.django_db
 

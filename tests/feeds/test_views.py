@@ -8,7 +8,7 @@ from django.test import Client
 from feeds import presence, selectors
 from feeds.models import Room
 from realtime.redis_state import key, sync_client
-from tests.conftest import make_user, session_cookie
+from tests.support.factories import make_user, session_cookie
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 
 from feeds import live, presence, selectors, services, welcome
 from feeds.models import Message, Room
-from tests.feeds.communicators import frames_until, join
+from tests.support.communicators import frames_until, join
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

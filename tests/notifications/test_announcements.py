@@ -25,9 +25,9 @@ from notifications.services import (
     notification_mark_all_read,
 )
 from notifications.storage import ReplayStorage
-from tests.conftest import make_user
-from tests.notifications.test_api import csrf_post
-from tests.published import published
+from tests.support.factories import make_user
+from tests.support.http import csrf_post
+from tests.support.published import published
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from notifications.models import Announcement
 from notifications.services import announcement_create, announcement_mark_read, announcement_publish
-from tests.conftest import make_user
+from tests.support.factories import make_user
 
 pytestmark = pytest.mark.django_db
 

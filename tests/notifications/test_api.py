@@ -1,16 +1,10 @@
 import pytest
-from django.test import Client
 
 from notifications.models import Notification
 from notifications.services import notification_create
+from tests.support.http import csrf_post
 
 pytestmark = pytest.mark.django_db
-
-
-def csrf_post(client: Client, path: str):
-    client.get("/notifications/")  # sets the csrftoken cookie, as a page load does
-    token = client.cookies["csrftoken"].value
-    return client.post(path, HTTP_X_CSRFTOKEN=token)
 
 
 def test_list_is_newest_first_with_unread_count_and_cursor(alice, alice_client):

@@ -13,8 +13,8 @@ from django.urls import path
 from notifications import selectors, services
 from notifications.api import notify
 from notifications.models import Notification
-from tests.conftest import make_user, make_users
-from tests.published import published
+from tests.support.factories import make_user, make_users
+from tests.support.published import published
 
 pytestmark = pytest.mark.django_db(transaction=True)  # batches commit, then publish
 

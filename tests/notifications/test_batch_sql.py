@@ -8,7 +8,7 @@ from django.db.models.signals import post_init
 from notifications import batch_sql, selectors
 from notifications.models import Notification
 from notifications.services import notification_create, notifications_send_batch
-from tests.conftest import make_users
+from tests.support.factories import make_users
 
 pytestmark = pytest.mark.django_db
 

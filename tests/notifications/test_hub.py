@@ -10,15 +10,8 @@ from django_eventstream.utils import make_id, sse_encode_event
 from notifications.services import notification_create
 from realtime import sse as hub_module
 from realtime.sse import CATCHING_UP, CLOSED, LIVE, STREAMS, Connection, ReplayRead, streams
-from realtime.wire import KICK, STREAM_OPEN, encode_event, event_message
-
-
-def live_connection(**positions: int) -> Connection:
-    conn = Connection(user_id=7, session_key="s1", positions=positions)
-    conn.apply_catch_up(ReplayRead())
-    assert conn.state is LIVE
-    assert conn.take() == STREAM_OPEN
-    return conn
+from realtime.wire import KICK, encode_event, event_message
+from tests.support.streams import live_connection
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from tests.conftest import PASSWORD
+from tests.support.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

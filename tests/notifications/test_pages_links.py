@@ -5,7 +5,7 @@ from django.test import Client
 
 from notifications.models import Notification
 from notifications.services import notification_create
-from tests.conftest import make_user
+from tests.support.factories import make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from notifications.services import (
 from realtime import sse
 from realtime.sse import STREAMS
 from realtime.wire import event_message
-from tests.notifications.test_hub import live_connection
+from tests.support.streams import live_connection
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from django.core.management.base import CommandError
 from notifications import services
 from notifications.management.commands import send_notifications as command
 from notifications.models import Notification
-from tests.conftest import make_user
-from tests.published import published
+from tests.support.factories import make_user
+from tests.support.published import published
 
 pytestmark = pytest.mark.django_db(transaction=True)  # batches commit, then publish
 

@@ -9,7 +9,7 @@ from notifications.services import (
     notification_mark_all_read,
     notification_mark_read,
 )
-from tests.published import published
+from tests.support.published import published
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from realtime import api, channels, latest
-from tests.published import published
+from tests.support.published import published
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from realtime import api, channels, sse
 from realtime.layer import pulse_layer
 from realtime.redis_clients import close_loop_clients
 from realtime.wire import event_message
-from tests.conftest import session_cookie
+from tests.support.factories import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 from django.core.management import CommandError, call_command
 
-from tests.published import published
+from tests.support.published import published
 from ticker import producer
 from ticker.prices import MIN_PRICE, RandomWalk
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.conftest import PASSWORD
+from tests.support.factories import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,3 +39,15 @@ async def log_in(page: Page, base_url: str, username: str, password: str = PASSW
     await page.fill("#id_password", password)
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{base_url}/notifications/")
+
+
+RECORD_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__violations.push(`${e.effectiveDirective} ${e.blockedURI} ${e.sourceFile}`);
+});
+"""
+
+
+async def violations(page: Page) -> list[str]:
+    return await page.evaluate("window.__violations")

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
-from tests.conftest import session_cookie
+from tests.support.factories import session_cookie
 
 ORIGIN = "http://testserver"
 

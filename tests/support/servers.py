@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,7 +14,14 @@ from django.db import connection
 
 from notifications.management.commands.serve import daphne_command
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+# Where this test run keeps its Redis socket, SQLite file and server logs.
+RUN_DIR = Path(tempfile.mkdtemp(prefix="rt-"))
+
+# The shared servers let one user hold many connections: fault and fan-out tests open
+# hundreds for alice. The caps themselves are tested on servers of their own
+# (tests/e2e/test_connection_caps.py).
+UNCAPPED = {"SSE_STREAMS_PER_USER": "100000", "CHAT_SOCKETS_PER_USER": "100000"}
 
 
 def free_port() -> int:
@@ -22,7 +30,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_database_url() -> str:
+def database_url() -> str:
     """A DATABASE_URL for the test database that pytest-django created in this process."""
     s = connection.settings_dict
     if s["ENGINE"].endswith("sqlite3"):
@@ -73,7 +81,7 @@ class Server:
     def environment(self) -> dict[str, str]:
         return dict(
             os.environ,
-            DATABASE_URL=test_database_url(),
+            DATABASE_URL=database_url(),
             REDIS_URL=self.redis_url,
             PYTHONUNBUFFERED="1",
             **self.env,
@@ -114,7 +122,7 @@ class Server:
 
 def run_manage(*args: str, redis_url: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run `manage.py <args>` in its own process against the test database."""
-    env = dict(os.environ, DATABASE_URL=test_database_url(), REDIS_URL=redis_url)
+    env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=redis_url)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,

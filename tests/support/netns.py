@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from django.db import connection
 
-from tests.servers import Server, test_database_url
+from tests.support.servers import Server, database_url
 
 PREFIX = "pulse-ho-"
 SERVER_PORT = 8000
@@ -31,7 +31,7 @@ SERVER_PORT = 8000
 def local_database_url() -> str:
     """The test database as seen from inside the namespace, whose loopback is its own:
     SQLite is a file; PostgreSQL is reached over its unix socket instead of TCP."""
-    url = test_database_url()
+    url = database_url()
     if not url.startswith("postgres"):
         return url
     with connection.cursor() as cursor:

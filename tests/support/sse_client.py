@@ -121,3 +121,16 @@ async def open_stream(
         opened = await stream.next(5.0)
         assert opened.event == "stream-open", opened
     return stream
+
+
+async def ended(stream, timeout: float = 2.0) -> str:
+    """Wait until the server ends the stream; return the reason it gave."""
+    reason = ""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                event = await stream.next(timeout)
+            except EOFError:
+                return reason
+            if event.event == "stream-error":
+                reason = event.json().get("reason", "")
