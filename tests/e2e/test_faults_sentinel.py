@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
@@ -39,13 +38,6 @@ TALK_BEFORE, TALK_AFTER = 2.0, 8.0  # s of chat before the kill and after the fa
 FAILOVER_WITHIN = 60.0  # the sentinels here take ~2-3 s; CI is slower and busy
 RECOVER_WITHIN = 60.0  # from the failover to every client holding everything
 RUN_FOR = 240.0  # every client loop ends by then, whatever happens
-
-
-@pytest.fixture
-def sentinel_redis() -> Iterator[SentinelGroup]:
-    group = SentinelGroup(RUN_DIR / f"sentinel-{uuid.uuid4().hex[:8]}").start()
-    yield group
-    group.stop()
 
 
 @pytest.fixture
