@@ -84,6 +84,10 @@ def chat_state(room_ids: list[int]) -> tuple[dict[str, list[tuple[int, int]]], i
     return out, top
 
 
+def at(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.2f} s"
+
+
 async def keep_sending(tab: ChatTab, stop: asyncio.Event) -> None:
     n = 0
     while not stop.is_set():
@@ -159,7 +163,7 @@ async def test_primary_killed_under_bulk_send_and_chat_fails_over_and_loses_noth
         # stored before the failover.
         failover = loop.create_task(asyncio.to_thread(sentinel_redis.wait_for_failover, old))
         have_at_kill = sum(bool(t.notifications()) for t in sse_tabs)
-        first_sse = first_chat = sse_done = chat_caught_up = failover_at = None
+        first_sse = first_chat = sse_done = chat_caught_up = failover_at = send_ended = None
         outage: dict[int, set[int]] = {}  # room -> messages stored before the failover
         stored: dict[str, list[tuple[int, int]]] = {}
         for _ in range(int((FAILOVER_WITHIN + RECOVER_WITHIN) / 0.1)):
@@ -172,6 +176,8 @@ async def test_primary_killed_under_bulk_send_and_chat_fails_over_and_loses_noth
                 for ms in stored.values():
                     for m, room in ms:
                         outage.setdefault(room, set()).add(m)
+            if send_ended is None and send.done():
+                send_ended = now
             have = sum(bool(t.notifications()) for t in sse_tabs)
             if first_sse is None and have > have_at_kill:
                 first_sse = now
@@ -230,11 +236,12 @@ async def test_primary_killed_under_bulk_send_and_chat_fails_over_and_loses_noth
     sent = [cmid for tab in senders for cmid in tab.sent]
     refused = {cmid: code for tab in senders for cmid, code in tab.refused.items()}
     print(
-        f"primary killed {'during' if sending_when_killed else 'after'} the bulk send; "
-        f"replica promoted {failover_at:.2f} s after the kill; "
-        f"SSE: first delivery after the kill at {first_sse:.2f} s, all {WATCHED} clients "
-        f"complete at {sse_done:.2f} s; chat: first new message shown at {first_chat:.2f} s, "
-        f"every tab holding all messages stored before the failover at {chat_caught_up:.2f} s; "
+        f"primary killed {'during' if sending_when_killed else 'after'} the bulk send "
+        f"(it ended {at(send_ended)} after the kill); "
+        f"replica promoted {at(failover_at)} after the kill; "
+        f"SSE: first delivery after the kill at {at(first_sse)}, all {WATCHED} clients "
+        f"complete at {at(sse_done)}; chat: first new message shown at {at(first_chat)}, "
+        f"every tab holding all messages stored before the failover at {at(chat_caught_up)}; "
         f"chat sent {len(sent)}, "
         f"stored {sum(len(v) for k, v in stored.items() if k)}, refused {len(refused)} "
         f"{dict(Counter(refused.values()))}"
