@@ -51,7 +51,7 @@ _async_sentinels: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, redis.asyncio.sentinel.Sentinel
 ] = weakref.WeakKeyDictionary()
 _sync: dict[str, redis.Redis] = {}
-_sync_sentinel: list[redis.sentinel.Sentinel] = []
+_sync_sentinel: list[redis.sentinel.Sentinel] = []  # at most one, made on first use
 _sync_lock = threading.Lock()
 
 
