@@ -23,9 +23,10 @@ from asgiref.sync import sync_to_async
 from feeds.models import Message, Room
 from notifications.models import Notification
 from tests.support.chat_tab import ChatTab
-from tests.support.factories import make_sessions, make_users
-from tests.support.sentinel import SentinelGroup
+from tests.support.factories import make_sessions, make_users, session_cookie
+from tests.support.sentinel import Node, SentinelGroup
 from tests.support.servers import RUN_DIR, UNCAPPED, Server, create_in_another_process, run_manage
+from tests.support.sse_client import open_stream
 from tests.support.sse_tab import SSETab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -274,3 +275,54 @@ async def test_primary_killed_under_bulk_send_and_chat_fails_over_and_loses_noth
                 t.me for t in chat_tabs if room_of[t] == room_id and message_id not in t.shown
             ]
     assert lost == [] and doubled == [] and unseen == []
+
+
+def client_names(node: Node) -> set[str]:
+    """Named connections on a node (the hubs name theirs `pulse-hub-<pid>`)."""
+    return {c["name"] for c in node.client().client_list() if c["name"]}
+
+
+def others_on(node: Node) -> list[str]:
+    """Connections on a node other than the sentinels', replication and this query."""
+    return [
+        f"{c['name']} {c['cmd']}"
+        for c in node.client().client_list()
+        if not c["name"].startswith("sentinel-")
+        and not c["cmd"].startswith("client")
+        and not set(c["flags"]) & {"S", "M"}  # replication links, both ways
+    ]
+
+
+async def test_a_planned_failover_moves_every_server_connection_to_the_new_primary(
+    sentinel_redis: SentinelGroup, servers: list[Server], alice
+):
+    cookie = await sync_to_async(session_cookie)(alice)
+    streams = [await open_stream(s.url, session=cookie) for s in servers]
+    hubs = {f"pulse-hub-{s.process.pid}" for s in servers}
+    try:
+        old = sentinel_redis.primary
+        assert hubs <= client_names(old)
+        assert len(others_on(old)) >= len(servers)  # the hubs, at least
+        await asyncio.to_thread(sentinel_redis.failover)
+        new = await asyncio.to_thread(sentinel_redis.wait_for_failover, old)
+
+        # The sentinels disconnect the demoted primary's clients; each hub asks them again
+        # and subscribes on the new primary (a PUBLISH to a replica would reach no one).
+        for _ in range(300):
+            if hubs <= client_names(new):
+                break
+            await asyncio.sleep(0.1)
+        assert hubs <= client_names(new)
+        # Nor is any other server connection left on the demoted one (state, publishers).
+        assert others_on(old) == []
+
+        created = await asyncio.to_thread(
+            create_in_another_process, "alice", title="planned", redis_url=sentinel_redis.url
+        )
+        assert created.returncode == 0, created.stderr
+        for stream in streams:
+            (event,) = await stream.collect("notification", 1, timeout=15)
+            assert event.json()["title"] == "planned"
+    finally:
+        for stream in streams:
+            await stream.close()

@@ -135,6 +135,13 @@ class SentinelGroup:
         node.kill()
         return node
 
+    def failover(self) -> Node:
+        """Ask the sentinels for a planned failover (the old primary stays, as a replica);
+        returns the old primary."""
+        node = self.node_on(self.primary_port() or self.primary.port)
+        self.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", MASTER)
+        return node
+
     def wait_for_failover(self, old: Node, timeout: float = 60.0) -> Node:
         """Block until the sentinels name a primary other than `old`, and it answers as one."""
 
