@@ -246,8 +246,12 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> None:
     task.add_done_callback(_tasks.discard)
 
 
-async def settle() -> None:
-    """Wait for this loop's scheduled flushes (tests end their loop after each test)."""
+async def settle(*, cancel: bool = False) -> None:
+    """Wait for this loop's scheduled flushes, or cancel them (tests end their loop after
+    each test; one that made diffs wait seconds has no use for them)."""
     loop = asyncio.get_running_loop()
     while pending := [t for t in _tasks if t.get_loop() is loop and not t.done()]:
+        if cancel:
+            for task in pending:
+                task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

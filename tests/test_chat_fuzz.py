@@ -18,7 +18,10 @@ from feeds.models import Message, Room
 from realtime import redis_state
 from tests.support.factories import session_cookie
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 SERVER_TYPES = {"welcome", "broadcast", "history", "typing", "presence", "ack", "error"}
 ERROR_CODES = {"bad_json", "unknown_type", "invalid", "rate_limited"}

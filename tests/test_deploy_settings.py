@@ -28,6 +28,7 @@ def run(code: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_check_deploy_is_clean_with_production_settings():
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -41,6 +42,7 @@ def test_check_deploy_is_clean_with_production_settings():
     assert "no issues" in result.stdout
 
 
+@pytest.mark.slow
 def test_cookies_are_httponly_lax_and_secure_under_https():
     code = (
         "import django, json; django.setup(); from django.conf import settings as s;"
@@ -81,6 +83,7 @@ def test_the_session_cookie_a_browser_gets_is_httponly_and_lax(alice, client):
     assert cookie["samesite"] == "Lax"
 
 
+@pytest.mark.slow
 def test_postgresql_connections_come_from_a_bounded_pool_per_process():
     code = (
         "import django, json; django.setup(); from django.conf import settings as s;"

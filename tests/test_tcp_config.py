@@ -24,6 +24,7 @@ def load_server_app(**env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_vanished_peer_is_dropped_within_a_minute_by_default():
     result = load_server_app()
     assert result.returncode == 0, result.stderr

@@ -8,7 +8,10 @@ import pytest
 
 from tests.support.servers import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+]
 
 
 def test_announce_publishes_through_the_admin_and_every_client_receives(tmp_path):

@@ -9,7 +9,10 @@ import pytest
 
 from tests.support.servers import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+]
 
 
 def test_bulk_send_harness_prints_both_rates_and_the_ratio_and_writes_its_json(tmp_path):

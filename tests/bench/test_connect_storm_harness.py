@@ -8,7 +8,10 @@ import pytest
 
 from tests.support.servers import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+]
 
 
 def test_connect_storm_serves_every_transport_and_reports_cpu_per_connect(tmp_path):

@@ -8,7 +8,10 @@ import pytest
 
 from tests.support.servers import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+]
 
 
 def test_sse_fanout_harness_reports_zero_loss_for_ours_and_stock(tmp_path):

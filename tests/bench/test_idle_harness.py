@@ -8,7 +8,10 @@ import pytest
 
 from tests.support.servers import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+]
 
 
 def test_sse_idle_with_websockets_reports_memory_and_that_every_connection_receives(tmp_path):

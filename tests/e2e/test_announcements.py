@@ -18,7 +18,10 @@ from tests.support.factories import PASSWORD, make_user, session_cookie
 from tests.support.servers import run_manage
 from tests.support.sse_client import open_stream
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+]
 
 cookie_for = sync_to_async(session_cookie)
 
@@ -110,6 +113,7 @@ def make_publisher():
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 async def test_staff_publish_from_the_admin_reaches_other_users_live(server, bob, charlie):
     await sync_to_async(make_publisher)()
     bobs_stream = await open_stream(server.url, session=await cookie_for(bob))

@@ -13,7 +13,12 @@ from playwright.async_api import Page, expect
 from demos.models import Board
 from tests.support.browser import chromium, log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 COLUMNS = ("todo", "doing", "done")
 # Set to a directory to keep screenshots of the finished board (for reviewing the page).

@@ -16,7 +16,12 @@ from notifications.services import (
 )
 from tests.support.browser import chromium, log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 create = sync_to_async(notification_create)
 

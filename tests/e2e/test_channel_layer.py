@@ -57,6 +57,7 @@ async def received(ws: ClientConnection, kind: str, timeout: float = 5.0) -> dic
                 return message
 
 
+@pytest.mark.slow
 async def test_a_group_send_from_another_process_reaches_a_plain_consumer(
     plain_server, redis_server
 ):

@@ -32,6 +32,7 @@ async def flood(ws, frames: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 async def test_a_flood_is_limited_without_slowing_other_users(
     server, second_server, lobby, alice, bob, charlie
 ):

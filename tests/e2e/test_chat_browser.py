@@ -12,7 +12,12 @@ from feeds.models import Message, Room
 from tests.support.browser import chromium, log_in
 from tests.support.servers import Server
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 
 async def open_room(browser, base_url: str, username: str, slug: str) -> Page:

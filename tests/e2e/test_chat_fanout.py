@@ -107,6 +107,7 @@ def post_many(room: Room, author, contents: list[str]) -> list[int]:
 CLIENTS, MESSAGES = 100, 30
 
 
+@pytest.mark.slow
 async def test_a_room_across_two_servers_gets_every_message_once_in_one_order(
     server, second_server, alice, bob, charlie
 ):

@@ -72,6 +72,7 @@ async def test_refused_handshakes_get_http_403(server, general, alice, charlie):
         assert refused.value.response.status_code == 403, (slug, origin)
 
 
+@pytest.mark.slow
 async def test_presence_follows_people_across_servers_and_tabs(
     server, second_server, general, alice, bob, charlie
 ):

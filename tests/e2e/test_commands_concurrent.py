@@ -73,6 +73,7 @@ def assert_exactly_one_each(user_count: int, title: str) -> None:
 SENT = re.compile(r"^sent (\d+) notifications", re.M)
 
 
+@pytest.mark.slow
 def test_two_sends_with_one_key_at_once_give_everyone_exactly_one(redis_server):
     users = make_users(3000, "many")
     args = ("send_notifications", "--title", "Twice at once", "--all", "--key", "same-key",
@@ -86,6 +87,7 @@ def test_two_sends_with_one_key_at_once_give_everyone_exactly_one(redis_server):
     assert sum(sent) == len(users)
 
 
+@pytest.mark.slow
 async def test_concurrent_publish_due_workers_publish_once_with_one_event(
     server, redis_server, alice
 ):
@@ -123,6 +125,7 @@ async def test_concurrent_publish_due_workers_publish_once_with_one_event(
                 worker.wait()
 
 
+@pytest.mark.slow
 def test_a_send_interrupted_with_sigint_exits_130_and_resumes_with_its_key(redis_server):
     users = make_users(4000, "many")
     run = start_manage(

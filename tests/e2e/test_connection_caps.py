@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from tests.support.chat_ws import close_code, frame
 from tests.support.factories import session_cookie
 from tests.support.servers import RUN_DIR, Server
 from tests.support.sse_client import open_stream
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -41,14 +41,7 @@ def capped(django_db_setup, django_db_blocker, redis_server) -> Iterator[tuple[S
     second.stop()
 
 
-async def _until(predicate, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if await predicate():
-                return
-            await asyncio.sleep(0.1)  # a slot freed on another process: poll, no event
-
-
+@pytest.mark.slow
 async def test_sse_streams_over_the_cap_get_a_json_429_on_any_process(capped, alice, bob):
     first, second = capped
     cookie = await sync_to_async(session_cookie)(alice)
@@ -77,7 +70,7 @@ async def test_sse_streams_over_the_cap_get_a_json_429_on_any_process(capped, al
             await stream.close()
             return False
 
-        await _until(reopened)
+        await until(reopened, 10, "a freed slot", every=0.1)
     finally:
         for stream in streams:
             await stream.close()
@@ -115,7 +108,7 @@ async def test_chat_sockets_over_the_cap_get_an_error_frame_and_close_4029(cappe
             await close_code(ws)
             return False
 
-        await _until(reopened)
+        await until(reopened, 10, "a freed slot", every=0.1)
     finally:
         for ws in sockets:
             await ws.close()

@@ -12,7 +12,12 @@ from notifications.services import notification_create
 from tests.support.browser import RECORD_VIOLATIONS, chromium, log_in, violations
 from tests.support.factories import make_user
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 # Runs before any page script (through DevTools, so the policy does not apply to it).
 INJECT = """() => new Promise((done) => {

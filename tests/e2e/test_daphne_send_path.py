@@ -76,6 +76,7 @@ async def payloads(ws: ClientConnection, count: int) -> list[bytes]:
     return [await asyncio.wait_for(ws.recv(decode=False), 10) for _ in range(count)]
 
 
+@pytest.mark.slow
 async def test_every_member_reads_each_frame_whole_and_in_order(members):
     expected = [text.encode() for text in FRAMES]
     await members[0].send(f"fan {ALL}")  # one batch: a held run per socket

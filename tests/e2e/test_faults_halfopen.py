@@ -25,11 +25,16 @@ from feeds.models import Room
 from notifications.management.commands.serve import daphne_command, uvicorn_command
 from notifications.services import notification_create
 from tests.support.factories import make_user, session_cookie
+from tests.support.figures import within
 from tests.support.netns import NamespacedServer, NetLab
 from tests.support.servers import RUN_DIR
 from tests.support.sse_client import SSEStream
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 USER_TIMEOUT = 3
 KEEPALIVE = 3  # min(20, USER_TIMEOUT): realtime/tcp.py
@@ -171,8 +176,9 @@ async def test_a_vanished_peer_is_dropped_while_an_idle_healthy_one_stays(lab_se
                 seconds_until_left(watcher, "bob", timeout=PING_INTERVAL + PING_TIMEOUT + 10)
             )
         # Not before the kernel gave up on unacknowledged data, and not much after.
-        assert USER_TIMEOUT - 0.5 <= sse.result() <= DROPPED_WITHIN
-        assert ws.result() <= PING_INTERVAL + PING_TIMEOUT + 3
+        assert sse.result() >= USER_TIMEOUT - 0.5
+        within("halfopen.sse_dropped_s", sse.result(), DROPPED_WITHIN)
+        within("halfopen.ws_dropped_s", ws.result(), PING_INTERVAL + PING_TIMEOUT + 3)
 
         # The healthy stream idles through several timeouts, kept alive, never cut off.
         keepalives = 0

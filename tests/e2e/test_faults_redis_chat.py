@@ -22,8 +22,13 @@ from feeds import protocol
 from feeds.models import Message, Room
 from tests.support.chat_tab import ChatTab
 from tests.support.factories import make_sessions, make_users
+from tests.support.figures import within
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 SOCKETS = 200  # one user each, alternating over two rooms and two server processes
 ROOMS = 2
@@ -139,7 +144,8 @@ async def test_redis_down_for_5_s_under_200_chat_sockets_loses_no_message_silent
         f"{sum(t.resent for t in senders)} (re)sent by client_msg_id on reconnecting"
     )
     assert told["4012"] + told["error"] == SOCKETS, told
-    assert sum(d <= BACK_WITHIN for d in delays) >= 0.99 * SOCKETS
+    assert len(delays) >= 0.99 * SOCKETS, f"{len(delays)} of {SOCKETS} back"
+    within("redis_chat.back_p99_s", delays[int(0.99 * SOCKETS) - 1], BACK_WITHIN)
     lost, doubled, unseen = [], [], []
     for cmid in sent:
         rows = stored.get(cmid, [])

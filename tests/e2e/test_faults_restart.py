@@ -24,10 +24,15 @@ from feeds.models import Room
 from notifications.services import notification_create
 from tests.support.chat_tab import ChatTab
 from tests.support.factories import make_sessions, make_users
+from tests.support.figures import within
 from tests.support.servers import RUN_DIR, Server
 from tests.support.sse_tab import SSETab
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 USERS = 1000  # each with one chat tab and one SSE stream
 ROOMS = 4
@@ -210,10 +215,11 @@ async def test_a_restart_under_1000_sockets_and_1000_streams_brings_all_back_spr
             ("both", chat_times + sse_times),
         )
     }
-    assert figures["chat"]["in_time"] >= 0.99 * USERS, figures["chat"]
-    assert figures["sse"]["in_time"] >= 0.99 * USERS, figures["sse"]
+    assert figures["chat"]["n"] >= 0.99 * USERS and figures["sse"]["n"] >= 0.99 * USERS, figures
+    within("restart.chat_back_p99_s", figures["chat"]["p99"], BACK_WITHIN, context=figures["chat"])
+    within("restart.sse_back_p99_s", figures["sse"]["p99"], BACK_WITHIN, context=figures["sse"])
     # Spread out: what the server receives is no burst.
-    assert figures["both"]["busiest_1s"] <= BUSIEST_SECOND_MAX, figures["both"]
+    within("restart.busiest_1s_share", figures["both"]["busiest_1s"], BUSIEST_SECOND_MAX)
     for label in ("chat", "sse", "both"):
         assert figures[label]["span_5_95"] >= SPAN_MIN, (label, figures[label])
 

@@ -9,7 +9,10 @@ from tests.support.browser import chromium, log_in
 from tests.support.factories import session_cookie
 from tests.support.sse_client import open_stream
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+]
 
 cookie_for = sync_to_async(session_cookie)
 create_room = sync_to_async(Room.objects.create)
@@ -101,6 +104,7 @@ async def test_a_private_room_made_public_is_opened_live(server, alice, bob):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 async def test_an_open_feed_page_drops_a_room_made_private(server, alice, bob):
     room = await create_room(slug="plans", title="Secret plans", created_by=bob)
     async with chromium() as browser:
@@ -117,6 +121,7 @@ async def test_an_open_feed_page_drops_a_room_made_private(server, alice, bob):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 async def test_the_feed_page_shows_new_rooms_live_and_older_items_on_scroll(server, alice, bob):
     await Activity.objects.abulk_create(
         Activity(verb="created the room", target=f"Old room {i}", url="/chat/") for i in range(35)

@@ -58,6 +58,7 @@ def alice_http(server, alice):
 
 @FUZZ
 @given(last_event_id=st.one_of(header_text, near_valid_id))
+@pytest.mark.slow
 def test_any_last_event_id_gets_a_stream_or_a_clear_4xx(alice_http, last_event_id):
     check_events_reply(alice_http, headers={"Last-Event-ID": last_event_id})
 
@@ -67,6 +68,7 @@ def test_any_last_event_id_gets_a_stream_or_a_clear_4xx(alice_http, last_event_i
     channels=st.lists(st.one_of(header_text, channel_name), max_size=12),
     last_event_id=st.one_of(st.none(), near_valid_id),
 )
+@pytest.mark.slow
 def test_any_channel_list_and_query_id_gets_a_stream_or_a_clear_4xx(
     alice_http, channels, last_event_id
 ):
@@ -82,6 +84,7 @@ def test_any_channel_list_and_query_id_gets_a_stream_or_a_clear_4xx(
         st.sampled_from(["unread", "before", "limit", "junk"]), header_text, max_size=4
     )
 )
+@pytest.mark.slow
 def test_any_list_parameters_get_results_or_a_400(alice_http, params):
     response = alice_http.get("/api/notifications/", params=params)
     assert response.status_code in (200, 400), response.text

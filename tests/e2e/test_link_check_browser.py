@@ -9,7 +9,12 @@ import pytest
 
 from tests.support.browser import chromium
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 CASES = json.loads((Path(__file__).parent.parent / "data" / "link_urls.json").read_text())["cases"]
 

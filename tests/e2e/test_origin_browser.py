@@ -13,7 +13,12 @@ from playwright.async_api import expect
 from feeds.models import Room
 from tests.support.browser import chromium, log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 # Opens the chat socket of the page's `ws` parameter and says in the title what happened.
 PROBE = """<!doctype html><title>probing</title><script>

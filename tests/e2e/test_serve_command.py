@@ -99,6 +99,7 @@ def wait_for_login_page(process: subprocess.Popen[str], port: int, timeout: floa
     [(signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGTERM, True)],
     ids=["SIGTERM", "SIGHUP", "SIGTERM-started-with-SIGINT-ignored"],
 )
+@pytest.mark.slow
 def test_a_signal_stops_the_server_and_its_redis_like_ctrl_c(run_dir, signum, sigint_ignored):
     port = free_port()
     process = start_serve(run_dir, port, sigint_ignored=sigint_ignored)
@@ -126,6 +127,7 @@ def test_a_signal_stops_the_server_and_its_redis_like_ctrl_c(run_dir, signum, si
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_a_second_instance_leaves_the_first_ones_redis_alone(run_dir):
     first = EmbeddedRedis(run_dir / "redis.sock").start()
     try:

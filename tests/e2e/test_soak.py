@@ -16,7 +16,11 @@ from notifications.services import notification_create
 from tests.support.factories import make_users, session_cookie
 from tests.support.sse_client import open_stream
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 CLIENTS = int(os.environ.get("SOAK_CLIENTS", "200"))

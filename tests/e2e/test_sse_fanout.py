@@ -17,6 +17,7 @@ from realtime import sse
 from realtime.sse import MAX_BUFFERED_BYTES
 from tests.support.factories import session_cookie
 from tests.support.servers import UNCAPPED, Server
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -66,15 +67,7 @@ def _tcp_state(sock) -> int:
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
 
 
-async def _until(predicate, timeout: float) -> None:
-    """Poll a counter of the load client (it has no event to wait on) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError
-        await asyncio.sleep(0.02)
-
-
+@pytest.mark.slow
 async def test_200_clients_each_get_all_50_events_in_order_exactly_once(any_server, alice):
     server = any_server
     cookie = await sync_to_async(session_cookie)(alice)
@@ -90,7 +83,7 @@ async def test_200_clients_each_get_all_50_events_in_order_exactly_once(any_serv
             await asyncio.to_thread(
                 sse.publish_events, [("announcements", "announcement", data, base + seq)]
             )
-        await _until(lambda: client.totals.received >= 200 * 50, timeout=30)
+        await until(lambda: client.totals.received >= 200 * 50, 30, "200 x 50 events")
         await asyncio.sleep(0.3)  # and nothing more arrives
         assert client.totals.received == 200 * 50
         assert (client.totals.gaps, client.totals.duplicates, client.totals.closed) == (0, 0, 0)
@@ -133,7 +126,7 @@ async def test_a_client_that_stops_reading_is_cut_off_and_replays_exactly(any_se
         )
         assert again is not None
         rest = len(sent) - len(got_first)
-        await _until(lambda: again.received >= rest, timeout=30)
+        await until(lambda: again.received >= rest, 30, "the rest of the events")
         await asyncio.sleep(0.3)
         assert again.seqs == list(range(len(got_first), len(sent)))
     finally:

@@ -26,6 +26,7 @@ from tests.support.factories import session_cookie
 from tests.support.servers import Server
 from tests.support.sse_client import SSEStream, open_stream
 from tests.support.ticker import producer
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -48,15 +49,6 @@ def position(event_id: str | None, channel: str) -> int:
 def latest_ids(channels: list[str]) -> dict[str, int]:
     """Each channel's newest id as stored in Redis (what a returning client should get)."""
     return {channel: row[0] for channel, row in latest.read(channels).items()}
-
-
-async def until(predicate: Any, timeout: float, what: str) -> None:
-    """Until `predicate` (which may block: it runs in a thread) holds."""
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(predicate):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def prices_of(events: list[tuple[str, int]], channel: str) -> list[int]:
@@ -92,6 +84,7 @@ async def events_socket(server: Server, cookie: str | None, channels: list[str])
     )
 
 
+@pytest.mark.slow
 async def test_clients_on_two_servers_get_prices_in_id_order_and_end_on_the_newest(
     server, second_server, redis_server, alice, bob
 ):
@@ -144,6 +137,7 @@ async def test_clients_on_two_servers_get_prices_in_id_order_and_end_on_the_newe
             await stream.close()
 
 
+@pytest.mark.slow
 async def test_a_client_that_connects_late_gets_the_newest_prices_at_once(
     server, second_server, redis_server, alice
 ):
@@ -236,6 +230,7 @@ class RawStream:
 PUBLISHED_WHILE_PAUSED = 4000
 
 
+@pytest.mark.slow
 async def test_a_slow_client_skips_stale_prices_instead_of_buffering_them(
     server, redis_server, alice
 ):
@@ -252,7 +247,9 @@ async def test_a_slow_client_skips_stale_prices_instead_of_buffering_them(
         assert raw.buffer.startswith(b"HTTP/1.1 200"), raw.buffer[:300]
         async with producer(redis_server.url, symbols, seconds=120) as running:
             await until(
-                lambda: published() - before >= PUBLISHED_WHILE_PAUSED, 90, "prices published"
+                lambda: asyncio.to_thread(lambda: published() - before >= PUBLISHED_WHILE_PAUSED),
+                90,
+                "prices published",
             )
             paused = await asyncio.to_thread(latest_ids, channels)
             # Only now the client reads again, as fast as it can, while prices keep coming.
@@ -267,7 +264,7 @@ async def test_a_slow_client_skips_stale_prices_instead_of_buffering_them(
                 prices_of(raw.prices(), channel)[-1:] == [newest[channel]] for channel in channels
             )
 
-        await until(got_the_newest, 20, "the newest prices")
+        await until(lambda: asyncio.to_thread(got_the_newest), 20, "the newest prices")
         assert not raw.closed, "the slow client was cut off"
         prices = raw.prices()
         # Of the prices published until it read again, it got far fewer: stale ones were

@@ -10,7 +10,12 @@ from playwright.async_api import expect
 from tests.support.browser import RECORD_VIOLATIONS, chromium, log_in, violations
 from tests.support.ticker import producer
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 
 async def test_the_page_shows_prices_that_change_while_the_producer_runs(

@@ -483,6 +483,7 @@ async def test_welcome_online_and_the_diffs_after_it_add_up_to_who_is_there(
     await watcher.disconnect()
 
 
+@pytest.mark.slow
 async def test_a_crowd_joining_costs_few_presence_frames(
     redis_layer, alice, django_user_model, monkeypatch
 ):

@@ -30,10 +30,10 @@ def history_reads(monkeypatch) -> list[int]:
 
 
 @pytest.fixture
-def first_member(monkeypatch):
+async def first_member(monkeypatch):
     """Join as the room's first member and wait until the room is told (a presence diff is a
     frame, so it changes the room's version); then hold further diffs for 2 s, so that the
-    joins the test makes next find the room unchanged."""
+    joins the test makes next find the room unchanged. The held diffs are dropped at the end."""
 
     async def join_first(user):
         socket, hello = await join("general", user)
@@ -41,7 +41,8 @@ def first_member(monkeypatch):
         monkeypatch.setattr(presence, "COALESCE_MS", 2000)
         return socket, hello
 
-    return join_first
+    yield join_first
+    await presence.settle(cancel=True)
 
 
 def make_room(author) -> Room:

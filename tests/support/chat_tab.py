@@ -19,11 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-# static/feeds/chat.js, onClose():
-#   base = code === CLOSE_RATE_LIMITED
-#     ? 10000 : Math.min(15000, 500 * 2 ** Math.min(attempts - 1, 5))
-#   delay = code === CLOSE_RATE_LIMITED
-#     ? base * (0.75 + Math.random() * 0.5) : base * Math.random()
+# static/feeds/chat.js, onClose() (tests/test_client_doubles.py checks these still match):
+#   slow = code === CLOSE_RATE_LIMITED || code === CLOSE_TOO_MANY_CONNECTIONS
+#   base = slow ? 10000 : Math.min(15000, 500 * 2 ** Math.min(attempts - 1, 5))
+#   delay = slow ? base * (0.75 + Math.random() * 0.5) : base * Math.random()
 # and `if (attempts >= 3 && !(await stillWelcome())) return;` before it.
 BACKOFF_FIRST_MS = 500
 BACKOFF_MAX_MS = 15000
@@ -33,6 +32,8 @@ RATE_LIMITED_JITTER_LOW, RATE_LIMITED_JITTER_SPAN = 0.75, 0.5
 ASK_API_AFTER_ATTEMPTS = 3
 # chat.js: stop on these, reconnect on every other code.
 CLOSE_SIGNED_OUT, CLOSE_ACCESS_REVOKED, CLOSE_RATE_LIMITED = 4001, 4003, 4008
+CLOSE_TOO_MANY_CONNECTIONS = 4029
+SLOW_CODES = (CLOSE_RATE_LIMITED, CLOSE_TOO_MANY_CONNECTIONS)  # chat.js waits ~10 s after these
 CLOSE_ABNORMAL = 1006  # what a browser reports for a refused or dropped connection
 HISTORY_RETRY_S = 1.0  # chat.js retries a rate-limited history page after 1 s
 
@@ -42,7 +43,7 @@ IO_TIMEOUT = 45.0
 
 def reconnect_delay(code: int, attempts: int, rng: random.Random) -> float:
     """Seconds chat.js waits before reconnecting attempt number `attempts` after `code`."""
-    if code == CLOSE_RATE_LIMITED:
+    if code in SLOW_CODES:
         jitter = RATE_LIMITED_JITTER_LOW + rng.random() * RATE_LIMITED_JITTER_SPAN
         return RATE_LIMITED_BACKOFF_MS * jitter / 1000
     base = min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** min(attempts - 1, BACKOFF_MAX_DOUBLINGS))
