@@ -10,6 +10,8 @@ Three shapes, for three jobs:
   is away (on-commit callbacks run in the thread every database call of a process shares).
 - `subscriber_client(name)`: a fresh connection for one pub/sub session, with no silent
   reconnects: whoever holds it must learn that it broke, to resync what it missed.
+- `probe_client()`: a throwaway client that answers fast or fails fast (the checks at
+  start and `/readyz`, realtime.probes); a malformed REDIS_URL raises ValueError here.
 
 Each is a client of REDIS_URL, or with Sentinel configured (settings.REDIS_SENTINEL) of
 the primary the sentinels name: redis-py asks them where it is before each new
@@ -157,6 +159,24 @@ def subscriber_client(name: str) -> aioredis.Redis:
         client_name=f"{name}-{os.getpid()}",
         retry=Retry(NoBackoff(), 0, supported_errors=()),
     )
+
+
+def probe_client(timeout: float) -> redis.Redis:
+    """A new client whose every call gives up after `timeout` s, with no retries. With
+    Sentinel, its own sentinel clients too (each asked in turn, `timeout` each): a probe
+    must not wait on, nor share, the process's clients."""
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    config = settings.REDIS_SENTINEL
+    if config is None:
+        return redis.Redis.from_url(redis_url(), **options)
+    asking, primary = _sentinel_options()
+    asking |= {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    sentinel = redis.sentinel.Sentinel(config.sentinels, sentinel_kwargs=asking)
+    return sentinel.master_for(config.master, **primary, **options)
 
 
 _wrapped: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from config.redis_server import EmbeddedRedis
+from realtime import probes
 
 # Frames and messages over 64 KiB close the socket with 1009 before the app sees them.
 MAX_WS_MESSAGE = 65536
@@ -102,7 +103,11 @@ class Command(BaseCommand):
             env = dict(os.environ)
             if not os.environ.get("REDIS_URL") and settings.REDIS_SENTINEL is None:
                 redis = self._start_redis((run_dir or settings.RUN_DIR) / "redis.sock")
-                env["REDIS_URL"] = redis.url
+                env["REDIS_URL"] = settings.REDIS_URL = redis.url
+            # Say what is wrong now, in one line, rather than serve errors (realtime/probes.py).
+            problem = probes.start_problem()
+            if problem:
+                raise CommandError(f"cannot start: {problem}")
             returncode = self._serve(server, host, port, env)
         except KeyboardInterrupt:
             returncode = None
