@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.servers import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_sentinel_bench_reports_both_modes_side_by_side(tmp_path):

@@ -29,7 +29,7 @@ from tests.support.servers import RUN_DIR, UNCAPPED, Server, create_in_another_p
 from tests.support.sse_client import open_stream
 from tests.support.sse_tab import SSETab
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 RECIPIENTS = 1500  # the bulk send's audience (plus the chat users)
 WATCHED = 30  # of them with an SSE stream, spread over the audience and both processes

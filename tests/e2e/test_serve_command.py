@@ -140,6 +140,7 @@ def test_a_second_instance_leaves_the_first_ones_redis_alone(run_dir):
         first.stop()
 
 
+@pytest.mark.slow
 async def test_with_redis_sentinels_it_starts_no_redis_and_delivers_through_the_primary(
     run_dir, sentinel_redis: SentinelGroup, alice
 ):

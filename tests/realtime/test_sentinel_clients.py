@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.sentinel import SentinelGroup
 from tests.support.servers import run_manage
+
+pytestmark = pytest.mark.slow  # a Sentinel group and two Django processes, ~10 s
 
 # Asks each client which port it reached; counts a rate-limit hit (the `limits` library on
 # the async client's pool) and a channel-layer publish.
