@@ -17,6 +17,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -89,6 +90,20 @@ def at(seconds: float | None) -> str:
     return "never" if seconds is None else f"{seconds:.2f} s"
 
 
+async def poll_ready(url: str, stop: asyncio.Event, seen: list[tuple[float, int]]) -> None:
+    """GET /readyz every 0.2 s until stopped, as a load balancer would: (time, status)."""
+    loop = asyncio.get_running_loop()
+    async with httpx.AsyncClient(timeout=5) as client:
+        while not stop.is_set():
+            try:
+                status = (await client.get(f"{url}/readyz")).status_code
+            except httpx.HTTPError:
+                status = 0
+            seen.append((loop.time(), status))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+
+
 async def keep_sending(tab: ChatTab, stop: asyncio.Event) -> None:
     n = 0
     while not stop.is_set():
@@ -123,8 +138,10 @@ async def test_primary_killed_under_bulk_send_and_chat_fails_over_and_loses_noth
     room_of = {tab: room_ids[i % ROOMS] for i, tab in enumerate(chat_tabs)}
     senders = chat_tabs[:SENDERS]
     tasks = [loop.create_task(t.run(until=until)) for t in (*sse_tabs, *chat_tabs)]
-    stop_talking = asyncio.Event()
+    stop_talking, stop_polling = asyncio.Event(), asyncio.Event()
     talking: list[asyncio.Task[None]] = []
+    readiness: list[tuple[float, int]] = []
+    polling = loop.create_task(poll_ready(servers[0].url, stop_polling, readiness))
     try:
         await asyncio.wait_for(
             asyncio.gather(
@@ -230,12 +247,22 @@ async def test_primary_killed_under_bulk_send_and_chat_fails_over_and_loses_noth
         expected = await sync_to_async(notification_ids)(watched)
     finally:
         stop_talking.set()
+        stop_polling.set()
         for tab in (*sse_tabs, *chat_tabs):
             tab.close()
-        await asyncio.gather(*tasks, *talking, return_exceptions=True)
+        await asyncio.gather(*tasks, *talking, polling, return_exceptions=True)
 
     sent = [cmid for tab in senders for cmid in tab.sent]
     refused = {cmid: code for tab in senders for cmid, code in tab.refused.items()}
+    # /readyz: 200 before the kill, 503 while no primary answers, 200 again after.
+    unready = [t - killed_at for t, status in readiness if status == 503]
+    ready_again = next(
+        (t - killed_at for t, status in readiness if unready and t - killed_at > unready[-1]), None
+    )
+    print(
+        f"/readyz: 503 from {at(unready[0] if unready else None)} to "
+        f"{at(unready[-1] if unready else None)}, 200 again at {at(ready_again)}"
+    )
     print(
         f"primary killed {'during' if sending_when_killed else 'after'} the bulk send "
         f"(it ended {at(send_ended)} after the kill); "
@@ -247,6 +274,7 @@ async def test_primary_killed_under_bulk_send_and_chat_fails_over_and_loses_noth
         f"stored {sum(len(v) for k, v in stored.items() if k)}, refused {len(refused)} "
         f"{dict(Counter(refused.values()))}"
     )
+    assert readiness[0][1] == 200 and unready and readiness[-1][1] == 200, readiness
     assert result.returncode == 0, result.stderr
     assert f"sent {RECIPIENTS + CHAT_TABS} notifications" in result.stdout
     assert sending_when_killed, "the bulk send ended before the kill: make it longer"
