@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 import redis.asyncio.sentinel
 import redis.sentinel
 from django.conf import settings
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
@@ -61,10 +62,18 @@ def redis_url() -> str:
     return settings.REDIS_URL
 
 
-def _sentinel_options() -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the sentinels' own client options, what master_for() adds to each client's)."""
+def _sentinel_options(retry: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the sentinels' own client options, what master_for() adds to each client's).
+
+    `retry`: none, of the right kind (sync or asyncio). redis-py's default for the
+    sentinels' clients retries thrice with backoff: one sentinel that is down would hold
+    up every lookup for seconds, where asking the next one is the retry."""
     config = settings.REDIS_SENTINEL
-    asking = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT}
+    asking = {
+        "socket_timeout": SENTINEL_TIMEOUT,
+        "socket_connect_timeout": SENTINEL_TIMEOUT,
+        "retry": retry,
+    }
     if config.sentinel_password:
         asking["password"] = config.sentinel_password
     return asking, {"db": config.db, "password": config.password}
@@ -75,7 +84,7 @@ def _new_sync(**options: Any) -> redis.Redis:
     config = settings.REDIS_SENTINEL
     if config is None:
         return redis.Redis.from_url(redis_url(), **options)
-    asking, primary = _sentinel_options()
+    asking, primary = _sentinel_options(Retry(NoBackoff(), 0))
     if not _sync_sentinel:
         _sync_sentinel.append(redis.sentinel.Sentinel(config.sentinels, sentinel_kwargs=asking))
     return _sync_sentinel[0].master_for(config.master, **primary, **options)
@@ -86,7 +95,7 @@ def _new_async(**options: Any) -> aioredis.Redis:
     config = settings.REDIS_SENTINEL
     if config is None:
         return aioredis.Redis.from_url(redis_url(), **options)
-    asking, primary = _sentinel_options()
+    asking, primary = _sentinel_options(AsyncRetry(NoBackoff(), 0))
     loop = asyncio.get_running_loop()
     sentinel = _async_sentinels.get(loop)
     if sentinel is None:
@@ -173,7 +182,7 @@ def probe_client(timeout: float) -> redis.Redis:
     config = settings.REDIS_SENTINEL
     if config is None:
         return redis.Redis.from_url(redis_url(), **options)
-    asking, primary = _sentinel_options()
+    asking, primary = _sentinel_options(Retry(NoBackoff(), 0))
     asking |= {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     sentinel = redis.sentinel.Sentinel(config.sentinels, sentinel_kwargs=asking)
     return sentinel.master_for(config.master, **primary, **options)

@@ -6,10 +6,16 @@ redis+sentinel:// REDIS_URL, before and after the sentinels promote the replica.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
+from collections.abc import Iterator
 
 import pytest
 
+from config.redis_sentinel import from_url
+from realtime.redis_clients import probe_client
 from tests.support.sentinel import SentinelGroup
 from tests.support.servers import run_manage
 
@@ -59,3 +65,43 @@ def test_every_client_follows_the_primary_through_a_failover(sentinel_redis: Sen
     new = sentinel_redis.wait_for_failover(old)
     assert new is sentinel_redis.replica
     assert reached_ports(sentinel_redis) == dict.fromkeys(KINDS, new.port)
+
+
+@contextlib.contextmanager
+def hanging_up_sentinel() -> Iterator[tuple[int, list[int]]]:
+    """A port that accepts and at once closes every connection; yields (port, accepts)."""
+    accepts: list[int] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                connection, _ = listener.accept()
+                accepts.append(1)
+                connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], accepts
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_failing_sentinel_is_asked_once_then_the_next(sentinel_redis: SentinelGroup, settings):
+    """redis-py's default would retry a sentinel thrice with backoff (seconds per lookup)."""
+    with hanging_up_sentinel() as (port, accepts):
+        settings.REDIS_SENTINEL = from_url(
+            sentinel_redis.url.replace("redis+sentinel://", f"redis+sentinel://127.0.0.1:{port},")
+        )
+        assert settings.REDIS_SENTINEL.sentinels[0] == ("127.0.0.1", port)
+        client = probe_client(1.0)
+        try:
+            assert client.info("server")["tcp_port"] == sentinel_redis.primary.port
+        finally:
+            client.close()
+        assert len(accepts) == 1
