@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -78,12 +78,15 @@ def _db(text: str, setting: str) -> int:
 
 def from_url(url: str) -> SentinelConfig:
     """Parse `redis+sentinel://[:password@]host:port,.../<master>[/<db>]`."""
-    parts = urlsplit(url)
-    if parts.query or parts.fragment:
+    # Split by hand: urllib.parse takes one host, and Python 3.13 refuses a list with an
+    # [IPv6] entry in it.
+    rest = url.removeprefix(f"{SCHEME}://")
+    if "?" in rest or "#" in rest:
         raise ImproperlyConfigured("REDIS_URL: a redis+sentinel URL takes no ?query or #fragment")
-    auth, _, hosts = parts.netloc.rpartition("@")
+    netloc, _, path_text = rest.partition("/")
+    auth, _, hosts = netloc.rpartition("@")
     password = unquote(auth.partition(":")[2]) if auth else None
-    path = [segment for segment in parts.path.split("/") if segment]
+    path = [segment for segment in path_text.split("/") if segment]
     if not path or len(path) > 2:
         raise ImproperlyConfigured(
             "REDIS_URL: a redis+sentinel URL ends in /<master name>[/<db>], "
