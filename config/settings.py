@@ -8,6 +8,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from config import redis_sentinel
 from config.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -105,6 +106,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis carries live events between processes. Unset: the private Redis that
 # `manage.py serve` starts on a unix socket inside the project.
+# With Sentinel (REDIS_SENTINELS, or a redis+sentinel:// REDIS_URL) every client follows
+# the primary that the sentinels name, through failovers (config/redis_sentinel.py).
+REDIS_SENTINEL = redis_sentinel.from_environment(env_str("REDIS_URL"))
 REDIS_URL = env_str("REDIS_URL") or f"unix://{RUN_DIR / 'redis.sock'}"
 # The Pulse channel layer (realtime/layer.py): channels-redis's pub/sub layer with one
 # subscription per process and encode-once delivery; on REDIS_URL like the rest of Pulse.

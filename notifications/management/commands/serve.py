@@ -1,4 +1,4 @@
-"""Run the app with daphne (default) or uvicorn, with a private Redis when REDIS_URL is unset."""
+"""Run the app with daphne (default) or uvicorn, with a private Redis when none is configured."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ class Command(BaseCommand):
         redis = None
         try:
             env = dict(os.environ)
-            if not os.environ.get("REDIS_URL"):
+            if not os.environ.get("REDIS_URL") and settings.REDIS_SENTINEL is None:
                 redis = self._start_redis((run_dir or settings.RUN_DIR) / "redis.sock")
                 env["REDIS_URL"] = settings.REDIS_URL = redis.url
             # Say what is wrong now, in one line, rather than serve errors (realtime/probes.py).
