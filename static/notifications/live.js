@@ -1,6 +1,8 @@
-// Live notifications: one SSE stream per tab, the bell, the dropdown, toasts and the inbox.
+// Live notifications: one SSE stream per browser (tabs.js), the bell, the dropdown, toasts
+// and the inbox.
 // Every piece of text goes through textContent: nothing from the server is parsed as HTML.
 import { safeHref } from "./links.js";
+import { shareStream } from "./tabs.js";
 
 const body = document.body;
 const STREAM_URL = body.dataset.streamUrl;
@@ -413,9 +415,12 @@ const streamPage = document.querySelector("[data-stream-channels]")?.dataset || 
 let lastEventId = streamPage.streamStart || body.dataset.streamStart || "";
 let source = null;
 let retries = 0;
+let tabs = null; // the other tabs of this browser, when they share one stream (tabs.js)
+let toastsHere = true; // one tab of the browser toasts an event: the focused one
 const RESTART_JITTER_MS = 1000;
 
 function setConnState(state) {
+  tabs?.state(state);
   if (connState) {
     connState.dataset.state = state;
     connState.title = { open: "Live", connecting: "Connecting…", offline: "Offline, retrying…", "signed-out": "Signed out" }[state] || state;
@@ -461,7 +466,7 @@ function onNotification(event) {
   seen.add(n.id);
   prependToDropdown(n);
   prependToInbox(n);
-  if (shouldToast(n)) toast(n);
+  if (toastsHere && shouldToast(n)) toast(n);
   emit("notification", n);
 }
 
@@ -534,6 +539,50 @@ async function refreshCount() {
   }
 }
 
+// Not parse(): a kick's `id: error` is no position to resume from.
+function errorReason(event) {
+  try {
+    return JSON.parse(event.data)?.reason ?? null;
+  } catch {
+    return null;
+  }
+}
+
+// What each event does to this page, whether it came from this tab's EventSource or was
+// relayed by the tab that holds the browser's stream.
+const handlers = {
+  message: parse,
+  notification: onNotification,
+  read: onRead,
+  "stream-reset": onReset,
+  announcement: onAnnouncement,
+  "announcement-expired": (event) => {
+    const data = parse(event);
+    if (data) expireAnnouncement(data.id); // staff pressed "Expire now"
+  },
+  activity: (event) => {
+    const data = parse(event);
+    if (data) emit("activity", data);
+  },
+  "activity-removed": (event) => {
+    const data = parse(event);
+    if (data) emit("activity-removed", data); // a room made private or deleted
+  },
+  "stream-error": (event) => {
+    if (errorReason(event) === "session-ended") showSignedOut();
+  },
+};
+
+function handle(event, toastHere = true) {
+  toastsHere = toastHere;
+  try {
+    handlers[event.type]?.(event);
+  } finally {
+    toastsHere = true;
+  }
+}
+
+// In this tab's own EventSource: the browser's stream if this tab leads, or its only one.
 function connect() {
   if (!STREAM_URL) return;
   const url = new URL(STREAM_URL, window.location.href);
@@ -547,37 +596,19 @@ function connect() {
     retries = 0;
     setConnState("open");
   });
-  source.addEventListener("message", (event) => parse(event));
-  source.addEventListener("notification", onNotification);
-  source.addEventListener("read", onRead);
-  source.addEventListener("stream-reset", onReset);
-  source.addEventListener("announcement", onAnnouncement);
-  source.addEventListener("announcement-expired", (event) => {
-    const data = parse(event);
-    if (data) expireAnnouncement(data.id); // staff pressed "Expire now"
-  });
-  source.addEventListener("activity", (event) => {
-    const data = parse(event);
-    if (data) emit("activity", data);
-  });
-  source.addEventListener("activity-removed", (event) => {
-    const data = parse(event);
-    if (data) emit("activity-removed", data); // a room made private or deleted
-  });
+  for (const type of Object.keys(handlers)) {
+    source.addEventListener(type, (event) => {
+      const toastHere = tabs ? tabs.publish(event, lastEventId) : true;
+      handle(event, toastHere);
+    });
+  }
   source.addEventListener("stream-error", (event) => {
     source.close();
-    // Not parse(): a kick's `id: error` is no position to resume from.
-    let reason = null;
-    try {
-      reason = JSON.parse(event.data)?.reason;
-    } catch {
-      reason = null;
-    }
-    if (reason === "session-ended") showSignedOut();
-    else if (reason === "channels-changed") connect(); // joined or left a group
+    const reason = errorReason(event);
+    if (reason === "channels-changed") connect(); // joined or left a group
     // The server process restarts and spreads its streams out: another one takes this now.
     else if (reason === "server-restart") setTimeout(connect, Math.random() * RESTART_JITTER_MS);
-    else scheduleReconnect();
+    else if (reason !== "session-ended") scheduleReconnect();
   });
   source.addEventListener("error", () => {
     // EventSource retries network errors itself (with Last-Event-ID); an HTTP error
@@ -608,4 +639,18 @@ window.pulse = stream;
 
 setUnread(Number(body.dataset.unread || 0));
 if (Number(body.dataset.unread || 0) > 0) loadBanners();
-connect();
+if (STREAM_URL) {
+  // Tabs share a stream only with tabs of the same user streaming the same channels.
+  const name = ["pulse-stream", body.dataset.user, streamPage.streamChannels].filter(Boolean).join(" ");
+  tabs = shareStream(name, {
+    since: () => lastEventId,
+    lead: () => {
+      if (connState) connState.dataset.stream = "leader"; // this tab holds the browser's stream
+      connect();
+    },
+    relayed: handle,
+    state: (state) => (state === "signed-out" ? showSignedOut() : setConnState(state)),
+  });
+  if (connState) connState.dataset.stream = tabs ? "follower" : "own";
+  if (!tabs) connect(); // no Web Locks or BroadcastChannel: this tab streams alone
+}
