@@ -116,6 +116,10 @@ async def test_five_tabs_share_one_stream_and_survive_losing_the_leader(server, 
         leader = await leader_of(tabs)
         await leader.close()
         tabs.remove(leader)
+        # a tab opened meanwhile: its page has some rows, the rest come relayed, none twice
+        late = await tabs[0].context.new_page()
+        await late.goto(f"{server.url}/notifications/")
+        tabs.append(late)
         await notifying
 
         await settle_at(streams, before + 1)
@@ -123,6 +127,15 @@ async def test_five_tabs_share_one_stream_and_survive_losing_the_leader(server, 
         for tab in tabs:
             await shows_each_once(tab, ids)
             await expect(tab.locator("#conn-state")).to_have_attribute("data-state", "open")
+
+        # a logout in one more tab ends the session: the stream's `session-ended` reaches all
+        other = await tabs[0].context.new_page()
+        await other.goto(f"{server.url}/notifications/")
+        await other.click("#logout-button")
+        for tab in tabs:
+            await expect(tab.locator("#signed-out")).to_contain_text("You have been signed out")
+            await expect(tab.locator("#conn-state")).to_have_attribute("data-state", "signed-out")
+        await settle_at(streams, before)
     await settle_at(streams, before)
 
 
