@@ -158,3 +158,30 @@ async def test_each_browser_profile_has_its_own_stream_and_lockless_tabs_their_o
         for tab in tabs:
             await shows_each_once(tab, [n.pk])
     await settle_at(streams, before)
+
+
+# (event id, the stream's id before it, a tab's position) -> is the event new to that tab?
+AFTER_CASES = [
+    ("u:43,r:3", "u:42,r:3", "u:42,r:3", True),  # the next event
+    ("u:42,r:3", "u:41,r:3", "u:42,r:3", False),  # already had it
+    ("u:42,r:4", "u:42,r:3", "u:43,r:3", True),  # a page ahead on another channel
+    ("u:43,r:3", "u:42,r:3", "u:43,r:2", False),  # ...and behind on this one's
+    ("u:5,a:1", "u:5", "u:5", True),  # a channel the tab never saw (joined a group)
+    ("u:5", "u:5", "u:9", True),  # moved nothing (a stream-error): never old
+    ("u:6", "", "u:9", False),  # no previous id: any channel ahead of the tab counts
+    ("u:6", "u:5", "", True),  # the tab has no position (after a reset)
+]
+
+
+async def test_a_tab_tells_new_events_from_old_by_their_per_channel_positions(server, alice):
+    async with chromium() as browser:
+        page = await (await browser.new_context()).new_page()
+        await log_in(page, server.url, "alice")
+        got = await page.evaluate(
+            """async (cases) => {
+              const { isAfter } = await import("/static/notifications/tabs.js");
+              return cases.map(([id, prev, since]) => isAfter(id, prev, since));
+            }""",
+            [case[:3] for case in AFTER_CASES],
+        )
+    assert got == [case[3] for case in AFTER_CASES]
