@@ -431,6 +431,7 @@ function setConnState(state) {
 // with the way back; the dot alone is easy to miss.
 function showSignedOut() {
   setConnState("signed-out");
+  tabs?.leave(); // a new login opens new pages, and they take the stream
   if (document.getElementById("signed-out")) return;
   const bar = el("div", "session-banner");
   bar.id = "signed-out";

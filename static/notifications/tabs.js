@@ -7,6 +7,8 @@
 // Without Web Locks or BroadcastChannel, shareStream() returns null: each tab streams alone.
 
 const REPLAY_KEEP = 200; // events the leader keeps for a tab that opens a moment late
+// What a tab that opens late replays: events with a position, not a stream's end or reset.
+const KEEP = new Set(["notification", "read", "announcement", "announcement-expired", "activity", "activity-removed"]);
 const HELLO_WAIT_MS = 3000; // a new tab holds live events this long for the leader's replay
 
 // An SSE id is per-channel positions, "user-7:42,user-7-read:3,announcements:5".
@@ -49,7 +51,8 @@ export function shareStream(name, { since, lead, relayed, state }) {
   let lastState = "connecting";
   const kept = [];
 
-  const post = (message) => channel.postMessage({ ...message, from: me });
+  let open = true;
+  const post = (message) => open && channel.postMessage({ ...message, from: me });
   const hasFocus = () => document.visibilityState === "visible" && document.hasFocus();
 
   function noteFocus(tab, on) {
@@ -115,20 +118,24 @@ export function shareStream(name, { since, lead, relayed, state }) {
 
   state("connecting");
   hello();
-  navigator.locks.request(name, () => {
-    leading = true;
-    flush();
-    if (hasFocus()) focused = me;
-    post({ kind: "leader" });
-    lead();
-    return new Promise(() => {}); // held until this tab goes away
-  });
+  const quit = new AbortController();
+  let release = null;
+  navigator.locks
+    .request(name, { signal: quit.signal }, () => {
+      leading = true;
+      flush();
+      if (hasFocus()) focused = me;
+      post({ kind: "leader" });
+      lead();
+      return new Promise((resolve) => (release = resolve)); // held until this tab goes away
+    })
+    .catch(() => {}); // left the queue (leave())
 
   return {
     // Leader: hand an EventSource event to the other tabs; true if this tab should toast it.
     publish(event, prev) {
       const shared = { type: event.type, data: event.data, lastEventId: event.lastEventId, prev };
-      if (shared.lastEventId) {
+      if (KEEP.has(event.type) && positions(shared.lastEventId)) {
         kept.push(shared);
         if (kept.length > REPLAY_KEEP) kept.shift();
       }
@@ -141,6 +148,18 @@ export function shareStream(name, { since, lead, relayed, state }) {
       if (!leading) return;
       lastState = s;
       post({ kind: "state", state: s });
+    },
+    // A signed-out page is done: it stops leading (the next tab takes the stream, with the
+    // session a new login gave the browser) and stops waiting for the lock.
+    leave() {
+      if (release) release();
+      else quit.abort();
+      leading = false;
+      open = false;
+      channel.close();
+      for (const type of ["focus", "blur", "visibilitychange", "pagehide"]) {
+        window.removeEventListener(type, sayFocus);
+      }
     },
   };
 }

@@ -136,6 +136,14 @@ async def test_five_tabs_share_one_stream_and_survive_losing_the_leader(server, 
             await expect(tab.locator("#signed-out")).to_contain_text("You have been signed out")
             await expect(tab.locator("#conn-state")).to_have_attribute("data-state", "signed-out")
         await settle_at(streams, before)
+
+        # signed-out tabs give the lock up: a new login's page takes the stream
+        again = await other.context.new_page()
+        await log_in(again, server.url, "alice")
+        await expect(again.locator("#conn-state")).to_have_attribute("data-stream", "leader")
+        await settle_at(streams, before + 1)
+        n = await create(recipient=alice, title="After logging in again")
+        await expect(again.locator(f'#inbox-list li[data-id="{n.pk}"]')).to_have_count(1)
     await settle_at(streams, before)
 
 
