@@ -77,6 +77,7 @@ export function shareStream(name, { since, lead, relayed, state }) {
     pending ??= [];
     const ask = ++asked;
     post({ kind: "hello", since: since() });
+    if (hasFocus()) post({ kind: "focus", on: true }); // a new tab may never fire "focus"
     // No leader yet: stop waiting; the next leader's "leader" makes this tab ask again.
     setTimeout(() => ask === asked && flush(), HELLO_WAIT_MS);
   };
@@ -110,10 +111,7 @@ export function shareStream(name, { since, lead, relayed, state }) {
       state(m.state);
       flush(m.events);
     } else if (m.kind === "state") state(m.state);
-    else if (m.kind === "leader") {
-      hello();
-      if (hasFocus()) post({ kind: "focus", on: true });
-    }
+    else if (m.kind === "leader") hello();
   });
 
   state("connecting");
