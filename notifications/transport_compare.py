@@ -312,11 +312,17 @@ COLUMNS = (
 )
 
 
+def table_cells(document: dict[str, Any]) -> list[list[str]]:
+    """Each transport's row of COLUMNS, written out (— for a measure not taken)."""
+    return [
+        ["—" if row.get(key) is None else fmt.format(row[key]) for key, _, fmt in COLUMNS]
+        for row in document["transports"]
+    ]
+
+
 def format_table(document: dict[str, Any]) -> str:
     """The comparison as a plain-text table, one row per transport (also README's)."""
-    cells = [[title for _, title, _ in COLUMNS]]
-    for row in document["transports"]:
-        cells.append(["—" if row[key] is None else fmt.format(row[key]) for key, _, fmt in COLUMNS])
+    cells = [[title for _, title, _ in COLUMNS], *table_cells(document)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
     lines = [
         " | ".join(
