@@ -181,17 +181,15 @@ class Poller:
 
     async def poll(self, wait: float) -> int:
         """One poll; returns how many events it brought."""
-        if self.wire is None:
-            self.wire = await Wire.open(self.target, self.meter)
         cursor = f"&cursor={quote(self.cursor, safe='')}" if self.cursor else ""
+        request = get_request(self.target, f"{self.path}&wait={wait:g}{cursor}")
         self.meter.requests += 1
         try:
-            await self.wire.send(get_request(self.target, f"{self.path}&wait={wait:g}{cursor}"))
-            status, headers = await read_head(self.wire)
-            body = await read_body(self.wire, headers)
+            status, headers, body = await self._exchange(request)
         except (OSError, asyncio.IncompleteReadError):
-            self.close()
-            raise
+            # A server may close an idle keep-alive connection as the request goes out
+            # (a browser retries then too): once more, on a new connection.
+            status, headers, body = await self._exchange(request)
         if headers.get("connection", "").lower() == "close":
             self.close()
         if status != 200:
@@ -201,6 +199,17 @@ class Poller:
             self.on_event(event["event"], event["data"])
         self.cursor = answer["cursor"]
         return len(answer["events"])
+
+    async def _exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
+        if self.wire is None:
+            self.wire = await Wire.open(self.target, self.meter)
+        try:
+            await self.wire.send(request)
+            status, headers = await read_head(self.wire)
+            return status, headers, await read_body(self.wire, headers)
+        except (OSError, asyncio.IncompleteReadError):
+            self.close()
+            raise
 
     async def run(self, *, wait: float, interval: float = 0.0) -> None:
         """Poll until cancelled: again at once (long polls), or every `interval` seconds."""
