@@ -55,6 +55,23 @@ def test_compare_transports_measures_all_four_and_loses_nothing(
     assert page.status_code == 200 and page.content.count(b'<figure class="chart">') == 4
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_compare_transports_measures_a_server_given_by_url(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSPORT_COMPARISON_FILE", str(tmp_path / "last.json"))
+    out = tmp_path / "out.json"
+    args = ["--url", server.url, "--clients", "3", "--rate", "5", "--seconds", "1"]
+    done = run_manage("compare_transports", *args, "--json", str(out), redis_url=server.redis_url)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["server"] == server.url
+    for row in result["transports"]:
+        assert row["lost"] == row["duplicates"] == 0 and row["delivered"] == 5
+        assert row["cpu_us_per_delivery"] is None  # not a process of this host to read
+    assert "—" in done.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
