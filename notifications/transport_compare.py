@@ -1,6 +1,6 @@
 """One notification workload over WebSocket, SSE, long polling and short polling, measured.
 
-What `manage.py compare_transports` runs and the staff page shows. Each transport in turn
+What `manage.py compare_transports` runs (transport_results keeps what it found). Each transport in turn
 gets the same N users (one client each, reading `user-<id>`) and the same schedule of
 notifications (R a second for S seconds, each to a user drawn by a fixed seed), created
 with notify() as the site creates them. Measured over the window from the first
@@ -13,7 +13,6 @@ sockets held, and every client's events checked against what it was sent.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import socket
@@ -298,60 +297,6 @@ def result(*, rows: list[dict[str, Any]], workload: Workload, server: str) -> di
         "cpus": os.cpu_count(),
         "transports": rows,
     }
-
-
-COLUMNS = (
-    ("label", "transport", "{}"),
-    ("p50_ms", "p50 ms", "{:.1f}"),
-    ("p99_ms", "p99 ms", "{:.1f}"),
-    ("bytes_per_event", "bytes/event", "{:,}"),
-    ("requests_per_s", "req/s", "{:,.1f}"),
-    ("cpu_us_per_delivery", "CPU µs/delivery", "{:,}"),
-    ("connections", "connections", "{:,}"),
-    ("lost", "lost", "{}"),
-)
-
-
-def table_cells(document: dict[str, Any]) -> list[list[str]]:
-    """Each transport's row of COLUMNS, written out (— for a measure not taken)."""
-    return [
-        ["—" if row.get(key) is None else fmt.format(row[key]) for key, _, fmt in COLUMNS]
-        for row in document["transports"]
-    ]
-
-
-def format_table(document: dict[str, Any]) -> str:
-    """The comparison as a plain-text table, one row per transport (also README's)."""
-    cells = [[title for _, title, _ in COLUMNS], *table_cells(document)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
-    lines = [
-        " | ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in cells
-    ]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-# -- the last result, for the staff page -----------------------------------------------------
-
-
-def save_last(document: dict[str, Any]) -> None:
-    path = Path(settings.TRANSPORT_COMPARISON_FILE)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(".tmp")
-    temp.write_text(json.dumps(document, indent=2))
-    temp.replace(path)  # a page never reads half a file
-
-
-def load_last() -> dict[str, Any] | None:
-    try:
-        document = json.loads(Path(settings.TRANSPORT_COMPARISON_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return document if isinstance(document, dict) and document.get("transports") else None
 
 
 # -- a server of its own ----------------------------------------------------------------------

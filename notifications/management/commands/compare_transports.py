@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from django.core.management.base import BaseCommand, CommandError
 
 from notifications import transport_compare as compare
+from notifications import transport_results as results
 from notifications.load_users import create_users, delete_users
 from realtime import probes
 
@@ -56,10 +57,10 @@ class Command(BaseCommand):
         finally:
             delete_users(users)
         document = compare.result(rows=rows, workload=workload, server=url or "local daphne")
-        compare.save_last(document)
+        results.save_last(document)
         if options["json"]:
             options["json"].write_text(json.dumps(document, indent=2) + "\n")
-        self.stdout.write(compare.format_table(document))
+        self.stdout.write(results.format_table(document))
         if any(row["lost"] or row["duplicates"] for row in rows):
             raise CommandError("events were lost or duplicated: see the table")
 
