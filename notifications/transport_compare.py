@@ -1,11 +1,11 @@
 """One notification workload over WebSocket, SSE, long polling and short polling, measured.
 
-What `manage.py compare_transports` runs (transport_results keeps what it found). Each transport in turn
-gets the same N users (one client each, reading `user-<id>`) and the same schedule of
-notifications (R a second for S seconds, each to a user drawn by a fixed seed), created
-with notify() as the site creates them. Measured over the window from the first
-notification to the last delivery, so connecting is not counted: delivery latency from
-the notification's `created_at` to its arrival, bytes both ways at the socket per
+What `manage.py compare_transports` runs; transport_results keeps what it found. Each
+transport in turn gets the same N users (one client each, reading `user-<id>`) and the
+same schedule of notifications (R a second for S seconds, each to a user drawn by a fixed
+seed), created with notify() as the site creates them. Measured over the window from the
+first notification to the last delivery, so connecting is not counted: delivery latency
+from the notification's `created_at` to its arrival, bytes both ways at the socket per
 delivered event (heads included), requests a second, the server's CPU per delivery,
 sockets held, and every client's events checked against what it was sent.
 """
