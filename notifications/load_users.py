@@ -26,9 +26,16 @@ def create_users(count: int, prefix: str) -> list[tuple[int, str]]:
         [User(username=n, password="!load-unusable") for n in names], batch_size=500
     )
     users = list(User.objects.filter(username__in=names).order_by("id"))
+    keys = create_sessions(users)
+    return [(user.pk, key) for user, key in zip(users, keys, strict=True)]
+
+
+def create_sessions(users: list[User]) -> list[str]:
+    """One logged-in session per user, as a login would make it, written in bulk: the
+    session keys, in the users' order."""
     store = SessionStore()
     expire = timezone.now() + timedelta(days=1)
-    out, rows = [], []
+    keys, rows = [], []
     for user in users:
         key = get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789")
         data = {
@@ -37,9 +44,9 @@ def create_users(count: int, prefix: str) -> list[tuple[int, str]]:
             HASH_SESSION_KEY: user.get_session_auth_hash(),
         }
         rows.append(Session(session_key=key, session_data=store.encode(data), expire_date=expire))
-        out.append((user.pk, key))
+        keys.append(key)
     Session.objects.bulk_create(rows, batch_size=500)
-    return out
+    return keys
 
 
 def delete_users(users: list[tuple[int, str]]) -> None:
