@@ -44,8 +44,8 @@ def null_metrics(real: types.ModuleType) -> types.SimpleNamespace:
     return types.SimpleNamespace(**names, observe_latency=lambda histogram, at: None)
 
 
-class _Wire:
-    """A server that always keeps up (the send itself is a no-op)."""
+class KeptUpWire:
+    """A server that always keeps up (the send itself is a no-op); tests use it too."""
 
     def buffered(self) -> int:
         return 0
@@ -75,7 +75,7 @@ async def run(members: int, rounds: int, deliveries: int) -> dict[str, dict[str,
     boxes = []
     for i in range(members):
         box = outbox.Outbox(_sent, user_id=i)
-        box.wire = _Wire()  # type: ignore[assignment]
+        box.wire = KeptUpWire()  # type: ignore[assignment]
         boxes.append(box)
     streams = []
     for i in range(members):

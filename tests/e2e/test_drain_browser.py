@@ -16,7 +16,7 @@ from feeds.models import Room
 from notifications.services import notification_create
 from tests.support.browser import chromium, log_in
 from tests.support.nginx import Nginx
-from tests.support.servers import RUN_DIR, UNCAPPED, Server
+from tests.support.servers import RUN_DIR, UNCAPPED, Server, server_processes
 
 pytestmark = [
     pytest.mark.browser,
@@ -49,18 +49,11 @@ WATCH = """() => {
 @pytest.fixture
 def processes(django_db_blocker, redis_server) -> Iterator[list[Server]]:
     env = {**UNCAPPED, "DRAIN_SECONDS": str(DRAIN_SECONDS)}
-    with django_db_blocker.unblock():
-        servers = [
-            Server(redis_url=redis_server.url, log_path=RUN_DIR / f"server-drain-{i}.log", env=env)
-            for i in range(2)
-        ]
-        try:
-            for server in servers:
-                server.start()
-            yield servers
-        finally:
-            for server in servers:
-                server.stop()
+    with (
+        django_db_blocker.unblock(),
+        server_processes(2, redis_url=redis_server.url, name="drain", env=env) as servers,
+    ):
+        yield servers
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from tests.support.chat_ws import chat, close_code, frame, joined, send
 from tests.support.factories import PASSWORD, cookie_for, make_sessions, make_user, make_users
 from tests.support.figures import within
 from tests.support.nginx import Nginx, self_signed_certificate
-from tests.support.servers import RUN_DIR, UNCAPPED, Server, run_manage
+from tests.support.servers import RUN_DIR, UNCAPPED, Server, run_manage, server_processes
 from tests.support.sse_client import open_stream
 from tests.support.sse_tab import SSETab
 from tests.support.waiting import until
@@ -45,23 +45,17 @@ PROCESSES = 3
 @pytest.fixture(scope="module")
 def processes(django_db_setup, django_db_blocker, redis_server):
     """Three server processes as the systemd units run them (serve --proxy-headers)."""
-    with django_db_blocker.unblock():
-        servers = [
-            Server(
-                redis_url=redis_server.url,
-                log_path=RUN_DIR / f"server-nginx-{i}.log",
-                extra_args=("--proxy-headers",),
-                env=UNCAPPED,
-            )
-            for i in range(PROCESSES)
-        ]
-        try:
-            for server in servers:
-                server.start()
-            yield servers
-        finally:
-            for server in servers:
-                server.stop()
+    with (
+        django_db_blocker.unblock(),
+        server_processes(
+            PROCESSES,
+            redis_url=redis_server.url,
+            name="nginx",
+            extra_args=("--proxy-headers",),
+            env=UNCAPPED,
+        ) as servers,
+    ):
+        yield servers
 
 
 @pytest.fixture(scope="module")

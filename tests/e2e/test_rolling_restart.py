@@ -33,7 +33,7 @@ from tests.support.reconnects import (
     percentile,
     raise_open_files_limit,
 )
-from tests.support.servers import RUN_DIR, UNCAPPED, Server
+from tests.support.servers import RUN_DIR, UNCAPPED, Server, server_processes
 from tests.support.sse_tab import SSETab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -66,23 +66,17 @@ def processes(django_db_blocker, redis_server) -> Iterator[list[Server]]:
     """Three processes as the systemd units run them, draining over the default window."""
     raise_open_files_limit(19000)  # before anything starts: nginx and daphne inherit it
     env = {**UNCAPPED, "DRAIN_SECONDS": str(DRAIN_SECONDS)}
-    with django_db_blocker.unblock():
-        servers = [
-            Server(
-                redis_url=redis_server.url,
-                log_path=RUN_DIR / f"server-rolling-{i}.log",
-                extra_args=("--proxy-headers",),
-                env=env,
-            )
-            for i in range(PROCESSES)
-        ]
-        try:
-            for server in servers:
-                server.start()
-            yield servers
-        finally:
-            for server in servers:
-                server.stop()
+    with (
+        django_db_blocker.unblock(),
+        server_processes(
+            PROCESSES,
+            redis_url=redis_server.url,
+            name="rolling",
+            extra_args=("--proxy-headers",),
+            env=env,
+        ) as servers,
+    ):
+        yield servers
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
+from bench.metrics_overhead import KeptUpWire
 from realtime import metrics
 from realtime.outbox import WEBSOCKETS, Outbox
 from realtime.sse import STREAMS
@@ -20,31 +21,12 @@ def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-class Wire:
-    """A server that always keeps up."""
-
-    def buffered(self) -> int:
-        return 0
-
-    def writable(self, limit: int) -> bool:
-        return True
-
-    def hold(self) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-
 def outbox(sent: list, user_id: int = 7) -> Outbox:
     async def send(message: dict) -> None:
         sent.append(message)
 
     box = Outbox(send, user_id=user_id)
-    box.wire = Wire()  # type: ignore[assignment]
+    box.wire = KeptUpWire()  # type: ignore[assignment]
     return box
 
 

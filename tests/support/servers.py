@@ -8,6 +8,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.db import connection
@@ -132,6 +134,35 @@ class Server:
                 self.process.wait()
         if getattr(self, "log", None):
             self.log.close()
+
+
+@contextmanager
+def server_processes(
+    count: int,
+    *,
+    redis_url: str,
+    name: str,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Iterator[list[Server]]:
+    """`count` server processes on one Redis and the test database (logs in RUN_DIR as
+    server-<name>-<i>.log), started in turn and all stopped at the end."""
+    servers = [
+        Server(
+            redis_url=redis_url,
+            log_path=RUN_DIR / f"server-{name}-{i}.log",
+            extra_args=extra_args,
+            env=env,
+        )
+        for i in range(count)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def run_manage(*args: str, redis_url: str, timeout: float = 60) -> subprocess.CompletedProcess:
