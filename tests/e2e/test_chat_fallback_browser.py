@@ -88,3 +88,48 @@ async def test_without_a_proxy_the_room_is_live_over_websocket(server, alice, bo
         await expect(page.locator("#chat-status")).to_have_text("Live")
         await expect(page.locator("#chat-transport")).to_have_text("WebSocket")
         await exactly_once(page, [f"earlier {i}" for i in range(3)])
+
+
+@pytest.mark.parametrize(
+    ("proxy_options", "before", "after"),
+    [
+        ({"refuse_upgrade": True}, "SSE", "WebSocket"),
+        ({"refuse_upgrade": True, "buffer": True}, "polling", "SSE"),
+    ],
+    ids=["sse-to-websocket", "polling-to-sse"],
+)
+async def test_a_fallen_back_room_takes_the_better_transport_once_it_works(
+    server, alice, bob, proxy_options, before, after
+):
+    await sync_to_async(make_room)(bob)
+    earlier = [f"earlier {i}" for i in range(3)]
+    async with Proxy(server.port, **proxy_options) as proxy, chromium() as browser:
+        context = await browser.new_context()
+        await context.clock.install()  # the page's timers, fast-forwarded below
+        page = await context.new_page()
+        await log_in(page, proxy.url, "alice")
+        await page.goto(f"{proxy.url}/chat/lobby/")
+        await expect(page.locator("#chat-transport")).to_have_text(before, timeout=FALLEN_BACK_MS)
+        proxy.buffer = False
+        proxy.refuse_upgrade = after != "WebSocket"
+
+        ws, _ = await joined(server, "lobby", bob)
+        try:
+            # Most of the minute before the retry; a message meanwhile keeps a stream from
+            # looking silent when the clock jumps.
+            await page.clock.fast_forward(40_000)
+            await send(ws, type="message", content="before the switch")
+            await exactly_once(page, [*earlier, "before the switch"])
+            await page.clock.fast_forward(21_000)
+            await expect(page.locator("#chat-transport")).to_have_text(after, timeout=15_000)
+            await expect(page.locator("#chat-status")).to_have_text("Live")
+            await send(ws, type="message", content="after the switch")
+            await exactly_once(page, [*earlier, "before the switch", "after the switch"])
+            await page.locator("#chat-input").fill("from alice")
+            await page.locator("#chat-input").press("Enter")
+            expected = [*earlier, "before the switch", "after the switch", "from alice"]
+            await exactly_once(page, expected)
+            await page.wait_for_timeout(1500)
+            await exactly_once(page, expected)
+        finally:
+            await ws.close()
