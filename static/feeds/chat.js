@@ -575,11 +575,22 @@ function openSocket(probe) {
     socket = null;
     for (const name of [...typers.keys()]) stopTyping(name);
     if (!welcomed && event.code < 4000 && ++wsFailures >= WS_FAILURES_TO_FALL_BACK) {
-      fallBack("sse");
+      // Only when the server answers HTTP: a server that is down (a restart) is waited
+      // for on the socket, not taken for a proxy in the way.
+      answersHttp().then((answers) => (answers ? fallBack("sse") : onClose(event.code)));
       return;
     }
     onClose(event.code);
   });
+}
+
+async function answersHttp() {
+  try {
+    const response = await fetch(ROOMS_API, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    return response.ok;
+  } catch {
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------- fallback transports
