@@ -619,6 +619,11 @@ function onStreamEvent(transport, event, data) {
   } else if (event === "stream-error" && data?.reason === "session-ended") {
     transport.close();
     stop("You were signed out.", { text: "Log in again", href: loginUrl() });
+  } else if (event === "stream-error" && transport.kind === "sse") {
+    // channels-changed (left a private room: the new stream is refused), server-restart:
+    // a new stream from where the page is. A poll simply polls again.
+    transport.close();
+    setTimeout(() => fallback === transport && fallBack("sse"), Math.random() * RESTART_JITTER_MS);
   }
 }
 

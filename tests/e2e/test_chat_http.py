@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from feeds.models import Room
 from tests.support.chat_ws import frame, joined, send
 from tests.support.factories import cookie_for
+from tests.support.sse_client import ended, open_stream
 from tests.support.transports import each_transport, open_feed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -116,3 +117,20 @@ async def test_a_private_rooms_channel_is_refused_to_non_members(server, alice, 
         assert refused.status_code == 404 and refused.json() == {"error": "no such room"}
     finally:
         await http.aclose()
+
+
+async def test_a_member_removed_from_a_private_room_loses_its_stream(server, alice):
+    _, backroom = await sync_to_async(make_rooms)(alice)
+    channel = f"chat-{backroom.pk}"
+    session = await cookie_for(alice)
+    stream = await open_stream(server.url, session=session, params={"channel": channel})
+    try:
+        await sync_to_async(backroom.members.remove)(alice)
+        assert await ended(stream, timeout=10) == "channels-changed"
+    finally:
+        await stream.close()
+    again = await open_stream(server.url, session=session, params={"channel": channel})
+    try:
+        assert again.response.status_code == 403
+    finally:
+        await again.close()
