@@ -414,11 +414,25 @@ let lastEventId = streamPage.streamStart || body.dataset.streamStart || "";
 let source = null;
 let retries = 0;
 const RESTART_JITTER_MS = 1000;
+// Where the stream cannot get through (a proxy that buffers responses: no stream-open
+// within STREAM_OPEN_MS, or no event, keep-alives included, in STREAM_SILENT_MS), the tab
+// long-polls the same events from the same position (/api/notifications/poll/), and tries
+// the stream again every UPGRADE_MS; it takes over once it opens.
+const POLL_URL = "/api/notifications/poll/";
+const STREAM_OPEN_MS = 4000;
+const STREAM_SILENT_MS = 45000;
+const UPGRADE_MS = 60000;
+const POLL_WAIT_S = 25;
+let transport = "sse"; // or "poll"
+let polling = null; // the poll loop's AbortController
 
 function setConnState(state) {
   if (connState) {
     connState.dataset.state = state;
-    connState.title = { open: "Live", connecting: "Connecting…", offline: "Offline, retrying…", "signed-out": "Signed out" }[state] || state;
+    connState.dataset.transport = transport;
+    const live = `Live · ${transport === "poll" ? "polling" : "SSE"}`;
+    connState.title = { open: live, connecting: "Connecting…", offline: "Offline, retrying…", "signed-out": "Signed out" }[state] || state;
+    connState.setAttribute("aria-label", connState.title);
   }
 }
 
@@ -534,57 +548,180 @@ async function refreshCount() {
   }
 }
 
-function connect() {
-  if (!STREAM_URL) return;
-  const url = new URL(STREAM_URL, window.location.href);
+// The stream's events, whether an EventSource or a poll brought them ({data, lastEventId}).
+const eventHandlers = {
+  message: parse,
+  notification: onNotification,
+  read: onRead,
+  "stream-reset": onReset,
+  announcement: onAnnouncement,
+  "announcement-expired": (event) => {
+    const data = parse(event);
+    if (data) expireAnnouncement(data.id); // staff pressed "Expire now"
+  },
+  activity: (event) => {
+    const data = parse(event);
+    if (data) emit("activity", data);
+  },
+  "activity-removed": (event) => {
+    const data = parse(event);
+    if (data) emit("activity-removed", data); // a room made private or deleted
+  },
+};
+
+function streamParams(url) {
   for (const channel of (streamPage.streamChannels || "").split(" ").filter(Boolean)) {
     url.searchParams.append("channel", channel);
   }
+  return url;
+}
+
+// Not parse(): a kick's `id: error` is no position to resume from.
+function onStreamError(data) {
+  const reason = data?.reason;
+  if (reason === "session-ended") showSignedOut();
+  else if (reason === "channels-changed") connect(); // joined or left a group
+  // The server process restarts and spreads its streams out: another one takes this now.
+  else if (reason === "server-restart") setTimeout(connect, Math.random() * RESTART_JITTER_MS);
+  else scheduleReconnect();
+}
+
+// An EventSource from lastEventId. `probe` (while polling): called with true once it
+// opened (it then takes over) or false if it did not.
+function connect(probe = null) {
+  if (!STREAM_URL) return;
+  const url = streamParams(new URL(STREAM_URL, window.location.href));
   if (lastEventId) url.searchParams.set("lastEventId", lastEventId);
-  setConnState("connecting");
-  source = new EventSource(url);
-  source.addEventListener("open", () => {
-    retries = 0;
-    setConnState("open");
-  });
-  source.addEventListener("message", (event) => parse(event));
-  source.addEventListener("notification", onNotification);
-  source.addEventListener("read", onRead);
-  source.addEventListener("stream-reset", onReset);
-  source.addEventListener("announcement", onAnnouncement);
-  source.addEventListener("announcement-expired", (event) => {
-    const data = parse(event);
-    if (data) expireAnnouncement(data.id); // staff pressed "Expire now"
-  });
-  source.addEventListener("activity", (event) => {
-    const data = parse(event);
-    if (data) emit("activity", data);
-  });
-  source.addEventListener("activity-removed", (event) => {
-    const data = parse(event);
-    if (data) emit("activity-removed", data); // a room made private or deleted
-  });
-  source.addEventListener("stream-error", (event) => {
-    source.close();
-    // Not parse(): a kick's `id: error` is no position to resume from.
-    let reason = null;
-    try {
-      reason = JSON.parse(event.data)?.reason;
-    } catch {
-      reason = null;
+  if (!probe) {
+    transport = "sse";
+    setConnState("connecting");
+  }
+  const own = new EventSource(url);
+  if (!probe) source = own;
+  let opened = false;
+  let silence = null;
+  const silent = async () => {
+    if (probe && !opened) {
+      own.close();
+      return probe(false);
     }
-    if (reason === "session-ended") showSignedOut();
-    else if (reason === "channels-changed") connect(); // joined or left a group
-    // The server process restarts and spreads its streams out: another one takes this now.
-    else if (reason === "server-restart") setTimeout(connect, Math.random() * RESTART_JITTER_MS);
-    else scheduleReconnect();
+    if (source !== own) return own.close();
+    // A server that does not answer at all (a restart) is waited for on the stream; one
+    // that answers HTTP but whose stream never opens sits behind a buffering proxy.
+    if (!opened && !(await answersHttp())) return heard();
+    own.close();
+    startPolling();
+  };
+  const heard = () => {
+    clearTimeout(silence);
+    silence = setTimeout(silent, opened ? STREAM_SILENT_MS : STREAM_OPEN_MS);
+  };
+  heard();
+  own.addEventListener("stream-open", () => {
+    if (!opened && probe) {
+      probe(true);
+      source = own;
+    }
+    opened = true;
+    heard();
+    retries = 0;
+    if (source === own) setConnState("open");
   });
-  source.addEventListener("error", () => {
+  own.addEventListener("keep-alive", heard);
+  for (const [name, handler] of Object.entries(eventHandlers)) {
+    own.addEventListener(name, (event) => {
+      heard();
+      if (source === own) handler(event);
+    });
+  }
+  own.addEventListener("stream-error", (event) => {
+    own.close();
+    clearTimeout(silence);
+    if (probe && !opened) return probe(false);
+    if (source !== own) return;
+    let data = null;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      data = null;
+    }
+    onStreamError(data);
+  });
+  own.addEventListener("error", () => {
+    if (probe && !opened) return silent();
+    if (source !== own) return;
     // EventSource retries network errors itself (with Last-Event-ID); an HTTP error
     // closes it for good, so this tab reconnects with its own backoff.
-    if (source.readyState === EventSource.CLOSED) scheduleReconnect();
-    else setConnState("offline");
+    if (own.readyState === EventSource.CLOSED) {
+      clearTimeout(silence);
+      scheduleReconnect();
+    } else setConnState("offline");
   });
+}
+
+async function answersHttp() {
+  try {
+    await api("/api/notifications/unread-count/");
+    return true;
+  } catch (err) {
+    return Boolean(err.status); // an HTTP answer, even an error, is an answer
+  }
+}
+
+// The same events by long polls from lastEventId, each answer's cursor the next position.
+function startPolling() {
+  source?.close();
+  source = null;
+  transport = "poll";
+  const controller = new AbortController();
+  polling?.abort();
+  polling = controller;
+  setConnState("connecting");
+  let upgrade = setTimeout(tryStream, UPGRADE_MS);
+  function tryStream() {
+    connect((opened) => {
+      if (!opened) {
+        upgrade = setTimeout(tryStream, UPGRADE_MS);
+        return;
+      }
+      controller.abort();
+      transport = "sse";
+    });
+  }
+  (async () => {
+    let failures = 0;
+    let wait = 0; // the first poll answers at once: live from then on
+    while (!controller.signal.aborted) {
+      const url = streamParams(new URL(POLL_URL, window.location.href));
+      if (lastEventId) url.searchParams.set("cursor", lastEventId);
+      url.searchParams.set("wait", String(wait));
+      try {
+        const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", signal: controller.signal });
+        if (response.status === 403 && !(await refreshCount())) break;
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        const answer = await response.json();
+        if (controller.signal.aborted) break;
+        failures = 0;
+        wait = POLL_WAIT_S;
+        setConnState("open");
+        for (const event of answer.events) {
+          if (event.event !== "stream-error") {
+            eventHandlers[event.event]?.({ data: JSON.stringify(event.data), lastEventId: event.id });
+          } else if (!["channels-changed", "server-restart"].includes(event.data?.reason)) {
+            controller.abort(); // the next poll would carry the new channels, or another server
+            onStreamError(event.data);
+          }
+        }
+        if (!controller.signal.aborted) lastEventId = answer.cursor; // after a reset, too
+      } catch {
+        if (controller.signal.aborted) break;
+        failures += 1;
+        setConnState("offline");
+        await new Promise((resolve) => setTimeout(resolve, Math.min(15000, 500 * 2 ** failures) * Math.random()));
+      }
+    }
+    clearTimeout(upgrade);
+  })();
 }
 
 async function scheduleReconnect() {
