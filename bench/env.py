@@ -188,42 +188,10 @@ class BenchEnv:
     # -- data -----------------------------------------------------------------------------
 
     def create_users(self, count: int, prefix: str = "bench") -> list[tuple[int, str]]:
-        """Create `count` users with one logged-in session each: [(user_id, session_key)].
+        """Create `count` users with one logged-in session each: [(user_id, session_key)]."""
+        from notifications.load_users import create_users
 
-        bulk_create all the way: no password hashing, no signals, one query per 500 rows.
-        """
-        from datetime import timedelta
-
-        from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-        from django.contrib.auth.models import User
-        from django.contrib.sessions.backends.db import SessionStore
-        from django.contrib.sessions.models import Session
-        from django.utils import timezone
-        from django.utils.crypto import get_random_string
-
-        start = User.objects.filter(username__startswith=prefix).count()
-        names = [f"{prefix}{start + i}" for i in range(count)]
-        User.objects.bulk_create(
-            [User(username=n, password="!bench-unusable") for n in names], batch_size=500
-        )
-        users = list(User.objects.filter(username__in=names).order_by("id"))
-        store = SessionStore()
-        expire = timezone.now() + timedelta(days=1)
-        backend = "django.contrib.auth.backends.ModelBackend"
-        out, rows = [], []
-        for user in users:
-            key = get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789")
-            data = {
-                SESSION_KEY: str(user.pk),
-                BACKEND_SESSION_KEY: backend,
-                HASH_SESSION_KEY: user.get_session_auth_hash(),
-            }
-            rows.append(
-                Session(session_key=key, session_data=store.encode(data), expire_date=expire)
-            )
-            out.append((user.pk, key))
-        Session.objects.bulk_create(rows, batch_size=500)
-        return out
+        return create_users(count, prefix)
 
     # -- servers --------------------------------------------------------------------------
 

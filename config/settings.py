@@ -197,6 +197,11 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# The last `manage.py compare_transports` result, which the staff page /staff/transports/ shows.
+TRANSPORT_COMPARISON_FILE = Path(
+    env_str("TRANSPORT_COMPARISON_FILE") or RUN_DIR / "compare_transports.json"
+)
+
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -5,7 +5,7 @@ class FeedsConfig(AppConfig):
     name = "feeds"
 
     def ready(self) -> None:
-        from feeds import activity_signals, chat_signals, live
+        from feeds import activity_signals, chat_channel, chat_signals, live
         from feeds.activity_replay import ActivityReplay
         from notifications.health import register_gauge
         from notifications.storage import register_source
@@ -13,5 +13,6 @@ class FeedsConfig(AppConfig):
         chat_signals.connect()
         activity_signals.connect()
         register_source("activity", ActivityReplay())
+        chat_channel.register()
         register_gauge("chat_sockets", live.local_sockets)
         register_gauge("chat_channels", live.subscribed_channels)

@@ -41,6 +41,7 @@ def _on_members_changed(sender: Any, instance: Any, action: str, reverse: bool, 
             services.user_access_changed(user_id=instance.pk)
         else:
             services.room_access_changed(room_id=instance.pk)
+            services.members_left(user_ids=kw.get("pk_set") or ())  # None after a clear
 
 
 def connect() -> None:

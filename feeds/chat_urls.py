@@ -1,6 +1,6 @@
 from django.urls import path
 
-from feeds import chat_views
+from feeds import chat_api, chat_views
 
 app_name = "chat"
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("chat/", chat_views.room_list, name="rooms"),
     path("chat/<slug:slug>/", chat_views.room_detail, name="room"),
     path("api/chat/rooms/", chat_views.api_room_list, name="api-rooms"),
+    path("api/chat/rooms/<slug:slug>/messages/", chat_api.messages, name="api-messages"),
 ]

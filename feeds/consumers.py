@@ -19,15 +19,13 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.core.exceptions import ValidationError
 
 from feeds import (
     access,
+    chat_actions,
     live,
     presence,
     protocol,
-    ratelimit,
-    selectors,
     services,
     welcome,
 )
@@ -37,34 +35,6 @@ from realtime.db import chat_database
 from realtime.outbox import OPEN, Outbox
 
 logger = logging.getLogger(__name__)
-
-
-@chat_database
-def _room_entry(user: Any, slug: str) -> Room | None:
-    return selectors.room_entry(user=user, slug=slug)
-
-
-@chat_database
-def _history(room_id: int, request: protocol.HistoryIn) -> tuple[list[dict[str, Any]], bool]:
-    return selectors.message_history(
-        room_id=room_id, before=request.before, after=request.after, limit=request.limit
-    )
-
-
-@chat_database
-def _post(room: Room, author: Any, message: protocol.MessageIn) -> tuple[dict[str, Any], bool]:
-    try:
-        return services.message_post(
-            room=room,
-            author=author,
-            content=message.content,
-            client_msg_id=message.client_msg_id,
-            client_fields=message.client_fields,
-        )
-    except ValidationError as exc:
-        raise protocol.FrameError(
-            protocol.INVALID, " ".join(exc.messages), client_msg_id=message.client_msg_id
-        ) from None
 
 
 @chat_database
@@ -117,7 +87,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        room = await _room_entry(user, self.scope["url_route"]["kwargs"]["slug"])
+        room = await chat_actions.room_entry(user, self.scope["url_route"]["kwargs"]["slug"])
         if room is None:
             await self.close()  # before accept(): daphne answers the handshake with 403
             return
@@ -225,7 +195,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             kind = protocol.frame_type(data)
         except protocol.FrameError as exc:
             refused = exc
-        verdict = await ratelimit.frame_verdict(user_id=self.user.pk, cost=protocol.cost(kind))
+        verdict = await chat_actions.spend(user_id=self.user.pk, kind=kind)
         if verdict.flood:
             await self._close(protocol.CLOSE_RATE_LIMITED)
             return
@@ -250,16 +220,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_message(self, data: dict[str, Any]) -> None:
         message = protocol.message_in(data)
-        stored, created = await _post(self.room, self.user, message)
+        stored, created = await chat_actions.post(self.room, self.user, message)
         if not created:
             await self.send_frame(protocol.ack_duplicate(stored))
         # A new message reaches this connection too, as the room's broadcast.
 
     async def on_history(self, data: dict[str, Any]) -> None:
-        request = protocol.history_in(data)
-        messages, has_more = await _history(self.room.pk, request)
-        messages, cut = protocol.fit_history(messages, keep_newest=request.after is None)
-        frame = protocol.history(messages, has_more=has_more or cut, request=request)
+        frame = await chat_actions.history(self.room.pk, protocol.history_in(data))
         await self.send_frame(frame)
 
     async def on_typing(self, data: dict[str, Any]) -> None:

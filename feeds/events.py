@@ -20,7 +20,7 @@ from django.db import transaction
 from feeds import live, protocol
 from realtime import metrics
 from realtime.layer import pulse_layer
-from realtime.wire import stamped, user_group
+from realtime.wire import event_message, stamped, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +40,21 @@ async def _apublish(group: str, message: dict[str, Any]) -> None:
 def message_broadcast_on_commit(*, room_id: int, data: dict[str, Any]) -> None:
     """Send `broadcast` to everyone in the room once the message row is committed."""
     group = live.room_group(room_id)
-    # Encoded at commit, so `timestamp` is when the message became visible.
-    transaction.on_commit(
-        lambda: _publish(
-            group,
-            stamped({"type": live.MESSAGE, "text": protocol.encode(protocol.broadcast(data))}),
-        ),
-        robust=True,
-    )
+    # The same data on the room's SSE channel (feeds.live.sse_channel), under the message's id
+    # with its predecessor as `prev` (0 for the first), in the same round trip.
+    channel = live.sse_channel(room_id)
+
+    def publish() -> None:
+        # Encoded at commit, so `timestamp` is when the message became visible.
+        text = protocol.encode(protocol.broadcast(data))
+        sse = event_message(
+            channel, live.SSE_EVENT, protocol.encode(data), data["id"], data.get("prev") or 0
+        )
+        pulse_layer().publish_sync(
+            [(group, stamped({"type": live.MESSAGE, "text": text})), (channel, sse)]
+        )
+
+    transaction.on_commit(publish, robust=True)
 
 
 async def typing_broadcast(*, room_id: int, user_id: int, username: str) -> None:

@@ -29,6 +29,15 @@ def room_group(room_id: int) -> str:
     return f"chat.room.{room_id}"
 
 
+# A room's messages are also SSE events (`message`) on the channel `chat-<room id>`, for
+# clients without WebSockets (feeds.chat_channel registers the kind and its replay).
+SSE_KIND, SSE_EVENT = "chat", "message"
+
+
+def sse_channel(room_id: int) -> str:
+    return f"{SSE_KIND}-{room_id}"
+
+
 async def join(outbox: Outbox, *, room_id: int) -> None:
     """Deliver the room's and the user's messages to `outbox` once Redis confirmed both
     (Unavailable if it did not in time)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -16,7 +17,7 @@ from feeds import access, events, protocol, ratelimit, selectors
 from feeds.models import CONTENT_MAX, Message, Room
 from notifications.models import Notification
 from notifications.services import TITLE_MAX as NOTIFICATION_TITLE_MAX
-from notifications.services import notification_create
+from notifications.services import group_members_changed, notification_create
 
 ROOM_TITLE_MAX = Room._meta.get_field("title").max_length
 ROOM_SLUG_BASE_MAX = 40
@@ -206,3 +207,11 @@ def room_access_changed(*, room_id: int) -> None:
 def user_access_changed(*, user_id: int) -> None:
     """After a user's memberships changed: their connections re-check access."""
     events.user_recheck_on_commit(user_id=user_id)
+    members_left(user_ids=[user_id])
+
+
+def members_left(*, user_ids: Iterable[int]) -> None:
+    """After users left private rooms: end their SSE streams and held polls, which come
+    back with the channels they may read now, so a room's `chat-<id>` is refused to them
+    (a stream's channels are checked when it opens)."""
+    group_members_changed(user_ids=user_ids)

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from notifications.views import api, pages, stream
+from notifications.views import api, pages, staff, stream
 
 app_name = "notifications"
 
 urlpatterns = [
     path("notifications/", pages.inbox, name="inbox"),
     path("events/", stream.events, name="events"),
+    path("staff/transports/", staff.transports, name="staff-transports"),
     path("api/health/", api.health, name="api-health"),
     path("api/notifications/", api.notification_list, name="api-list"),
     path("api/notifications/unread-count/", api.unread_count, name="api-unread-count"),

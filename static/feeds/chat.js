@@ -2,11 +2,24 @@
 // Reconnects with backoff, backfills what it missed, keeps unsent messages and resends
 // them with their client_msg_id (the server stores each once). All user text goes
 // through textContent: nothing from the server or other users is parsed as HTML.
+//
+// Where the socket cannot open (a proxy that refuses Upgrade), the room falls back to
+// SSE on its channel, and where that stays silent (a proxy that buffers responses), to
+// long polls of it; messages are then sent with HTTP POST. Every transport starts from
+// completeId (all messages up to it are shown) and shows each message once (by id), so
+// a switch loses and repeats nothing. The better transports are tried again every
+// UPGRADE_MS. #chat-transport says which one is live.
+
+import { csrfToken } from "../notifications/live.js";
 
 const root = document.getElementById("chat");
 const ROOM = root.dataset.room;
 const ME = root.dataset.me;
 const ROOMS_API = root.dataset.roomsApi;
+const MESSAGES_API = root.dataset.messagesApi;
+const CHANNEL = root.dataset.channel; // the room's SSE channel, chat-<id>
+const EVENTS_URL = "/events/";
+const POLL_URL = "/api/notifications/poll/";
 const WS_URL = new URL(root.dataset.wsPath, window.location.href);
 WS_URL.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
 
@@ -23,12 +36,23 @@ const CLOSE_RATE_LIMITED = 4008;
 const CLOSE_TOO_MANY_CONNECTIONS = 4029;
 const CLOSE_SERVICE_RESTART = 1012; // this server process restarts: another one takes the tab
 const RESTART_JITTER_MS = 1000;
+// Fallback: sockets that close before their welcome this many times in a row; a socket
+// with no welcome in WS_OPEN_MS; a stream with no stream-open in STREAM_OPEN_MS, or no
+// event (keep-alives come every 20 s) in STREAM_SILENT_MS.
+const WS_FAILURES_TO_FALL_BACK = 2;
+const WS_OPEN_MS = 5000;
+const STREAM_OPEN_MS = 4000;
+const STREAM_SILENT_MS = 45000;
+const UPGRADE_MS = 60000;
+const POLL_WAIT_S = 25;
+const TRANSPORT_NAMES = { ws: "WebSocket", sse: "SSE", poll: "polling" };
 
 const log = document.getElementById("chat-log");
 const list = document.getElementById("chat-messages");
 const empty = document.getElementById("chat-empty");
 const olderButton = document.getElementById("chat-older");
 const statusEl = document.getElementById("chat-status");
+const transportEl = document.getElementById("chat-transport");
 const banner = document.getElementById("chat-banner");
 const typingEl = document.getElementById("chat-typing");
 const form = document.getElementById("chat-form");
@@ -59,6 +83,10 @@ const typers = new Map(); // username -> timer
 const pending = new Map(loadPending()); // client_msg_id -> {content, failed, reason, retried}
 const dropped = new Set(); // ids this tab resolved: to remove from the shared store
 let noticeTimer = null;
+let mode = "ws"; // the transport in use: ws, sse or poll
+let wsFailures = 0; // sockets in a row that closed before their welcome
+let fallback = null; // the open SSE stream or poll loop: {kind, close()}
+let upgradeTimer = null;
 
 // ---------------------------------------------------------------- helpers
 
@@ -132,7 +160,10 @@ function showNotice(text) {
 function setStatus(state, text) {
   statusEl.dataset.state = state;
   statusEl.textContent = text;
-  onlineList.classList.toggle("stale", state !== "open");
+  // Presence needs the socket: over SSE and polls the online list is not kept current.
+  onlineList.classList.toggle("stale", state !== "open" || mode !== "ws");
+  transportEl.textContent = state === "open" ? TRANSPORT_NAMES[mode] : "";
+  transportEl.hidden = state !== "open";
 }
 
 function showBanner(text, link) {
@@ -308,8 +339,38 @@ function failPending(id, reason, retry) {
 
 function transmit(id) {
   const entry = pending.get(id);
-  if (!entry || !socket || socket.readyState !== WebSocket.OPEN) return;
+  if (!entry) return;
+  if (mode !== "ws") {
+    if (fallback?.live) post(id, entry);
+    return;
+  }
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
   socket.send(JSON.stringify({ type: "message", content: entry.content, client_msg_id: id }));
+}
+
+// The socket's `message` frame as an HTTP POST; the answers map to the socket's frames.
+async function post(id, entry) {
+  let response;
+  let body = {};
+  try {
+    response = await fetch(MESSAGES_API, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify({ type: "message", content: entry.content, client_msg_id: id }),
+    });
+    body = await response.json();
+  } catch {
+    if (!response) return; // offline: it stays pending and goes again once live
+  }
+  if (response.ok && body.message) {
+    showMessage(body.message, { animate: true });
+    resolvePending(id);
+  } else if (response.status === 403 || response.status === 404) {
+    if (await stillWelcome()) failPending(id, body.error || `HTTP ${response.status}`, true);
+  } else {
+    handlers.error({ code: body.code || "unavailable", message: body.error || `HTTP ${response.status}`, client_msg_id: id });
+  }
 }
 
 function retryPending(id) {
@@ -455,6 +516,20 @@ function requestHistory(query) {
   historyQuery = query;
   if (socket && socket.readyState === WebSocket.OPEN) {
     socket.send(JSON.stringify({ type: "history", ...query }));
+  } else if (mode !== "ws" && query.before !== undefined) {
+    // Without the socket only older pages are asked for: the channel replays the rest.
+    fetchHistory(query).then((page) => page && handlers.history(page));
+  }
+}
+
+async function fetchHistory(query) {
+  const url = new URL(MESSAGES_API, window.location.href);
+  for (const [name, value] of Object.entries(query)) url.searchParams.set(name, String(value));
+  try {
+    const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    return response.ok ? await response.json() : null;
+  } catch {
+    return null;
   }
 }
 
@@ -463,8 +538,16 @@ function requestHistory(query) {
 function connect() {
   reconnectTimer = null;
   setStatus("connecting", attempts ? "Reconnecting…" : "Connecting…");
+  openSocket(null);
+}
+
+// A socket; `probe` (in a fallback) is called with true once it is welcomed, and then it
+// takes over, or with false if it closed before.
+function openSocket(probe) {
   const ws = new WebSocket(WS_URL);
-  socket = ws;
+  let welcomed = false;
+  if (!probe) socket = ws;
+  const unwelcome = setTimeout(() => ws.close(), WS_OPEN_MS); // a proxy may hold it open
   ws.addEventListener("message", (event) => {
     let frame;
     try {
@@ -472,13 +555,233 @@ function connect() {
     } catch {
       return;
     }
-    if (frame && Object.hasOwn(handlers, frame.type)) handlers[frame.type](frame);
+    if (!welcomed && frame?.type === "welcome") {
+      welcomed = true;
+      clearTimeout(unwelcome);
+      wsFailures = 0;
+      if (probe) {
+        probe(true);
+        if (stopped) return ws.close();
+        mode = "ws";
+        socket = ws;
+      }
+    }
+    if (socket === ws && frame && Object.hasOwn(handlers, frame.type)) handlers[frame.type](frame);
   });
   ws.addEventListener("close", (event) => {
+    clearTimeout(unwelcome);
+    if (probe && !welcomed) return probe(false);
     if (socket !== ws) return;
     socket = null;
     for (const name of [...typers.keys()]) stopTyping(name);
+    if (!welcomed && event.code < 4000 && ++wsFailures >= WS_FAILURES_TO_FALL_BACK) {
+      // Only when the server answers HTTP: a server that is down (a restart) is waited
+      // for on the socket, not taken for a proxy in the way.
+      answersHttp().then((answers) => (answers ? fallBack("sse") : onClose(event.code)));
+      return;
+    }
     onClose(event.code);
+  });
+}
+
+async function answersHttp() {
+  try {
+    const response = await fetch(ROOMS_API, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------- fallback transports
+
+function cursor() {
+  return `${CHANNEL}:${completeId}`;
+}
+
+// Live on `kind`: say so, and send what is waiting (the same ids: stored once).
+function nowLive(transport) {
+  if (fallback !== transport || transport.live) return;
+  transport.live = true;
+  attempts = 0;
+  banner.hidden = true;
+  setStatus("open", "Live");
+  resendPending();
+}
+
+function onStreamEvent(transport, event, data) {
+  if (event === "message") {
+    stopTyping(data.user);
+    showMessage(data, { animate: true });
+    empty.hidden = shown.size > 0 || pending.size > 0;
+  } else if (event === "stream-reset") {
+    window.location.reload(); // the server cannot replay from here: start over
+  } else if (event === "stream-error" && data?.reason === "session-ended") {
+    transport.close();
+    stop("You were signed out.", { text: "Log in again", href: loginUrl() });
+  } else if (event === "stream-error" && transport.kind === "sse") {
+    // channels-changed (left a private room: the new stream is refused), server-restart:
+    // a new stream from where the page is. A poll simply polls again.
+    transport.close();
+    setTimeout(() => fallback === transport && fallBack("sse"), Math.random() * RESTART_JITTER_MS);
+  }
+}
+
+// The newest page over HTTP, for a tab whose socket never welcomed it.
+async function firstPage() {
+  if (completeId !== null) return true;
+  const page = await fetchHistory({ limit: 50 });
+  if (!page) return false;
+  if (completeId === null) completeId = page.messages.length ? (page.messages[0].prev ?? 0) : 0;
+  for (const m of page.messages) showMessage(m);
+  olderButton.hidden = !page.has_more;
+  empty.hidden = shown.size > 0 || pending.size > 0;
+  scrollToBottom();
+  revealHash();
+  return true;
+}
+
+async function fallBack(kind) {
+  fallback?.close();
+  fallback = null;
+  mode = kind;
+  setStatus("connecting", "Connecting…");
+  if (!(await firstPage())) {
+    if (!(await stillWelcome())) return;
+    attempts += 1;
+    reconnectTimer = setTimeout(() => fallBack(kind), Math.min(15000, 1000 * 2 ** attempts) * Math.random());
+    return;
+  }
+  if (stopped || mode !== kind || fallback) return;
+  fallback = kind === "sse" ? openStream(null) : openPoll();
+  clearTimeout(upgradeTimer);
+  upgradeTimer = setTimeout(upgrade, UPGRADE_MS);
+}
+
+// The room's channel over SSE. `probe` (from polling): called with true on stream-open,
+// and the stream takes over, or with false when it failed.
+function openStream(probe) {
+  const url = new URL(EVENTS_URL, window.location.href);
+  url.searchParams.set("channel", CHANNEL);
+  url.searchParams.set("lastEventId", cursor());
+  const source = new EventSource(url);
+  const transport = { kind: "sse", live: false };
+  let opened = false;
+  let silence = null;
+  const failed = () => {
+    transport.close();
+    if (probe && !opened) probe(false);
+    else if (fallback === transport) fallBack("poll");
+  };
+  const heard = () => {
+    clearTimeout(silence);
+    silence = setTimeout(failed, STREAM_SILENT_MS);
+  };
+  const unopened = setTimeout(failed, STREAM_OPEN_MS);
+  transport.close = () => {
+    clearTimeout(unopened);
+    clearTimeout(silence);
+    source.close();
+  };
+  source.addEventListener("stream-open", () => {
+    heard();
+    if (opened) {
+      // EventSource reconnected by itself, from its last id
+      if (fallback === transport) setStatus("open", "Live");
+      return;
+    }
+    opened = true;
+    clearTimeout(unopened);
+    if (probe) {
+      probe(true);
+      fallback = transport;
+    }
+    nowLive(transport);
+  });
+  source.addEventListener("keep-alive", heard);
+  for (const name of ["message", "stream-reset", "stream-error"]) {
+    source.addEventListener(name, (event) => {
+      heard();
+      let data = null;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (fallback === transport) onStreamEvent(transport, name, data);
+    });
+  }
+  source.addEventListener("error", () => {
+    // Refused (403, 429) or never opened: fall back; once open, EventSource reconnects
+    // by itself with Last-Event-ID unless the server answered with an error.
+    if (!opened || source.readyState === EventSource.CLOSED) failed();
+    else if (fallback === transport) setStatus("connecting", "Reconnecting…");
+  });
+  return transport;
+}
+
+// The room's channel by long polls, each from the last answer's cursor.
+function openPoll() {
+  const controller = new AbortController();
+  const transport = { kind: "poll", live: false, close: () => controller.abort() };
+  let position = cursor();
+  (async () => {
+    let failures = 0;
+    let wait = 0; // the first answers at once: live from then on
+    while (!controller.signal.aborted) {
+      const url = new URL(POLL_URL, window.location.href);
+      url.searchParams.set("channel", CHANNEL);
+      url.searchParams.set("cursor", position);
+      url.searchParams.set("wait", String(wait));
+      try {
+        const response = await fetch(url, {
+          headers: { Accept: "application/json" },
+          credentials: "same-origin",
+          signal: controller.signal,
+        });
+        if (response.status === 403 && !(await stillWelcome())) return;
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        const body = await response.json();
+        if (controller.signal.aborted) return;
+        nowLive(transport);
+        failures = 0;
+        wait = POLL_WAIT_S;
+        for (const event of body.events) onStreamEvent(transport, event.event, event.data);
+        position = body.cursor;
+      } catch {
+        if (controller.signal.aborted) return;
+        failures += 1;
+        transport.live = false;
+        setStatus("connecting", "Reconnecting…");
+        await new Promise((resolve) => setTimeout(resolve, Math.min(15000, 500 * 2 ** failures) * Math.random()));
+      }
+    }
+  })();
+  return transport;
+}
+
+// In a fallback: try the socket again, then (from polling) SSE; the first that opens
+// takes over from where the page is, and the one in use is closed only then.
+function upgrade() {
+  upgradeTimer = null;
+  if (stopped || mode === "ws") return;
+  const from = fallback;
+  const tookOver = () => {
+    from?.close();
+    if (fallback === from) fallback = null;
+  };
+  const again = () => {
+    if (!stopped && fallback === from) upgradeTimer = setTimeout(upgrade, UPGRADE_MS);
+  };
+  openSocket((ok) => {
+    if (ok) return tookOver();
+    if (mode !== "poll" || fallback !== from) return again();
+    openStream((streamOk) => {
+      if (!streamOk) return again();
+      tookOver();
+      mode = "sse";
+      upgradeTimer = setTimeout(upgrade, UPGRADE_MS);
+    });
   });
 }
 
@@ -532,6 +835,8 @@ function loginUrl() {
 
 function stop(text, link) {
   stopped = true;
+  fallback?.close();
+  clearTimeout(upgradeTimer);
   setStatus("closed", "Disconnected");
   showBanner(text, link);
   input.disabled = true;
@@ -539,7 +844,7 @@ function stop(text, link) {
 }
 
 function reconnectNow() {
-  if (stopped || socket || !reconnectTimer) return;
+  if (stopped || socket || !reconnectTimer || mode !== "ws") return;
   clearTimeout(reconnectTimer);
   connect();
 }

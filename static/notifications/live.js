@@ -418,12 +418,26 @@ let retries = 0;
 let tabs = null; // the other tabs of this browser, when they share one stream (tabs.js)
 let toastsHere = true; // one tab of the browser toasts an event: the focused one
 const RESTART_JITTER_MS = 1000;
+// Where the stream cannot get through (a proxy that buffers responses: no stream-open
+// within STREAM_OPEN_MS, or no event, keep-alives included, in STREAM_SILENT_MS), the tab
+// long-polls the same events from the same position (/api/notifications/poll/), and tries
+// the stream again every UPGRADE_MS; it takes over once it opens.
+const POLL_URL = "/api/notifications/poll/";
+const STREAM_OPEN_MS = 4000;
+const STREAM_SILENT_MS = 45000;
+const UPGRADE_MS = 60000;
+const POLL_WAIT_S = 25;
+let transport = "sse"; // or "poll"
+let polling = null; // the poll loop's AbortController
 
 function setConnState(state) {
-  tabs?.state(state);
+  tabs?.state({ state, transport });
   if (connState) {
     connState.dataset.state = state;
-    connState.title = { open: "Live", connecting: "Connecting…", offline: "Offline, retrying…", "signed-out": "Signed out" }[state] || state;
+    connState.dataset.transport = transport;
+    const live = `Live · ${transport === "poll" ? "polling" : "SSE"}`;
+    connState.title = { open: live, connecting: "Connecting…", offline: "Offline, retrying…", "signed-out": "Signed out" }[state] || state;
+    connState.setAttribute("aria-label", connState.title);
   }
 }
 
@@ -540,18 +554,8 @@ async function refreshCount() {
   }
 }
 
-// Not parse(): a kick's `id: error` is no position to resume from.
-function errorReason(event) {
-  try {
-    return JSON.parse(event.data)?.reason ?? null;
-  } catch {
-    return null;
-  }
-}
-
-// What each event does to this page, whether it came from this tab's EventSource or was
-// relayed by the tab that holds the browser's stream.
-const handlers = {
+// The stream's events, whether an EventSource or a poll brought them ({data, lastEventId}).
+const eventHandlers = {
   message: parse,
   notification: onNotification,
   read: onRead,
@@ -569,54 +573,184 @@ const handlers = {
     const data = parse(event);
     if (data) emit("activity-removed", data); // a room made private or deleted
   },
-  "stream-error": (event) => {
-    if (errorReason(event) === "session-ended") showSignedOut();
-  },
 };
 
+// Every tab: an event of the browser's stream, from this tab's own or relayed by the leader.
 function handle(event, toastHere = true) {
   toastsHere = toastHere;
   try {
-    handlers[event.type]?.(event);
+    if (event.type !== "stream-error") eventHandlers[event.type]?.(event);
+    else if (errorReason(event) === "session-ended") showSignedOut();
   } finally {
     toastsHere = true;
   }
 }
 
-// In this tab's own EventSource: the browser's stream if this tab leads, or its only one.
-function connect() {
-  if (!STREAM_URL) return;
-  const url = new URL(STREAM_URL, window.location.href);
+// The leader (or a tab alone): an event of this tab's stream or polls; the others get it too.
+function deliver(type, { data, lastEventId: id }) {
+  const event = { type, data, lastEventId: id };
+  const toastHere = tabs ? tabs.publish(event, lastEventId) : true;
+  if (type !== "stream-error") handle(event, toastHere);
+}
+
+// Not parse(): a kick's `id: error` is no position to resume from.
+function errorReason(event) {
+  try {
+    return JSON.parse(event.data)?.reason ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function streamParams(url) {
   for (const channel of (streamPage.streamChannels || "").split(" ").filter(Boolean)) {
     url.searchParams.append("channel", channel);
   }
+  return url;
+}
+
+// Not parse(): a kick's `id: error` is no position to resume from.
+function onStreamError(data) {
+  const reason = data?.reason;
+  if (reason === "session-ended") showSignedOut();
+  else if (reason === "channels-changed") connect(); // joined or left a group
+  // The server process restarts and spreads its streams out: another one takes this now.
+  else if (reason === "server-restart") setTimeout(connect, Math.random() * RESTART_JITTER_MS);
+  else scheduleReconnect();
+}
+
+// An EventSource from lastEventId. `probe` (while polling): called with true once it
+// opened (it then takes over) or false if it did not.
+function connect(probe = null) {
+  if (!STREAM_URL) return;
+  const url = streamParams(new URL(STREAM_URL, window.location.href));
   if (lastEventId) url.searchParams.set("lastEventId", lastEventId);
-  setConnState("connecting");
-  source = new EventSource(url);
-  source.addEventListener("open", () => {
+  if (!probe) {
+    transport = "sse";
+    setConnState("connecting");
+  }
+  const own = new EventSource(url);
+  if (!probe) source = own;
+  let opened = false;
+  let silence = null;
+  const silent = async () => {
+    if (probe && !opened) {
+      own.close();
+      return probe(false);
+    }
+    if (source !== own) return own.close();
+    // A server that does not answer at all (a restart) is waited for on the stream; one
+    // that answers HTTP but whose stream never opens sits behind a buffering proxy.
+    if (!opened && !(await answersHttp())) return heard();
+    own.close();
+    startPolling();
+  };
+  const heard = () => {
+    clearTimeout(silence);
+    silence = setTimeout(silent, opened ? STREAM_SILENT_MS : STREAM_OPEN_MS);
+  };
+  heard();
+  own.addEventListener("stream-open", () => {
+    if (!opened && probe) {
+      probe(true);
+      source = own;
+    }
+    opened = true;
+    heard();
     retries = 0;
-    setConnState("open");
+    if (source === own) setConnState("open");
   });
-  for (const type of Object.keys(handlers)) {
-    source.addEventListener(type, (event) => {
-      const toastHere = tabs ? tabs.publish(event, lastEventId) : true;
-      handle(event, toastHere);
+  own.addEventListener("keep-alive", heard);
+  for (const [name, handler] of Object.entries(eventHandlers)) {
+    own.addEventListener(name, (event) => {
+      heard();
+      if (source === own) deliver(name, event);
     });
   }
-  source.addEventListener("stream-error", (event) => {
-    source.close();
-    const reason = errorReason(event);
-    if (reason === "channels-changed") connect(); // joined or left a group
-    // The server process restarts and spreads its streams out: another one takes this now.
-    else if (reason === "server-restart") setTimeout(connect, Math.random() * RESTART_JITTER_MS);
-    else if (reason !== "session-ended") scheduleReconnect();
+  own.addEventListener("stream-error", (event) => {
+    own.close();
+    clearTimeout(silence);
+    if (probe && !opened) return probe(false);
+    if (source !== own) return;
+    deliver("stream-error", event); // the other tabs show what it means for them
+    onStreamError({ reason: errorReason(event) });
   });
-  source.addEventListener("error", () => {
+  own.addEventListener("error", () => {
+    if (probe && !opened) return silent();
+    if (source !== own) return;
     // EventSource retries network errors itself (with Last-Event-ID); an HTTP error
     // closes it for good, so this tab reconnects with its own backoff.
-    if (source.readyState === EventSource.CLOSED) scheduleReconnect();
-    else setConnState("offline");
+    if (own.readyState === EventSource.CLOSED) {
+      clearTimeout(silence);
+      scheduleReconnect();
+    } else setConnState("offline");
   });
+}
+
+async function answersHttp() {
+  try {
+    await api("/api/notifications/unread-count/");
+    return true;
+  } catch (err) {
+    return Boolean(err.status); // an HTTP answer, even an error, is an answer
+  }
+}
+
+// The same events by long polls from lastEventId, each answer's cursor the next position.
+function startPolling() {
+  source?.close();
+  source = null;
+  transport = "poll";
+  const controller = new AbortController();
+  polling?.abort();
+  polling = controller;
+  setConnState("connecting");
+  let upgrade = setTimeout(tryStream, UPGRADE_MS);
+  function tryStream() {
+    connect((opened) => {
+      if (!opened) {
+        upgrade = setTimeout(tryStream, UPGRADE_MS);
+        return;
+      }
+      controller.abort();
+      transport = "sse";
+    });
+  }
+  (async () => {
+    let failures = 0;
+    let wait = 0; // the first poll answers at once: live from then on
+    while (!controller.signal.aborted) {
+      const url = streamParams(new URL(POLL_URL, window.location.href));
+      if (lastEventId) url.searchParams.set("cursor", lastEventId);
+      url.searchParams.set("wait", String(wait));
+      try {
+        const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", signal: controller.signal });
+        if (response.status === 403 && !(await refreshCount())) break;
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        const answer = await response.json();
+        if (controller.signal.aborted) break;
+        failures = 0;
+        wait = POLL_WAIT_S;
+        setConnState("open");
+        for (const event of answer.events) {
+          const data = JSON.stringify(event.data);
+          if (event.event !== "stream-error") deliver(event.event, { data, lastEventId: event.id });
+          else if (!["channels-changed", "server-restart"].includes(event.data?.reason)) {
+            controller.abort(); // the next poll would carry the new channels, or another server
+            deliver("stream-error", { data, lastEventId: "" });
+            onStreamError(event.data);
+          }
+        }
+        if (!controller.signal.aborted) lastEventId = answer.cursor; // after a reset, too
+      } catch {
+        if (controller.signal.aborted) break;
+        failures += 1;
+        setConnState("offline");
+        await new Promise((resolve) => setTimeout(resolve, Math.min(15000, 500 * 2 ** failures) * Math.random()));
+      }
+    }
+    clearTimeout(upgrade);
+  })();
 }
 
 async function scheduleReconnect() {
@@ -650,7 +784,12 @@ if (STREAM_URL) {
       connect();
     },
     relayed: handle,
-    state: (state) => (state === "signed-out" ? showSignedOut() : setConnState(state)),
+    // The leader's connection state and transport (null: no leader has said yet).
+    state: (shared) => {
+      transport = shared?.transport || transport;
+      if (shared?.state === "signed-out") showSignedOut();
+      else setConnState(shared?.state || "connecting");
+    },
   });
   if (connState) connState.dataset.stream = tabs ? "follower" : "own";
   if (!tabs) connect(); // no Web Locks or BroadcastChannel: this tab streams alone

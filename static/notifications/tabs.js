@@ -48,7 +48,7 @@ export function shareStream(name, { since, lead, relayed, state }) {
   const channel = new BroadcastChannel(name);
   let leading = false;
   let focused = null; // the tab that toasts: the focused one, else the leader
-  let lastState = "connecting";
+  let lastState = null; // the leader's last state(), passed on as it came
   const kept = [];
 
   let open = true;
@@ -114,7 +114,7 @@ export function shareStream(name, { since, lead, relayed, state }) {
     else if (m.kind === "leader") hello();
   });
 
-  state("connecting");
+  state(null);
   hello();
   const quit = new AbortController();
   let release = null;

@@ -92,6 +92,8 @@ async def test_a_tab_that_lost_its_server_backfills_and_sends_what_was_typed(
             await asyncio.to_thread(again.start)
             try:
                 await expect(page.locator("#chat-status")).to_have_text("Live", timeout=20_000)
+                # A server that was down is no proxy in the way: the socket comes back.
+                await expect(page.locator("#chat-transport")).to_have_text("WebSocket")
                 await expect(page.locator(".msg-body")).to_have_text(
                     ["before", *missed, "typed while offline"]
                 )

@@ -25,6 +25,7 @@ from feeds.models import Message, Room
 from notifications.models import Notification
 from tests.support.chat_tab import ChatTab
 from tests.support.factories import make_sessions, make_users, session_cookie
+from tests.support.figures import within
 from tests.support.sentinel import Node, SentinelGroup
 from tests.support.servers import RUN_DIR, UNCAPPED, Server, create_in_another_process, run_manage
 from tests.support.sse_client import open_stream
@@ -279,6 +280,11 @@ async def test_primary_killed_under_bulk_send_and_chat_fails_over_and_loses_noth
     assert f"sent {RECIPIENTS + CHAT_TABS} notifications" in result.stdout
     assert sending_when_killed, "the bulk send ended before the kill: make it longer"
 
+    assert sse_done is not None, "an SSE client never got all its notifications"
+    within("sentinel.sse_all_complete_s", sse_done, FAILOVER_WITHIN + RECOVER_WITHIN)
+    assert chat_done is not None, "a chat tab never caught up, or a sender never settled"
+    within("sentinel.chat_all_caught_up_s", chat_done, FAILOVER_WITHIN + 2 * RECOVER_WITHIN)
+
     # SSE: each watched user's stream carried each of their stored notifications once.
     for tab, user in zip(sse_tabs, watched, strict=True):
         got = Counter(n["id"] for n in tab.notifications())
@@ -287,7 +293,6 @@ async def test_primary_killed_under_bulk_send_and_chat_fails_over_and_loses_noth
 
     # Chat: every message a sender was not refused is stored once and shown in every
     # tab of its room; nothing refused was stored.
-    assert chat_done is not None, "a chat tab never caught up, or a sender never settled"
     lost, doubled, unseen = [], [], []
     for cmid in sent:
         rows = stored.get(cmid, [])

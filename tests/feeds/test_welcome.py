@@ -32,13 +32,15 @@ def history_reads(monkeypatch) -> list[int]:
 @pytest.fixture
 async def first_member(monkeypatch):
     """Join as the room's first member and wait until the room is told (a presence diff is a
-    frame, so it changes the room's version); then hold further diffs for 2 s, so that the
-    joins the test makes next find the room unchanged. The held diffs are dropped at the end."""
+    frame, so it changes the room's version); then hold further diffs, and keep a welcome's
+    history, for 30 s, so that the joins the test makes next find the room unchanged however
+    slow the machine (with 2 s, a busy one re-read it). The held diffs are dropped at the end."""
 
     async def join_first(user):
         socket, hello = await join("general", user)
         await frames_until(socket, lambda f: f.get("type") == "presence")
-        monkeypatch.setattr(presence, "COALESCE_MS", 2000)
+        monkeypatch.setattr(presence, "COALESCE_MS", 30_000)
+        monkeypatch.setattr(welcome, "TTL_SECONDS", 30.0)
         return socket, hello
 
     yield join_first

@@ -24,36 +24,9 @@ def make_users(count: int, prefix: str) -> list:
 def make_sessions(users: list) -> list[str]:
     """One signed-in session per user, as `session_cookie` gives, written in bulk: for
     tests with a thousand clients, where a login each would take seconds."""
-    from datetime import timedelta
+    from notifications.load_users import create_sessions
 
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-    from django.contrib.sessions.models import Session
-    from django.utils import timezone
-    from django.utils.crypto import get_random_string
-
-    store = SessionStore()
-    expire = timezone.now() + timedelta(days=1)
-    backend = "django.contrib.auth.backends.ModelBackend"
-    keys = [get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789") for _ in users]
-    Session.objects.bulk_create(
-        (
-            Session(
-                session_key=key,
-                session_data=store.encode(
-                    {
-                        SESSION_KEY: str(user.pk),
-                        BACKEND_SESSION_KEY: backend,
-                        HASH_SESSION_KEY: user.get_session_auth_hash(),
-                    }
-                ),
-                expire_date=expire,
-            )
-            for key, user in zip(keys, users, strict=True)
-        ),
-        batch_size=500,
-    )
-    return keys
+    return create_sessions(users)
 
 
 def make_user(username: str, **extra):

@@ -1,0 +1,57 @@
+"""What a chat client does, whatever carries it: the WebSocket consumer (feeds.consumers)
+and the HTTP API (feeds.chat_api) call the same functions, so a message posted either way
+gets the same checks, the same rate limit and the same `client_msg_id` dedupe.
+
+Database work runs on the chat database thread (realtime.db), off the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from feeds import protocol, ratelimit, selectors, services
+from feeds.models import Room
+from realtime.db import chat_database
+
+
+@chat_database
+def room_entry(user: Any, slug: str) -> Room | None:
+    return selectors.room_entry(user=user, slug=slug)
+
+
+@chat_database
+def _history(room_id: int, request: protocol.HistoryIn) -> tuple[list[dict[str, Any]], bool]:
+    return selectors.message_history(
+        room_id=room_id, before=request.before, after=request.after, limit=request.limit
+    )
+
+
+async def history(room_id: int, request: protocol.HistoryIn) -> dict[str, Any]:
+    """The `history` frame answering `request`: a page that fits in one frame."""
+    messages, has_more = await _history(room_id, request)
+    messages, cut = protocol.fit_history(messages, keep_newest=request.after is None)
+    return protocol.history(messages, has_more=has_more or cut, request=request)
+
+
+async def spend(*, user_id: int, kind: str) -> ratelimit.Verdict:
+    """Charge one client frame of `kind` to the user's budget, shared by all transports."""
+    return await ratelimit.frame_verdict(user_id=user_id, cost=protocol.cost(kind))
+
+
+@chat_database
+def post(room: Room, author: Any, message: protocol.MessageIn) -> tuple[dict[str, Any], bool]:
+    """Store and broadcast a checked message: (payload, created); FrameError if refused."""
+    try:
+        return services.message_post(
+            room=room,
+            author=author,
+            content=message.content,
+            client_msg_id=message.client_msg_id,
+            client_fields=message.client_fields,
+        )
+    except ValidationError as exc:
+        raise protocol.FrameError(
+            protocol.INVALID, " ".join(exc.messages), client_msg_id=message.client_msg_id
+        ) from None
