@@ -16,6 +16,7 @@ from playwright.async_api import BrowserContext, Page, expect
 from notifications.services import notification_create
 from tests.support.browser import chromium, log_in
 from tests.support.factories import cookie_for, make_user
+from tests.support.proxy import Proxy
 from tests.support.waiting import until
 
 pytestmark = [
@@ -39,10 +40,10 @@ async def streams(server, db):
         base_url=server.url, cookies={"sessionid": await cookie_for(ops)}
     ) as client:
 
-        async def count() -> int:
+        async def count(gauge: str = "sse_streams") -> int:
             response = await client.get("/api/health/")
             assert response.status_code == 200, response.text
-            return response.json()["sse_streams"]
+            return response.json()[gauge]
 
         yield count
 
@@ -166,6 +167,22 @@ async def test_each_browser_profile_has_its_own_stream_and_lockless_tabs_their_o
         for tab in tabs:
             await shows_each_once(tab, [n.pk])
     await settle_at(streams, before)
+
+
+async def test_tabs_behind_a_buffering_proxy_share_the_leaders_polls(server, alice, streams):
+    async with Proxy(server.port, buffer=True) as proxy, chromium() as browser:
+        tabs = await open_tabs(await browser.new_context(), proxy.url, 3)
+        for tab in tabs:  # the leader fell back to long polls; the others say so too
+            await expect(tab.locator("#conn-state")).to_have_attribute(
+                "data-transport", "poll", timeout=15_000
+            )
+        await until(lambda: _equals(lambda: streams("held_polls"), 1), 20, "1 held poll")
+        ids = [(await create(recipient=alice, title=f"Polled {i}")).pk for i in range(3)]
+        for tab in tabs:
+            await shows_each_once(tab, ids)
+        for _ in range(5):
+            assert await streams("held_polls") <= 1
+            await asyncio.sleep(0.2)
 
 
 # (event id, the stream's id before it, a tab's position) -> is the event new to that tab?
