@@ -430,7 +430,26 @@ const POLL_WAIT_S = 25;
 let transport = "sse"; // or "poll"
 let polling = null; // the poll loop's AbortController
 
+// A reconnect that works within a few seconds (a server restarting, a proxy moving the
+// stream) reads "Connecting…"; the dot says offline only when the trouble lasts.
+const OFFLINE_AFTER_MS = 5000;
+let offlineTimer = null;
+
 function setConnState(state) {
+  if (state === "offline" && connState?.dataset.state !== "offline") {
+    offlineTimer ??= setTimeout(() => {
+      offlineTimer = null;
+      showConnState("offline");
+    }, OFFLINE_AFTER_MS);
+    state = "connecting";
+  } else if (state !== "offline") {
+    clearTimeout(offlineTimer);
+    offlineTimer = null;
+  }
+  showConnState(state);
+}
+
+function showConnState(state) {
   tabs?.state({ state, transport });
   if (connState) {
     connState.dataset.state = state;
