@@ -58,6 +58,10 @@ EXIT_WITHIN = DRAIN_SECONDS + 15.0  # generous: a busy machine is slow to exit
 NGINX_FAIL_TIMEOUT = 5.0
 BACK_WITHIN = 30.0  # after a new process answers, everyone is connected again by then
 BUSIEST_SECOND_MAX = 0.20
+# One restart's reconnects, spread evenly, put about 1/9 of them in each second of the
+# window (0.9 x 10 s). Measured 12-16 % on a busy machine and up to 26 % beside a CPU hog
+# (docs/hardening.md); a drain that moved everyone at once would put 100 % in one second.
+BUSIEST_SECOND_OF_ONE_RESTART_MAX = 0.35
 RUN_FOR = 170.0  # every client loop ends by then, whatever happens
 
 
@@ -276,7 +280,8 @@ async def test_a_rolling_restart_of_three_processes_loses_nothing_and_spreads_re
         )
         within(f"rolling_restart.{label}_reconnects_per_restart", worst, 1)
         assert moved == USERS, label  # every process was restarted: everyone moved
-    # Spread out: no second holds more than 20 % of the reconnects, in all or in one restart.
+    # Spread out: no second holds more than 20 % of all the reconnects, nor a burst of one
+    # restart's.
     every = [t for per_client in starts.values() for times in per_client for t in times]
     busiest = busiest_window(every) / len(every)
     print(f"reconnects: busiest 1 s {busiest:.1%}; per second {histogram(every)}")
@@ -289,4 +294,9 @@ async def test_a_rolling_restart_of_three_processes_loses_nothing_and_spreads_re
             f"restart {k}: {len(phase)} reconnects, busiest 1 s {share:.1%}, "
             f"last {percentile(phase, 1.0):.1f} s after SIGTERM"
         )
-        within("rolling_restart.busiest_1s_share_of_one", share, BUSIEST_SECOND_MAX, context=k)
+        within(
+            "rolling_restart.busiest_1s_share_of_one",
+            share,
+            BUSIEST_SECOND_OF_ONE_RESTART_MAX,
+            context=k,
+        )
