@@ -56,8 +56,6 @@ from bench.ws_fanout import WSLoadClient
 
 IN_FLIGHT = 32  # connects in flight per load-client process
 CHUNK = 2_000  # connects per client per command: progress lines, bounded waits
-SETTLE_SECONDS = 5.0
-IDLE_SECONDS = 10.0  # half the SSE keep-alive and chat heartbeat period
 ROOM_PREFIX = "cap-"
 
 
@@ -218,7 +216,7 @@ def run_stage(ctx: dict[str, Any], target: int, previous: dict[str, Any] | None,
         last=n_sse,
         rate=args.rate,
     )
-    time.sleep(SETTLE_SECONDS)
+    time.sleep(args.settle)
     rss1, cpu1 = fleet.rss(), fleet.cpu()
     ws = ramp(
         ctx["ws_clients"],
@@ -230,12 +228,14 @@ def run_stage(ctx: dict[str, Any], target: int, previous: dict[str, Any] | None,
         rate=args.rate,
         paths=ctx["ws_paths"],
     )
-    time.sleep(SETTLE_SECONDS)
+    time.sleep(args.settle)
     rss2, cpu2 = fleet.rss(), fleet.cpu()
-    idle0, redis0 = fleet.cpu(), fleet.redis_cpu()
-    time.sleep(IDLE_SECONDS)
-    idle_cores = (fleet.cpu() - idle0) / IDLE_SECONDS
-    redis_idle_cores = (fleet.redis_cpu() - redis0) / IDLE_SECONDS
+    # Idle for half the SSE keep-alive and chat heartbeat period (20 s) by default.
+    idle0, redis0, wall0 = fleet.cpu(), fleet.redis_cpu(), time.monotonic()
+    time.sleep(2 * args.settle)
+    wall = time.monotonic() - wall0
+    idle_cores = (fleet.cpu() - idle0) / wall
+    redis_idle_cores = (fleet.redis_cpu() - redis0) / wall
     added = (n_sse - had_sse) + (n_ws - had_ws)
     kb = 1024
     stage: dict[str, Any] = {
@@ -342,6 +342,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--per-client", type=int, default=10_000, help="sockets per load-client process"
     )
+    parser.add_argument(
+        "--settle", type=float, default=5.0, help="s after each ramp; the idle window is twice it"
+    )
+    parser.add_argument("--publishes", type=int, default=200_000, help="for Redis's rate")
     parser.add_argument("--json", help="write results here instead of bench/results/")
     args = parser.parse_args(argv)
     if args.connections < 2 * args.room_size:
@@ -402,14 +406,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             clients += ctx["sse_clients"]
             ctx["ws_clients"] = [WSLoadClient(env) for _ in range(k_ws)]
             clients += ctx["ws_clients"]
-            time.sleep(SETTLE_SECONDS)
+            time.sleep(args.settle)
             ctx["rss_start"] = fleet.rss()
             previous = None
             for i, target in enumerate(t for t in (args.baseline, args.connections) if t):
                 previous = run_stage(ctx, target, previous, seq=10**12 + i * 10**6)
                 stages.append(previous)
             publish = redis_publish.measure(
-                str(env.redis.socket_path), env.redis.process.pid, subscribers=args.servers
+                str(env.redis.socket_path),
+                env.redis.process.pid,
+                subscribers=args.servers,
+                count=args.publishes,
             )
             print(
                 f"\nRedis: {publish['publishes_per_s']} PUBLISH/s to {args.servers} "
