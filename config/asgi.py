@@ -20,6 +20,7 @@ from realtime.auth import SessionAuthMiddleware  # noqa: E402
 from realtime.daphne_ws import install_if_daphne_cli  # noqa: E402
 from realtime.db import connect_database  # noqa: E402
 from realtime.onehop import OneHopHandler  # noqa: E402
+from realtime.ops import OpsEndpoints  # noqa: E402
 from realtime.routing import websocket_urlpatterns as realtime_websocket_urlpatterns  # noqa: E402
 from realtime.sse_asgi import SSEStreams  # noqa: E402
 
@@ -41,13 +42,16 @@ websocket_routes = [
 
 application = ProtocolTypeRouter(
     {
-        # SSEStreams: /events/ streams continue on the ASGI connection once the view has
-        # authorized them (realtime/sse_asgi.py); every other request passes through.
-        "http": SSEStreams(
-            OneHopHandler(
-                ASGIStaticFilesHandler(django_http),
-                paths=LIVE_CONNECT_PATHS,
-                thread=connect_database,
+        # OpsEndpoints: /healthz, /readyz and token-bearing /metrics scrapes, before Django
+        # (realtime/ops.py). SSEStreams: /events/ streams continue on the ASGI connection
+        # once the view has authorized them (realtime/sse_asgi.py); the rest pass through.
+        "http": OpsEndpoints(
+            SSEStreams(
+                OneHopHandler(
+                    ASGIStaticFilesHandler(django_http),
+                    paths=LIVE_CONNECT_PATHS,
+                    thread=connect_database,
+                )
             )
         ),
         # Exact origin (scheme, host and port), not just the hostname: config/origin.py.

@@ -1,5 +1,6 @@
 """One settings module; every deploy-specific value comes from the environment."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -121,6 +122,21 @@ SSE_STREAMS_PER_USER = env_int("SSE_STREAMS_PER_USER", 20)
 CHAT_SOCKETS_PER_USER = env_int("CHAT_SOCKETS_PER_USER", 20)
 if SSE_STREAMS_PER_USER < 1 or CHAT_SOCKETS_PER_USER < 1:
     raise ImproperlyConfigured("SSE_STREAMS_PER_USER and CHAT_SOCKETS_PER_USER must be positive")
+
+# GET /metrics (realtime/ops.py) answers staff sessions and `Authorization: Bearer
+# <METRICS_TOKEN>`; unset, staff only.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters (or unset)")
+# prometheus_client reads PROMETHEUS_MULTIPROC_DIR itself (realtime/metrics.py): every
+# server process of a host writes its metrics there and a scrape of any sums them all.
+# Checked here, before a metric is made: a missing directory would fail at import.
+_metrics_dir = env_str("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir and not (Path(_metrics_dir).is_dir() and os.access(_metrics_dir, os.W_OK)):
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir} is not a writable directory: create it "
+        "(empty) before the servers start, or unset it for per-process metrics"
+    )
 
 EVENTSTREAM_STORAGE_CLASS = "notifications.storage.ReplayStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "notifications.channels.AccessChannelManager"

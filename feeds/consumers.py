@@ -143,6 +143,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             history = await welcome.history_json(room.pk)
         except BaseException:
             live.leave(self.outbox)  # a crashed consumer gets no disconnect()
+            self.outbox.gone()
             raise
         frame = protocol.welcome(
             room=room.slug, user=user.username, history_json=history, online_json=online

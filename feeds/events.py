@@ -18,8 +18,9 @@ import redis
 from django.db import transaction
 
 from feeds import live, protocol
+from realtime import metrics
 from realtime.layer import pulse_layer
-from realtime.wire import user_group
+from realtime.wire import stamped, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ async def _apublish(group: str, message: dict[str, Any]) -> None:
         await pulse_layer().group_send(group, message)
     except (redis.RedisError, OSError) as exc:
         logger.error("chat publish to %s failed (clients backfill it): %s", group, exc)
+        metrics.PUBLISH_FAILURES.inc()
 
 
 def message_broadcast_on_commit(*, room_id: int, data: dict[str, Any]) -> None:
@@ -41,7 +43,8 @@ def message_broadcast_on_commit(*, room_id: int, data: dict[str, Any]) -> None:
     # Encoded at commit, so `timestamp` is when the message became visible.
     transaction.on_commit(
         lambda: _publish(
-            group, {"type": live.MESSAGE, "text": protocol.encode(protocol.broadcast(data))}
+            group,
+            stamped({"type": live.MESSAGE, "text": protocol.encode(protocol.broadcast(data))}),
         ),
         robust=True,
     )
@@ -51,13 +54,14 @@ async def typing_broadcast(*, room_id: int, user_id: int, username: str) -> None
     """Tell the room, except the typist's own tabs, that `username` is typing."""
     text = protocol.encode(protocol.typing(user=username))
     await _apublish(
-        live.room_group(room_id), {"type": live.TYPING, "text": text, "skip_user": user_id}
+        live.room_group(room_id),
+        stamped({"type": live.TYPING, "text": text, "skip_user": user_id}),
     )
 
 
 async def presence_broadcast(*, room_id: int, joined: list[str], left: list[str]) -> None:
     text = protocol.encode(protocol.presence(joined=joined, left=left))
-    await _apublish(live.room_group(room_id), {"type": live.PRESENCE, "text": text})
+    await _apublish(live.room_group(room_id), stamped({"type": live.PRESENCE, "text": text}))
 
 
 def user_sockets_close_on_commit(*, user_id: int, code: int, session_key: str = "") -> None:

@@ -19,6 +19,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from realtime import metrics
 from realtime.redis_state import async_client, key, run_script, sync_client
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,11 @@ class Verdict:
 
 ALLOW = Verdict(allowed=True)
 
+# Refusals by limit (pulse_rate_limited_total), made now so that each shows from the start.
+_REFUSED = {
+    name: metrics.RATE_LIMITED.labels(name) for name in ("chat-frames", "rooms", "mentions")
+}
+
 
 async def frame_verdict(*, user_id: int, cost: float) -> Verdict:
     """Spend `cost` tokens of the user's bucket; refuse, and call it a flood when sustained."""
@@ -80,6 +86,7 @@ async def frame_verdict(*, user_id: int, cost: float) -> Verdict:
         return ALLOW
     if allowed:
         return ALLOW
+    _REFUSED["chat-frames"].inc()
     return Verdict(allowed=False, flood=strikes >= FLOOD_STRIKES)
 
 
@@ -122,10 +129,13 @@ def _moving_window() -> MovingWindowRateLimiter:
 
 def _hit(item: RateLimitItem, *identifiers: object) -> bool:
     try:
-        return _moving_window().hit(item, *(str(i) for i in identifiers))
+        allowed = _moving_window().hit(item, *(str(i) for i in identifiers))
     except (redis.RedisError, OSError) as exc:
         logger.warning("%s limit unavailable, allowing: %s", identifiers[0], exc)
         return True
+    if not allowed:
+        _REFUSED[str(identifiers[0])].inc()
+    return allowed
 
 
 # Rooms a user may create from the chat page in any ROOM_WINDOW_SECONDS: plenty for a

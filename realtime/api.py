@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from realtime import channels, latest
+from realtime import channels, latest, metrics
 from realtime.channels import LATEST, NO_REPLAY, STORAGE, AccessRule, ChannelKind
 from realtime.layer import pulse_layer
 from realtime.wire import event_message
@@ -95,6 +95,7 @@ def _send(channel: str, event: str, text: str, replay: str, event_id: int | None
             event_id = latest.store(channel, event, text)
         except (redis.RedisError, OSError) as exc:
             logger.warning("publish to %s failed: %s", channel, exc)
+            metrics.PUBLISH_FAILURES.inc()
             return
     pulse_layer().publish_sync([(channel, _message(channel, event, text, replay, event_id))])
 

@@ -18,9 +18,9 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from realtime import channels, latest
+from realtime import channels, latest, metrics
 from realtime.db import connect_database
-from realtime.wire import user_group
+from realtime.wire import PUBLISHED_AT, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class UserGroupMixin:
 class EventsConsumer(UserGroupMixin, AsyncJsonWebsocketConsumer):
     names: list[str] = []
     last: dict[str, int] = {}
+    counted = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -86,6 +87,8 @@ class EventsConsumer(UserGroupMixin, AsyncJsonWebsocketConsumer):
             await self._refuse("forbidden", "permission denied", CLOSE_FORBIDDEN, channels=denied)
             return
         self.names, self.last = names, dict.fromkeys(names, 0)
+        self.counted = True
+        metrics.WS_EVENTS_OPEN.inc()
         for group in names:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.join_user_group(user)
@@ -100,6 +103,9 @@ class EventsConsumer(UserGroupMixin, AsyncJsonWebsocketConsumer):
         await self.close(close_code)
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            self.counted = False
+            metrics.WS_EVENTS_OPEN.dec()
         user = self.scope.get("user")
         if self.names and user is not None:
             for group in self.names:
@@ -137,3 +143,6 @@ class EventsConsumer(UserGroupMixin, AsyncJsonWebsocketConsumer):
                 return  # a newer value was sent already
             self.last[channel] = event_id
         await self._event(channel, message["event"], message["data"], event_id)
+        # Per receiver here: this path dispatches a consumer per member anyway.
+        metrics.WS_EVENTS_DELIVERED.inc()
+        metrics.observe_latency(metrics.WS_EVENTS_LATENCY, message.get(PUBLISHED_AT))

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import redis
 
+from realtime import metrics
 from realtime.redis_clients import subscriber_client
 
 logger = logging.getLogger(__name__)
@@ -226,6 +227,8 @@ class Hub:
             await pubsub.connect()
             self.failing = False
             self.epoch += 1
+            if self.epoch > 1:
+                metrics.RELAY_RECONNECTS.inc()
             self._inflight.clear()
             self._live.clear()
             self._changed.clear()

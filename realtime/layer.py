@@ -34,6 +34,7 @@ from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.core.exceptions import ImproperlyConfigured
 
+from realtime import metrics
 from realtime.hub import Hub
 from realtime.redis_clients import async_publisher, publisher
 from realtime.wire import GROUP_NAME
@@ -221,6 +222,7 @@ class PulseChannelLayer(RedisPubSubChannelLayer):
                     pipe.execute()
         except (redis.RedisError, OSError) as exc:
             logger.warning("live publish failed (%d messages): %s", len(encoded), exc)
+            metrics.PUBLISH_FAILURES.inc(len(encoded))
             return False
         return True
 

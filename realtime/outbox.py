@@ -24,8 +24,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from realtime import fastpath, servers
-from realtime.wire import CLOSE_RESYNC, CLOSE_TOO_SLOW
+from realtime import fastpath, metrics, servers
+from realtime.wire import CLOSE_RESYNC, CLOSE_TOO_SLOW, PUBLISHED_AT
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class Outbox:
     kind: Any = None  # WEBSOCKETS, set below
 
     __slots__ = (
+        "_counted",
         "_writer",
         "close_code",
         "epoch",
@@ -92,6 +93,8 @@ class Outbox:
         self.close_code = 0
         self.epoch = 0  # realtime.hub: the Redis subscription this outbox was joined on
         self._writer: asyncio.Task[None] | None = None
+        self._counted = True  # among the open connections until gone()
+        metrics.WS_CHAT_OPEN.inc()
 
     # -- the hot path (WEBSOCKETS.deliver calls these for every member of a group) --------
 
@@ -181,6 +184,7 @@ class Outbox:
             self.queued_bytes,
             CLOSE_TOO_SLOW,
         )
+        metrics.WS_CHAT_CUTOFFS.inc()
         self.queue.clear()
         self.queued_bytes = 0
         self.close(CLOSE_TOO_SLOW)
@@ -197,6 +201,9 @@ class Outbox:
         self.state = CLOSED
         self.queue.clear()
         self.queued_bytes = 0
+        if self._counted:
+            self._counted = False
+            metrics.WS_CHAT_OPEN.dec()
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
 
@@ -267,28 +274,42 @@ class _WebSocketKind:
 
     async def deliver(self, members: tuple[Outbox, ...], messages: list[dict[str, Any]]) -> None:
         run: list[Frame] = []
+        published: list[float] = []
         for message in messages:
             text = message.get("text")
             if text is not None:
                 run.append(
                     ({"type": "websocket.send", "text": text}, len(text), message.get("skip_user"))
                 )
+                if PUBLISHED_AT in message:
+                    published.append(message[PUBLISHED_AT])
                 continue
             if run:
-                await fan_out(members, run)
-                run = []
+                await self._fan_out(members, run, published)
+                run, published = [], []
             for outbox in members:
                 if outbox.on_control is not None and outbox.state is OPEN:
                     outbox.on_control(message)
         if run:
-            await fan_out(members, run)
+            await self._fan_out(members, run, published)
+
+    async def _fan_out(
+        self, members: tuple[Outbox, ...], run: list[Frame], published: list[float]
+    ) -> None:
+        # Counted once per run of frames, not per member (realtime.metrics).
+        metrics.WS_CHAT_DELIVERED.inc(await fan_out(members, run))
+        for published_at in published:
+            metrics.observe_latency(metrics.WS_CHAT_LATENCY, published_at)
 
     def resync(self, members: list[Outbox], epoch: int) -> None:
         """Close the sockets joined on an earlier connection: they may have missed frames.
         The client reconnects and backfills."""
+        closed = 0
         for outbox in members:
-            if 0 < outbox.epoch < epoch:
+            if 0 < outbox.epoch < epoch and outbox.state is OPEN:
                 outbox.close(CLOSE_RESYNC)
+                closed += 1
+        metrics.WS_CHAT_RESYNCS.inc(closed)
 
     def __repr__(self) -> str:
         return "websockets"
@@ -300,16 +321,18 @@ Outbox.kind = WEBSOCKETS
 Frame = tuple[Message, int, "int | None"]
 
 
-async def fan_out(members: tuple[Outbox, ...], frames: list[Frame]) -> None:
+async def fan_out(members: tuple[Outbox, ...], frames: list[Frame]) -> int:
     """Write encoded frames to every member: at once where the socket keeps up, queued
-    behind its earlier frames where it does not."""
+    behind its earlier frames where it does not. Returns how many (frame, member) pairs."""
     several = len(frames) > 1
+    handed = 0
     for i, outbox in enumerate(members, 1):
         user_id = outbox.user_id
         wrote = False
         for message, size, skip_user in frames:
             if user_id == skip_user:
                 continue
+            handed += 1
             if outbox.ready():
                 if several and not wrote:
                     outbox.hold()  # the socket's run of frames in one write
@@ -321,3 +344,4 @@ async def fan_out(members: tuple[Outbox, ...], frames: list[Frame]) -> None:
             outbox.flush()
         if i % YIELD_EVERY == 0:
             await asyncio.sleep(0)
+    return handed

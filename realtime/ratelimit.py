@@ -18,6 +18,7 @@ from limits import RateLimitItem
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from realtime import metrics
 from realtime.redis_state import async_client, key
 
 logger = logging.getLogger(__name__)
@@ -48,9 +49,14 @@ def _limiter() -> MovingWindowRateLimiter:
 
 
 async def hit(item: RateLimitItem, *identifiers: object) -> bool:
-    """Count one hit against `item` for `identifiers`; False once the window is full."""
+    """Count one hit against `item` for `identifiers` (the first names the limit, as the
+    `limit` label of pulse_rate_limited_total); False once the window is full."""
     try:
-        return await _limiter().hit(item, *(str(i) for i in identifiers))
+        allowed = await _limiter().hit(item, *(str(i) for i in identifiers))
     except (redis.RedisError, OSError) as exc:
         logger.warning("%s limit unavailable, allowing: %s", identifiers[0], exc)
         return True
+    if not allowed:
+        # The first identifier names the limit (a constant in the caller's code).
+        metrics.RATE_LIMITED.labels(str(identifiers[0])).inc()
+    return allowed

@@ -10,6 +10,8 @@ Three shapes, for three jobs:
   is away (on-commit callbacks run in the thread every database call of a process shares).
 - `subscriber_client(name)`: a fresh connection for one pub/sub session, with no silent
   reconnects: whoever holds it must learn that it broke, to resync what it missed.
+- `probe_client()`: a throwaway client that answers fast or fails fast (the checks at
+  start and `/readyz`, realtime.probes); a malformed REDIS_URL raises ValueError here.
 """
 
 from __future__ import annotations
@@ -112,6 +114,16 @@ def subscriber_client(name: str) -> aioredis.Redis:
         socket_timeout=None,
         client_name=f"{name}-{os.getpid()}",
         retry=Retry(NoBackoff(), 0, supported_errors=()),
+    )
+
+
+def probe_client(timeout: float) -> redis.Redis:
+    """A new client whose every call gives up after `timeout` s, with no retries."""
+    return redis.Redis.from_url(
+        redis_url(),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
     )
 
 

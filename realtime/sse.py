@@ -41,7 +41,7 @@ from urllib.parse import quote
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import get_storage
 
-from realtime import connection_caps, latest, tcp
+from realtime import connection_caps, latest, metrics, tcp
 from realtime.channels import LATEST, STORAGE, replay_of
 from realtime.connection_caps import SSE
 from realtime.db import connect_database
@@ -53,6 +53,7 @@ from realtime.wire import (
     KEEPALIVE,
     KICK,
     KICK_FRAMES,
+    PUBLISHED_AT,
     RESYNC,
     SESSION_ENDED,
     SSE_GROUP,
@@ -265,6 +266,7 @@ class Connection:
         """Too far behind: drop what is pending and end the connection now."""
         if self.state is not CLOSED:
             logger.info("SSE client of user %s too slow; disconnecting it", self.user_id)
+            metrics.SSE_CUTOFFS.inc()
         self.pending.clear()
         self._slots.clear()
         self.pending_bytes = 0
@@ -322,6 +324,7 @@ class Connection:
             self.opened = True
             out.append(STREAM_OPEN)
         if read.resets:
+            metrics.SSE_RESETS.inc()
             body = json.dumps({"channels": sorted(read.resets)})
             out.append(f"event: stream-reset\nid: {self.event_id()}\ndata: {body}\n\n".encode())
         replayed: set[tuple[str, int | None]] = set()
@@ -335,6 +338,8 @@ class Connection:
             out += (event.head, self.event_id().encode(), event.tail)
             size += event.size
             replayed.add((event.channel, event.id))
+        if replayed:
+            metrics.SSE_REPLAYED_EVENTS.inc(len(replayed))
         for data in out:
             self.pending.append(data)
             self.pending_bytes += len(data)
@@ -475,6 +480,7 @@ class Streams:
         if conn.state is CLOSED:
             return
         conn.begin_catch_up()
+        metrics.SSE_REPLAYS.inc()
         self._replay_queue[conn] = None
         if self._replay_task is None or self._replay_task.done():
             # A context of its own: the DB connection it opens is its own, closed per batch.
@@ -575,9 +581,14 @@ class _StreamKind:
                     message.get("prev"),
                     bool(message.get("latest")),
                 )
+                handed = 0
                 for conn in members:
                     if channel in conn._index:
                         conn.push(event)
+                        handed += 1
+                # Once per message and process, not per stream (realtime.metrics).
+                metrics.SSE_DELIVERED.inc(handed)
+                metrics.observe_latency(metrics.SSE_LATENCY, message.get(PUBLISHED_AT))
             elif kind == KICK:
                 frame = KICK_FRAMES.get(message.get("reason"), KICK_FRAMES[SESSION_ENDED])
                 session = message.get("session") or None
@@ -591,6 +602,7 @@ class _StreamKind:
         """Anything published while this process was not subscribed is in storage: every
         stream re-reads its channels (joined before or during the outage alike)."""
         if members:
+            metrics.SSE_RESYNCS.inc(len(members))
             local = streams()
             for conn in members:
                 local.catch_up(conn)
@@ -633,6 +645,7 @@ async def frames(
         logger.warning("SSE stream of user %s starts before Redis confirmed it", conn.user_id)
         await hub.join(conn, groups, wait=False)
     local.attach(conn)
+    metrics.SSE_OPEN.inc()
     try:
         while True:
             await conn.wait()
@@ -648,6 +661,7 @@ async def frames(
             if conn.state is CLOSED and not conn.pending:
                 return
     finally:
+        metrics.SSE_OPEN.dec()
         hub.leave(conn)
         local.detach(conn)
 

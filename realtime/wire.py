@@ -13,6 +13,7 @@ Groups are Channels groups on the Pulse channel layer (realtime.layer):
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from django_eventstream.utils import sse_encode_error
@@ -33,6 +34,15 @@ def user_group(user_id: int) -> str:
 EVENT = "pulse.event"  # an SSE event on a channel: channel, event, data (JSON str), id, prev
 KICK = "pulse.kick"  # end a user's SSE streams: session ("" = all), reason
 RESYNC = "pulse.resync"  # every stream re-reads its channels (a publish failed somewhere)
+# When a message was published (time.time()), for the delivery latency metric
+# (realtime.metrics); servers never send it to clients.
+PUBLISHED_AT = "published_at"
+
+
+def stamped(message: dict[str, Any]) -> dict[str, Any]:
+    """`message` with the publish time (PUBLISHED_AT) set to now."""
+    message[PUBLISHED_AT] = time.time()
+    return message
 
 
 def event_message(
@@ -52,6 +62,7 @@ def event_message(
         "event": event_type,
         "data": data,
         "id": event_id,
+        PUBLISHED_AT: time.time(),
     }
     if prev is not None:
         message["prev"] = prev

@@ -1,6 +1,7 @@
 """What the publishers send to the channel layer: each personal event names the one before."""
 
 import json
+import time
 
 import pytest
 
@@ -14,7 +15,7 @@ from notifications.services import (
 )
 from realtime import sse
 from realtime.sse import STREAMS
-from realtime.wire import event_message
+from realtime.wire import PUBLISHED_AT, event_message
 from tests.support.streams import live_connection
 
 pytestmark = pytest.mark.django_db
@@ -100,6 +101,7 @@ def test_a_batchs_previous_ids_are_one_query(alice, bob, django_assert_num_queri
 async def test_the_message_carries_prev_to_the_streams_and_leaves_it_out_when_unknown():
     assert "prev" not in event_message("announcements", "announcement", "{}", 3)
     message = event_message("user-7", "notification", '{"id": 12}', 12, 11)
+    assert abs(message.pop(PUBLISHED_AT) - time.time()) < 60  # for the latency metric
     assert message == {
         "type": "pulse.event",
         "channel": "user-7",

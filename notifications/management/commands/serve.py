@@ -15,14 +15,17 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from config.redis_server import EmbeddedRedis
+from realtime import probes
 
 # Frames and messages over 64 KiB close the socket with 1009 before the app sees them.
 MAX_WS_MESSAGE = 65536
 SERVERS = ("daphne", "uvicorn")
 
 
-def daphne_command(*, host: str, port: int) -> list[str]:
+def daphne_command(*, host: str, port: int, proxy_headers: bool = False) -> list[str]:
     """daphne through config.daphne_server, which closes oversized messages with 1009."""
+    # Behind nginx: the client's address (and scheme) from X-Forwarded-For (-Proto).
+    proxy = ["--proxy-headers"] if proxy_headers else []
     return [
         sys.executable, "-m", "config.daphne_server",
         "-b", host, "-p", str(port),
@@ -34,13 +37,16 @@ def daphne_command(*, host: str, port: int) -> list[str]:
         # 2,000 here); the 5 s default dropped chat handshakes still queued, sending those
         # tabs into longer backoffs (tests/e2e/test_faults_restart.py).
         "--websocket_connect_timeout", "60",
+        *proxy,
         "config.asgi:application",
     ]  # fmt: skip
 
 
-def uvicorn_command(*, host: str, port: int) -> list[str]:
+def uvicorn_command(*, host: str, port: int, proxy_headers: bool = False) -> list[str]:
     """uvicorn with the same 64 KiB WebSocket cap and pings; its sans-I/O WebSocket
     implementation is the fast one (docs/performance.md)."""
+    # uvicorn trusts X-Forwarded-* from 127.0.0.1 by default; only when asked, as daphne.
+    proxy = "--proxy-headers" if proxy_headers else "--no-proxy-headers"
     return [
         sys.executable, "-m", "uvicorn",
         "--host", host, "--port", str(port),
@@ -49,15 +55,16 @@ def uvicorn_command(*, host: str, port: int) -> list[str]:
         "--ws-per-message-deflate", "false",
         "--ws-ping-interval", "20", "--ws-ping-timeout", "30",
         "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5",
+        proxy,
         "config.asgi:application",
     ]  # fmt: skip
 
 
-def server_command(kind: str, *, host: str, port: int) -> list[str]:
+def server_command(kind: str, *, host: str, port: int, proxy_headers: bool = False) -> list[str]:
     if kind == "uvicorn":
-        return uvicorn_command(host=host, port=port)
+        return uvicorn_command(host=host, port=port, proxy_headers=proxy_headers)
     if kind == "daphne":
-        return daphne_command(host=host, port=port)
+        return daphne_command(host=host, port=port, proxy_headers=proxy_headers)
     raise ValueError(f"unknown server {kind!r}; choose one of {', '.join(SERVERS)}")
 
 
@@ -89,9 +96,22 @@ class Command(BaseCommand):
             type=Path,
             help="where the private Redis keeps its socket (default: .run in the project)",
         )
+        parser.add_argument(
+            "--proxy-headers",
+            action="store_true",
+            help="take the client's address and scheme from X-Forwarded-For and "
+            "X-Forwarded-Proto: only behind a proxy that sets them (deploy/nginx/pulse.conf)",
+        )
 
     def handle(
-        self, *args: Any, host: str, port: int, server: str, run_dir: Path | None, **options: Any
+        self,
+        *args: Any,
+        host: str,
+        port: int,
+        server: str,
+        run_dir: Path | None,
+        proxy_headers: bool,
+        **options: Any,
     ) -> None:
         # A service manager stops with SIGTERM, a closed terminal sends SIGHUP: both stop
         # the server and the private Redis the way Ctrl-C does, instead of orphaning them.
@@ -102,8 +122,13 @@ class Command(BaseCommand):
             env = dict(os.environ)
             if not os.environ.get("REDIS_URL"):
                 redis = self._start_redis((run_dir or settings.RUN_DIR) / "redis.sock")
-                env["REDIS_URL"] = redis.url
-            returncode = self._serve(server, host, port, env)
+                env["REDIS_URL"] = settings.REDIS_URL = redis.url
+            # Say what is wrong now, in one line, rather than serve errors (realtime/probes.py).
+            problem = probes.start_problem()
+            if problem:
+                raise CommandError(f"cannot start: {problem}")
+            command = server_command(server, host=host, port=port, proxy_headers=proxy_headers)
+            returncode = self._serve(command, f"{server} serving on http://{host}:{port}/", env)
         except KeyboardInterrupt:
             returncode = None
         finally:
@@ -127,11 +152,9 @@ class Command(BaseCommand):
         self.stdout.write(f"embedded Redis on {redis.url} (set REDIS_URL to use your own)")
         return redis
 
-    def _serve(self, server: str, host: str, port: int, env: dict[str, str]) -> int | None:
-        self.stdout.write(
-            self.style.SUCCESS(f"{server} serving on http://{host}:{port}/ (Ctrl-C stops)")
-        )
-        process = subprocess.Popen(server_command(server, host=host, port=port), env=env)
+    def _serve(self, command: list[str], banner: str, env: dict[str, str]) -> int | None:
+        self.stdout.write(self.style.SUCCESS(f"{banner} (Ctrl-C stops)"))
+        process = subprocess.Popen(command, env=env)
         try:
             process.wait()
         except KeyboardInterrupt:
