@@ -50,6 +50,7 @@ from bench.announce import draft, make_staff
 from bench.env import SERVERS, BenchEnv, ServerProcess
 from bench.ladder import save
 from bench.procs import LineProcess, SSELoadClient, wait_for_all
+from bench.profile import profiling
 from bench.sse_client import percentile
 from bench.sse_idle import post_room_messages
 from bench.ws_fanout import WSLoadClient
@@ -230,9 +231,10 @@ def run_stage(ctx: dict[str, Any], target: int, previous: dict[str, Any] | None,
     )
     time.sleep(args.settle)
     rss2, cpu2 = fleet.rss(), fleet.cpu()
-    # Idle for half the SSE keep-alive and chat heartbeat period (20 s) by default.
+    # By default one whole SSE keep-alive and chat heartbeat period (20 s).
     idle0, redis0, wall0 = fleet.cpu(), fleet.redis_cpu(), time.monotonic()
-    time.sleep(2 * args.settle)
+    with profiling(fleet.servers[0], args.profile, f"capacity-idle-{target}"):
+        time.sleep(args.idle)
     wall = time.monotonic() - wall0
     idle_cores = (fleet.cpu() - idle0) / wall
     redis_idle_cores = (fleet.redis_cpu() - redis0) / wall
@@ -306,6 +308,7 @@ def run_stage(ctx: dict[str, Any], target: int, previous: dict[str, Any] | None,
 
 RATIOS = (
     ("rss_per_conn_kb",),
+    ("rss_per_added_conn_kb",),
     ("rss_per_sse_kb",),
     ("rss_per_ws_kb",),
     ("sse_connect_cpu_ms",),
@@ -342,9 +345,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--per-client", type=int, default=10_000, help="sockets per load-client process"
     )
-    parser.add_argument(
-        "--settle", type=float, default=5.0, help="s after each ramp; the idle window is twice it"
-    )
+    parser.add_argument("--settle", type=float, default=5.0, help="s to wait after each ramp")
+    parser.add_argument("--idle", type=float, default=20.0, help="s to measure idle CPU over")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy a server while idle")
     parser.add_argument("--publishes", type=int, default=200_000, help="for Redis's rate")
     parser.add_argument("--json", help="write results here instead of bench/results/")
     args = parser.parse_args(argv)

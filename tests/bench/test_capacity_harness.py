@@ -18,8 +18,8 @@ def test_capacity_spreads_connections_over_servers_and_every_one_receives(tmp_pa
     out = tmp_path / "capacity.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench.capacity", "--connections", "300", "--baseline", "100",
-         "--room-size", "10", "--per-client", "100", "--settle", "0.5", "--publishes", "10000",
-         "--json", str(out)],
+         "--room-size", "10", "--per-client", "100", "--settle", "0.5", "--idle", "1",
+         "--publishes", "10000", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
