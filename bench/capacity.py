@@ -133,7 +133,8 @@ def ramp(
             f"{(opened + failed) / seconds:.0f}/s, load {load()}",
             flush=True,
         )
-    return {"opened": opened, "failed": failed, "seconds": round(time.monotonic() - started, 1)}
+    seconds = round(time.monotonic() - started, 1)
+    return {"opened": opened, "failed": failed, "seconds": seconds, "load": load()}
 
 
 def pooled(clients: list[LineProcess], first: int, last: int, shift_ms: float) -> dict[str, Any]:
@@ -435,6 +436,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return report(args, stages, publish, limits, started)
 
 
+def per_core(stage: dict[str, Any], publish: dict[str, Any]) -> dict[str, Any]:
+    """What one core does, from the stage's CPU figures (the sizing arithmetic's inputs)."""
+
+    def per(value: float) -> int | None:
+        return round(1 / value) if value else None
+
+    idle = stage["idle_cores"]
+    return {
+        "connections_held_idle": round(stage["connections"] / idle) if idle else None,
+        "sse_connects_s": per(stage["sse_connect_cpu_ms"] / 1000),
+        "chat_connects_s": per(stage["ws_connect_cpu_ms"] / 1000),
+        "announcement_deliveries_s": stage["announcement"]["deliveries_per_core_s"],
+        "room_deliveries_s": stage["rooms"]["deliveries_per_core_s"],
+        "redis_publishes_s": publish["publishes_per_redis_cpu_s"],
+    }
+
+
 def report(
     args: argparse.Namespace,
     stages: list[dict[str, Any]],
@@ -457,7 +475,12 @@ def report(
         "lost": lost,
         "failed_connects": failed,
         "closed": closed,
+        "per_core": per_core(full, publish),
     }
+    print(
+        "\nper core, from the full stage: "
+        + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result["per_core"].items())
+    )
     if len(stages) == 2:
         result["ratios"] = ratios(stages[0], full)
         print(
