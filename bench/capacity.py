@@ -45,7 +45,7 @@ from typing import Any
 
 import psutil
 
-from bench import kernel_limits, redis_publish
+from bench import kernel_limits, redis_publish, sizing
 from bench.announce import draft, make_staff
 from bench.env import SERVERS, BenchEnv, ServerProcess
 from bench.ladder import save
@@ -58,6 +58,9 @@ from bench.ws_fanout import WSLoadClient
 IN_FLIGHT = 32  # connects in flight per load-client process
 CHUNK = 2_000  # connects per client per command: progress lines, bounded waits
 ROOM_PREFIX = "cap-"
+# Long enough for idle work the fan-out pushed back to run; short, because the heartbeats
+# of sockets opened together come in waves that a longer span would sample unevenly.
+TAIL_SECONDS = 2.0
 
 
 def load() -> str:
@@ -304,7 +307,7 @@ def run_stage(ctx: dict[str, Any], target: int, previous: dict[str, Any] | None,
         last=seq + 1,
         expected=n_sse,
         idle_cores=idle_cores,
-        tail=args.settle,
+        tail=min(args.settle, TAIL_SECONDS),
     )
     show(f"announcement -> {n_sse} SSE streams", stage["announcement"])
     rooms = ctx["rooms"][: n_ws // args.room_size]
@@ -322,7 +325,7 @@ def run_stage(ctx: dict[str, Any], target: int, previous: dict[str, Any] | None,
         last=first + len(rooms),
         expected=n_ws,
         idle_cores=idle_cores,
-        tail=args.settle,
+        tail=min(args.settle, TAIL_SECONDS),
     )
     show(f"a message in each of {len(rooms)} rooms -> {n_ws} sockets", stage["rooms"])
     print(f"  (the slowest post, INSERT and commit: {stage['slowest_post_ms']} ms)", flush=True)
@@ -371,6 +374,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=5.0, help="s to wait after each ramp")
     parser.add_argument("--idle", type=float, default=20.0, help="s to measure idle CPU over")
     parser.add_argument("--profile", metavar="DIR", help="py-spy a server while idle")
+    parser.add_argument(
+        "--size-for", default="100000,1000000", help="concurrent users to size on paper for"
+    )
     parser.add_argument("--publishes", type=int, default=200_000, help="for Redis's rate")
     parser.add_argument("--json", help="write results here instead of bench/results/")
     args = parser.parse_args(argv)
@@ -380,6 +386,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.baseline = args.connections // 10
     if not 0 <= args.baseline < args.connections or args.rate <= 0 or args.per_client < 1:
         parser.error("--baseline must be below --connections, --rate and --per-client above 0")
+    try:
+        args.size_for = [int(n) for n in args.size_for.split(",")]
+    except ValueError:
+        parser.error("--size-for takes user counts separated by commas")
     if args.servers is None:
         per_process = kernel_limits.sockets_per_process()
         args.servers = max(2, math.ceil(args.connections / per_process))
@@ -455,7 +465,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 client.stop()
             for server in list(env.servers):
                 env.stop_server(server)
-    return report(args, stages, publish, limits, started)
+    base_rss_mb = ctx["rss_start"] / 2**20 / args.servers
+    return report(args, stages, publish, limits, started, base_rss_mb)
 
 
 def per_core(stage: dict[str, Any], publish: dict[str, Any]) -> dict[str, Any]:
@@ -481,6 +492,7 @@ def report(
     publish: dict[str, Any],
     limits: dict[str, str],
     started: float,
+    base_rss_mb: float,
 ) -> dict[str, Any]:
     full = stages[-1]
     lost = sum(s["announcement"]["lost"] + s["rooms"]["lost"] for s in stages)
@@ -498,6 +510,8 @@ def report(
         "failed_connects": failed,
         "closed": closed,
         "per_core": per_core(full, publish),
+        "base_rss_mb_per_process": round(base_rss_mb, 1),
+        "sizing": [sizing.plan(full, publish, base_rss_mb, n) for n in args.size_for],
     }
     print(
         "\nper core, from the full stage: "
@@ -511,6 +525,7 @@ def report(
         )
         for name, r in result["ratios"].items():
             print(f"{name:<40} {r['baseline']!s:>10} {r['full']!s:>10} {r['ratio']!s:>6}")
+    sizing.show(result["sizing"])
     verdict = "every connection received" if lost == failed == closed == 0 else "FAILED"
     print(f"\nlost: {lost}, failed connects: {failed}, closed: {closed} -> {verdict}")
     print(f"results: {save('capacity', result, args.json)}")

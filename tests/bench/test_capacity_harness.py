@@ -39,5 +39,7 @@ def test_capacity_spreads_connections_over_servers_and_every_one_receives(tmp_pa
     assert "rss_per_conn_kb" in result["ratios"]
     publish = result["redis_publish"]
     assert publish["publishes_per_s"] > 0 and publish["subscribers_after"] == 2
+    assert [plan["users"] for plan in result["sizing"]] == [100_000, 1_000_000]
+    assert all(plan["cores"] >= 1 and plan["memory_gb"] > 0 for plan in result["sizing"])
     assert "a message in each of 15 rooms -> 150 sockets: 150/150 (0 lost)" in run.stdout
     assert "-> every connection received" in run.stdout
