@@ -90,6 +90,15 @@ class Fleet:
         return sum(s.rss() for s in self.servers)
 
 
+def idle_rate(fleet: Fleet, seconds: float) -> tuple[float, float]:
+    """Cores the servers and Redis use over `seconds` with nothing sent: keep-alives,
+    heartbeats, pings. By default one whole period of them (20 s)."""
+    cpu0, redis0, wall0 = fleet.cpu(), fleet.redis_cpu(), time.monotonic()
+    time.sleep(seconds)
+    wall = time.monotonic() - wall0
+    return (fleet.cpu() - cpu0) / wall, (fleet.redis_cpu() - redis0) / wall
+
+
 def ramp(
     clients: list[LineProcess],
     servers: list[ServerProcess],
@@ -229,7 +238,9 @@ def run_stage(ctx: dict[str, Any], target: int, previous: dict[str, Any] | None,
         rate=args.rate,
     )
     time.sleep(args.settle)
-    rss1, cpu1, t1 = fleet.rss(), fleet.cpu(), time.monotonic()
+    rss1 = fleet.rss()
+    sse_idle_cores, _ = idle_rate(fleet, args.idle)
+    cpu1, t1 = fleet.cpu(), time.monotonic()
     ws = ramp(
         ctx["ws_clients"],
         fleet.servers,
@@ -242,19 +253,15 @@ def run_stage(ctx: dict[str, Any], target: int, previous: dict[str, Any] | None,
     )
     time.sleep(args.settle)
     rss2, cpu2, t2 = fleet.rss(), fleet.cpu(), time.monotonic()
-    # By default one whole SSE keep-alive and chat heartbeat period (20 s).
-    idle0, redis0, wall0 = fleet.cpu(), fleet.redis_cpu(), time.monotonic()
     with profiling(fleet.servers[0], args.profile, f"capacity-idle-{target}"):
-        time.sleep(args.idle)
-    wall = time.monotonic() - wall0
-    idle_cores = (fleet.cpu() - idle0) / wall
-    redis_idle_cores = (fleet.redis_cpu() - redis0) / wall
+        idle_cores, redis_idle_cores = idle_rate(fleet, args.idle)
     added = (n_sse - had_sse) + (n_ws - had_ws)
     kb = 1024
     # The connections already open kept the servers busy during a ramp: take off the idle
-    # rate per connection times those held on average (an estimate: streams cost less idle
-    # CPU than sockets).
+    # rate per connection times those held on average (an estimate: the mix's rate).
     idle_each = idle_cores / (n_sse + n_ws)
+    ws_each = (idle_cores - sse_idle_cores) / max(n_ws - had_ws, 1)
+    sse_each = (sse_idle_cores - had_ws * ws_each) / max(n_sse, 1)
     sse_idle = idle_each * (had_sse + had_ws + (n_sse - had_sse) / 2) * (t1 - t0)
     ws_idle = idle_each * (n_sse + had_ws + (n_ws - had_ws) / 2) * (t2 - t1)
     stage: dict[str, Any] = {
@@ -278,6 +285,9 @@ def run_stage(ctx: dict[str, Any], target: int, previous: dict[str, Any] | None,
         ),
         "idle_cores": round(idle_cores, 3),
         "idle_cores_per_10k": round(idle_cores / (n_sse + n_ws) * 10_000, 3),
+        # Per kind: measured before the stage's sockets opened, and the sockets by difference.
+        "idle_cores_per_10k_sse": round(sse_each * 10_000, 3),
+        "idle_cores_per_10k_ws": round(ws_each * 10_000, 3),
         "redis_idle_cores": round(redis_idle_cores, 3),
     }
     print(
@@ -286,7 +296,8 @@ def run_stage(ctx: dict[str, Any], target: int, previous: dict[str, Any] | None,
         f"WS {stage['rss_per_ws_kb']} KB); connect CPU SSE {stage['sse_connect_cpu_ms']} ms, "
         f"WS {stage['ws_connect_cpu_ms']} ms (net of idle {stage['sse_connect_net_cpu_ms']}, "
         f"{stage['ws_connect_net_cpu_ms']} ms); idle: {idle_cores:.2f} cores (Redis "
-        f"{redis_idle_cores:.2f})",
+        f"{redis_idle_cores:.2f}); per 10,000: SSE {stage['idle_cores_per_10k_sse']}, chat "
+        f"{stage['idle_cores_per_10k_ws']} cores",
         flush=True,
     )
 
@@ -340,6 +351,8 @@ RATIOS = (
     ("sse_connect_net_cpu_ms",),
     ("ws_connect_net_cpu_ms",),
     ("idle_cores_per_10k",),
+    ("idle_cores_per_10k_sse",),
+    ("idle_cores_per_10k_ws",),
     ("announcement", "p99_ms"),
     ("announcement", "net_cpu_us_per_delivery"),
     ("rooms", "p99_ms"),
