@@ -41,6 +41,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 import psutil
@@ -152,11 +153,12 @@ def ramp(
 def pooled(clients: list[LineProcess], first: int, last: int, shift_ms: float) -> dict[str, Any]:
     """Every client's deliveries of seq in [first, last), latencies pooled (minus `shift_ms`)."""
     latencies: list[float] = []
-    open_, closed = 0, 0
+    open_, closed, codes = 0, 0, Counter[str]()
     for client in clients:
         stats = client.ask(120, cmd="stats", first=first, last=last, raw=True)
         latencies += [x - shift_ms for x in stats["latencies_ms"]]
         open_, closed = open_ + stats["open"], closed + stats["closed"]
+        codes.update(stats.get("close_codes", {}))  # chat sockets: why they closed
     latencies.sort()
     return {
         "delivered": len(latencies),
@@ -165,6 +167,7 @@ def pooled(clients: list[LineProcess], first: int, last: int, shift_ms: float) -
         "max_ms": round(latencies[-1], 1) if latencies else None,
         "open": open_,
         "closed": closed,
+        "close_codes": dict(codes),
     }
 
 
@@ -215,7 +218,8 @@ def show(what: str, d: dict[str, Any]) -> None:
         f"{what}: {d['delivered']}/{d['expected']} ({verdict}), p50 {d['p50_ms']} ms, "
         f"p99 {d['p99_ms']} ms, max {d['max_ms']} ms; server CPU {d['cpu_us_per_delivery']} µs "
         f"per delivery ({d['net_cpu_us_per_delivery']} net of idle, "
-        f"{d['deliveries_per_core_s']} deliveries/s per core); {d['closed']} closed; "
+        f"{d['deliveries_per_core_s']} deliveries/s per core); {d['closed']} closed "
+        f"{d['close_codes'] or ''}; "
         f"load {d['load']}",
         flush=True,
     )
