@@ -16,6 +16,7 @@ from django.urls import re_path  # noqa: E402
 from config.origin import SameOriginWebSocket  # noqa: E402
 from demos.routing import websocket_urlpatterns as demo_websocket_urlpatterns  # noqa: E402
 from feeds.routing import websocket_urlpatterns  # noqa: E402
+from realtime import drain  # noqa: E402
 from realtime.auth import SessionAuthMiddleware  # noqa: E402
 from realtime.daphne_ws import install_if_daphne_cli  # noqa: E402
 from realtime.db import connect_database  # noqa: E402
@@ -25,8 +26,10 @@ from realtime.routing import websocket_urlpatterns as realtime_websocket_urlpatt
 from realtime.sse_asgi import SSEStreams  # noqa: E402
 
 # `daphne config.asgi:application` imports this module before it builds its Server: give
-# it the fast WebSocket factory that `manage.py serve` uses. No-op under other servers.
-install_if_daphne_cli()
+# it the fast WebSocket factory that `manage.py serve` uses, and a SIGTERM that moves
+# clients off before exiting (realtime/drain.py). No-op under other servers.
+if install_if_daphne_cli():
+    drain.install_for_daphne()
 
 # Paths that thousands of clients hit at once after a restart: one thread hop each.
 LIVE_CONNECT_PATHS = ("/events/",)

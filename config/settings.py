@@ -8,6 +8,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from config import redis_sentinel
 from config.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -105,6 +106,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis carries live events between processes. Unset: the private Redis that
 # `manage.py serve` starts on a unix socket inside the project.
+# With Sentinel (REDIS_SENTINELS, or a redis+sentinel:// REDIS_URL) every client follows
+# the primary that the sentinels name, through failovers (config/redis_sentinel.py).
+REDIS_SENTINEL = redis_sentinel.from_environment(env_str("REDIS_URL"))
 REDIS_URL = env_str("REDIS_URL") or f"unix://{RUN_DIR / 'redis.sock'}"
 # The Pulse channel layer (realtime/layer.py): channels-redis's pub/sub layer with one
 # subscription per process and encode-once delivery; on REDIS_URL like the rest of Pulse.
@@ -122,6 +126,13 @@ SSE_STREAMS_PER_USER = env_int("SSE_STREAMS_PER_USER", 20)
 CHAT_SOCKETS_PER_USER = env_int("CHAT_SOCKETS_PER_USER", 20)
 if SSE_STREAMS_PER_USER < 1 or CHAT_SOCKETS_PER_USER < 1:
     raise ImproperlyConfigured("SSE_STREAMS_PER_USER and CHAT_SOCKETS_PER_USER must be positive")
+
+# On SIGTERM a server process stops accepting and moves its clients off over this many
+# seconds, spread out, before it exits (realtime/drain.py): a rolling restart of several
+# processes then loses nothing and causes no reconnect storm.
+DRAIN_SECONDS = env_int("DRAIN_SECONDS", 10)
+if DRAIN_SECONDS < 0:
+    raise ImproperlyConfigured(f"DRAIN_SECONDS must be 0 or more, got {DRAIN_SECONDS}")
 
 # GET /metrics (realtime/ops.py) answers staff sessions and `Authorization: Bearer
 # <METRICS_TOKEN>`; unset, staff only.

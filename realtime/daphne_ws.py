@@ -43,6 +43,9 @@ _STOCK_FRAMES = fastpath.tally("ws-daphne-stock-frames")
 # so the cache holds at most ~2 MiB.
 CACHED_FRAMES = 64
 CACHED_PAYLOAD = 32 * 1024
+# Internal Error, Service Restart, Try Again Later: sent by servers, refused by autobahn's
+# sendClose from an application.
+SERVER_CLOSE_CODES = frozenset({1011, 1012, 1013})
 # A run of held frames is written once it reaches this size: realtime.outbox, which only
 # sees Twisted's buffer, may hold this much more than it counts.
 HELD_BYTES = 16 * 1024
@@ -100,6 +103,15 @@ class FanoutWebSocketProtocol(WebSocketProtocol):
         self._held_bytes += len(raw)
         if self._held_bytes >= HELD_BYTES:
             self._write_held()
+
+    def serverClose(self, code: int | None = None) -> None:
+        # autobahn lets an application close only with 1000 or 3000-4999; the codes RFC 6455's
+        # registry gives servers (1012: a process restarting, realtime.drain) go out as such.
+        if code in SERVER_CLOSE_CODES:
+            if self.state == self.STATE_OPEN:
+                self.sendCloseFrame(code=code, isReply=False)
+            return
+        super().serverClose(code)
 
     def hold(self) -> None:
         """Keep text frames back until release() (realtime.outbox, around a run of writes)."""

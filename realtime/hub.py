@@ -158,6 +158,10 @@ class Hub:
         """Members of this process (of one kind)."""
         return sum(1 for m in tuple(self._joined) if kind is None or m.kind is kind)
 
+    def members_of(self, kind: Kind) -> list[Member]:
+        """This process's members of one kind (realtime.drain moves them off)."""
+        return [m for m in tuple(self._joined) if m.kind is kind]
+
     def version(self, channel: str) -> int | None:
         """A value that stays the same while no message reaches `channel` on this process.
 

@@ -12,9 +12,9 @@ by kind: a queue per ordinary consumer, and in one pass frames written once-enco
 Pulse's chat sockets (realtime.outbox) and events encoded once for SSE streams
 (realtime.sse), with no consumer dispatch per member.
 
-Redis comes from settings.REDIS_URL (realtime.redis_clients), as for everything else in
-Pulse. CONFIG takes `prefix`, `capacity`, and channels-redis's `serializer_format` and
-`symmetric_encryption_keys`.
+Redis comes from settings.REDIS_URL, or the primary Sentinel names (realtime.redis_clients),
+as for everything else in Pulse. CONFIG takes `prefix`, `capacity`, and channels-redis's
+`serializer_format` and `symmetric_encryption_keys`.
 
 Synchronous code publishes with `publish_sync()` (several messages, one round trip),
 which is what services call after commit; `async_to_sync(layer.group_send)` works too.
@@ -117,7 +117,8 @@ class PulseChannelLayer(RedisPubSubChannelLayer):
     ) -> None:
         if hosts is not None:
             raise ImproperlyConfigured(
-                "PulseChannelLayer uses REDIS_URL; remove `hosts` from CHANNEL_LAYERS CONFIG"
+                "PulseChannelLayer uses REDIS_URL (or REDIS_SENTINELS); remove `hosts` from "
+                "CHANNEL_LAYERS CONFIG"
             )
         super().__init__(**kwargs)
         self.prefix = prefix

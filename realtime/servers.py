@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import signal
 import socket
 import struct
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -184,3 +185,109 @@ def for_http(send: Send) -> ServerSocket | None:
             flow = None
         return ServerSocket(transport, flow=flow)
     return None
+
+
+# ---------------------------------------------------------------- the process (realtime.drain)
+
+
+def on_first_sigterm(start_drain: Callable[[], None]) -> None:
+    """Under daphne: once its reactor runs, the first SIGTERM calls `start_drain` in the
+    reactor instead of stopping it; a second SIGTERM, or a SIGINT, then stops at once.
+    Twisted installs its own handlers while starting, so these go in after them."""
+    from twisted.internet import reactor
+
+    def stop_now(signum: int, frame: Any) -> None:
+        reactor.callFromThread(stop_reactor, reactor)
+
+    def first(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, stop_now)
+        signal.signal(signal.SIGINT, stop_now)
+        reactor.callFromThread(start_drain)
+
+    reactor.callWhenRunning(signal.signal, signal.SIGTERM, first)
+
+
+class DaphneProcess:
+    """The running daphne process as realtime.drain needs it, through its Twisted reactor:
+    the listening ports, and the connections by what speaks on them (HTTP or WebSocket)."""
+
+    def __init__(self) -> None:
+        from autobahn.twisted.websocket import WebSocketServerProtocol
+        from daphne.http_protocol import HTTPFactory
+        from twisted.internet import reactor
+        from twisted.web.http import HTTPChannel
+
+        self.reactor: Any = reactor
+        self._http_factory = HTTPFactory
+        self._http = HTTPChannel
+        self._websocket = WebSocketServerProtocol
+        self._servers: set[Any] = set()  # daphne's Server of each port (stop_accepting)
+
+    def _readers(self) -> list[Any]:
+        return list(self.reactor.getReaders())
+
+    def stop_accepting(self) -> int:
+        """Close daphne's listening sockets: a new connection is refused at once (a proxy
+        tries the next upstream). Returns how many were closed."""
+        ports = [
+            reader
+            for reader in self._readers()
+            if isinstance(getattr(reader, "factory", None), self._http_factory)
+            and hasattr(reader, "stopListening")
+        ]
+        for port in ports:
+            self._servers.add(port.factory.server)
+            port.stopListening()
+        return len(ports)
+
+    def applications(self) -> int:
+        """Application instances daphne still runs (a consumer's disconnect handler, say):
+        stopping now would cancel them."""
+        return sum(len(server.connections) for server in self._servers)
+
+    def end_keep_alive(self) -> None:
+        """HTTP connections close after their current response; idle ones close now. A
+        client's next request then opens a new connection, to another process."""
+        for reader in self._readers():
+            channel = self._http_channel(reader)
+            if channel is not None:
+                channel.persistent = False
+                if not channel.requests:
+                    channel.loseConnection()
+
+    def close_websockets(self, code: int) -> int:
+        """Close every open WebSocket with `code` (consumers Pulse does not write to
+        itself); autobahn refuses an application's 1012, so the frame is sent here."""
+        closed = 0
+        for reader in self._readers():
+            protocol = getattr(reader, "protocol", None)
+            if isinstance(protocol, self._websocket) and protocol.state == protocol.STATE_OPEN:
+                protocol.sendCloseFrame(code=code, isReply=False)
+                closed += 1
+        return closed
+
+    def connections(self) -> int:
+        """Client connections still open (HTTP and WebSocket)."""
+        return sum(
+            self._http_channel(r) is not None
+            or isinstance(getattr(r, "protocol", None), self._websocket)
+            for r in self._readers()
+        )
+
+    def _http_channel(self, reader: Any) -> Any:
+        """The HTTP channel of a connection, under the wrapper Twisted's HTTPFactory puts
+        around it (which can switch to HTTP/2) in `_channel`."""
+        protocol = getattr(reader, "protocol", None)
+        channel = getattr(protocol, "_channel", protocol)
+        return channel if isinstance(channel, self._http) else None
+
+    def stop(self) -> None:
+        """Stop the reactor: daphne cancels what still runs and the process exits 0."""
+        stop_reactor(self.reactor)
+
+
+def stop_reactor(reactor: Any) -> None:
+    from twisted.internet.error import ReactorNotRunning
+
+    with contextlib.suppress(ReactorNotRunning):  # stopping already
+        reactor.stop()

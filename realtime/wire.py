@@ -12,6 +12,7 @@ Groups are Channels groups on the Pulse channel layer (realtime.layer):
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -77,6 +78,9 @@ def event_message(
 CLOSE_TOO_SLOW = 4009
 # The server's live feed was interrupted (realtime.hub): reconnect and backfill.
 CLOSE_RESYNC = 4012
+# The server process is restarting (realtime.drain): reconnect at once (another process
+# answers) and backfill. RFC 6455's "Service Restart".
+CLOSE_SERVICE_RESTART = 1012
 
 # -- SSE bytes ----------------------------------------------------------------------------
 
@@ -96,6 +100,27 @@ KICK_FRAMES = {
         "channels-changed", "your channels changed: reconnect", extra={"reason": CHANNELS_CHANGED}
     ).encode(),
 }
+
+SERVER_RESTART = "server-restart"
+# An EventSource's wait before it reconnects by itself (`retry:`), random per stream: after
+# a restart thousands of browsers come back spread over seconds, not in one burst.
+RETRY_MS = (1000, 10000)
+
+
+def restart_frame(retry_ms: int) -> bytes:
+    """The last bytes of a stream whose process restarts (realtime.drain). Pulse's pages
+    reconnect at once; an EventSource left to itself waits `retry_ms` (it keeps that wait
+    while every process is down). No `id:` line (unlike the kicks' `id: error`), so it
+    resumes with its Last-Event-ID."""
+    data = json.dumps(
+        {
+            "condition": SERVER_RESTART,
+            "text": "server restarting: reconnect",
+            "reason": SERVER_RESTART,
+        }
+    )
+    return f"retry: {retry_ms}\nevent: stream-error\ndata: {data}\n\n".encode()
+
 
 _FIELD_UNSAFE = re.compile(r"[\r\n\0]")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ from django.test import Client
 
 from config.redis_server import EmbeddedRedis
 from tests.support.factories import make_user
+from tests.support.sentinel import SentinelGroup
 from tests.support.servers import RUN_DIR, UNCAPPED, Server
 
 _redis = EmbeddedRedis(RUN_DIR / "redis.sock")
@@ -124,3 +126,11 @@ def second_server(django_db_setup, django_db_blocker, redis_server) -> Iterator[
         ).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def sentinel_redis() -> Iterator[SentinelGroup]:
+    """A primary, a replica and three sentinels of their own; `.url` points Pulse at them."""
+    group = SentinelGroup(RUN_DIR / f"sentinel-{uuid.uuid4().hex[:8]}").start()
+    yield group
+    group.stop()

@@ -32,6 +32,7 @@ from tests.support.servers import ROOT
 OUTBOX = "realtime/servers.py for_websocket (chat fan-out, realtime/outbox.py)"
 SSE = "realtime/servers.py for_http (SSE streams, realtime/sse_asgi.py)"
 DAPHNE_WS = "realtime/daphne_ws.py (prepared text frames)"
+DRAIN = "realtime/servers.py DaphneProcess (restarts without downtime, realtime/drain.py)"
 
 # Distributions whose internals the fast paths use, as requirements.in names them.
 RELIED_ON = (
@@ -272,6 +273,61 @@ async def test_daphne_websocket_send_is_recognised_and_writes_prepared_frames(so
     assert received.startswith(b"HTTP/1.1 101 ")
     assert fastpath.counts().get("ws-daphne-prepared-frames") == 1, (
         f"{DAPHNE_WS} left an open socket's text frame to daphne's own path: {fastpath.counts()}"
+    )
+
+
+async def test_daphne_websocket_closes_with_1012_which_autobahn_refuses_an_app(sockets) -> None:
+    send, client, _ = await DaphneInProcess(sockets).request(HANDSHAKE)
+    await send({"type": "websocket.close", "code": 1012})
+    wire = for_websocket(unwrap_send(send))
+    assert wire is not None
+    wire.flush()
+    client.settimeout(5)
+    received = b""
+    while b"\x88\x02" not in received:
+        chunk = client.recv(4096)
+        assert chunk, received
+        received += chunk
+    assert received.endswith(b"\x88\x02\x03\xf4"), (
+        f"{DAPHNE_WS} serverClose() did not send close code 1012 with autobahn's "
+        f"sendCloseFrame: {received[-8:]!r}. Draining processes (realtime/drain.py) then "
+        "cannot tell chat tabs to move to another process"
+    )
+    protocol = wire.ws_protocol
+    assert protocol.state != protocol.STATE_OPEN
+
+
+def test_daphnes_http_channels_have_what_the_drain_reads(sockets) -> None:
+    from autobahn.twisted.websocket import WebSocketServerProtocol
+    from daphne.http_protocol import HTTPFactory
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
+    from twisted.web.http import HTTPChannel
+
+    factory = HTTPFactory(Server(application=None, endpoints=["tcp:port=0"]))
+    wrapper = factory.buildProtocol(("127.0.0.1", 1))
+    accepted, _ = sockets()
+    wrapper.makeConnection(twisted_connection(accepted, wrapper))
+    channel = getattr(wrapper, "_channel", None)
+    assert isinstance(channel, HTTPChannel), (
+        f"{DRAIN} finds daphne's HTTP connections as an HTTPChannel in the `_channel` of what "
+        f"Twisted's HTTPFactory builds ({type(wrapper).__name__})"
+    )
+    assert channel.persistent and channel.requests == [], (
+        f"Twisted's HTTPChannel lacks `persistent` or `requests`: {DRAIN} ends keep-alive "
+        "with them, so a draining process would keep serving a client's next requests"
+    )
+    assert issubclass(WebSocketProtocol, WebSocketServerProtocol), (
+        f"daphne's WebSocket protocol is no autobahn WebSocketServerProtocol: {DRAIN} closes "
+        "ordinary consumers' sockets by that type"
+    )
+    assert "connections" in Server.run.__code__.co_names, (
+        f"daphne's Server.run() no longer sets up `connections`: {DRAIN} counts the "
+        "application instances still running in it before the process stops"
+    )
+    assert factory.server is not None, f"{DRAIN} finds daphne's Server as its factory's `server`"
+    assert callable(WebSocketServerProtocol.sendCloseFrame), (
+        f"autobahn's sendCloseFrame is gone: {DRAIN} and {DAPHNE_WS} send 1012 with it"
     )
 
 

@@ -119,7 +119,8 @@ def files_matching(pattern: str) -> set[str]:
 
 
 def test_redis_clients_are_made_in_one_place() -> None:
-    assert files_matching(r"\b(Strict)?Redis(\.from_url|\()") == {"realtime/redis_clients.py"}
+    clients = r"\b(Strict)?Redis(\.from_url|\()|\bSentinel\(|\.master_for\("
+    assert files_matching(clients) == {"realtime/redis_clients.py"}
 
 
 def test_only_the_server_adapters_read_a_servers_internals() -> None:

@@ -26,8 +26,8 @@ from realtime import connection_caps
 from realtime.connection_caps import SSE
 from realtime.sse import Connection, frames
 from realtime.sse_asgi import claim_stream
+from realtime.wire import RETRY_MS
 
-RETRY_MIN_MS, RETRY_MAX_MS = 1000, 10000
 MAX_EVENT_ID_LENGTH = 2000
 _ID_PART = re.compile(r"([A-Za-z0-9%._~-]{1,200}):([0-9]{1,18})")
 
@@ -89,7 +89,7 @@ def events(request: HttpRequest) -> HttpResponse:
     # A random reconnect delay per stream: after a server restart, thousands of browsers
     # come back spread over seconds instead of in one burst (with 1-5 s, half of 1,000
     # streams came back within the same second after a 3 s restart).
-    retry_ms = random.randint(RETRY_MIN_MS, RETRY_MAX_MS)
+    retry_ms = random.randint(*RETRY_MS)
     prefix = f"id: {make_id(start)}\nretry: {retry_ms}\n\n".encode()
     # Claimed: the first bytes only, a plain list so that realtime.onehop can send them.
     body = [prefix] if claim_stream(connection) else frames(connection, prefix)

@@ -14,6 +14,8 @@ WS_URL.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
 // dropped message when no later operation arrives to reveal it.
 const SYNC_EVERY_MS = 30000;
 const CLOSE_RATE_LIMITED = 4008;
+const CLOSE_SERVICE_RESTART = 1012; // this server process restarts: another one takes us
+const RESTART_JITTER_MS = 1000;
 const NOTICE_MS = 6000;
 
 const statusEl = document.getElementById("board-status");
@@ -430,6 +432,12 @@ async function onClose(code) {
     showActivity("Disconnected: your last change may not have been saved.");
     for (const card of cards.values()) card.node.classList.remove("pending");
     pending.clear();
+  }
+  if (code === CLOSE_SERVICE_RESTART) {
+    // This server process restarts and spreads its clients out: another one takes us now.
+    setStatus("connecting", "Reconnecting…");
+    setTimeout(connect, Math.random() * RESTART_JITTER_MS);
+    return;
   }
   attempts += 1;
   // A refused handshake looks like any network error from here: after a few, ask why.

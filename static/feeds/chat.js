@@ -21,6 +21,8 @@ const CLOSE_SIGNED_OUT = 4001;
 const CLOSE_ACCESS_REVOKED = 4003;
 const CLOSE_RATE_LIMITED = 4008;
 const CLOSE_TOO_MANY_CONNECTIONS = 4029;
+const CLOSE_SERVICE_RESTART = 1012; // this server process restarts: another one takes the tab
+const RESTART_JITTER_MS = 1000;
 
 const log = document.getElementById("chat-log");
 const list = document.getElementById("chat-messages");
@@ -483,6 +485,13 @@ function connect() {
 async function onClose(code) {
   if (code === CLOSE_SIGNED_OUT) return stop("You were signed out.", { text: "Log in again", href: loginUrl() });
   if (code === CLOSE_ACCESS_REVOKED) return stop("You no longer have access to this room.", { text: "All rooms", href: "/chat/" });
+  if (code === CLOSE_SERVICE_RESTART) {
+    // Not an error: the server spreads these out, so come back at once; the welcome and
+    // the backfill after lastSeenId cover the gap.
+    setStatus("connecting", "Reconnecting…");
+    reconnectTimer = setTimeout(connect, Math.random() * RESTART_JITTER_MS);
+    return;
+  }
   attempts += 1;
   // A refused handshake looks like any network error from here: after a few, ask the API why.
   if (attempts >= 3 && !(await stillWelcome())) return;

@@ -413,6 +413,7 @@ const streamPage = document.querySelector("[data-stream-channels]")?.dataset || 
 let lastEventId = streamPage.streamStart || body.dataset.streamStart || "";
 let source = null;
 let retries = 0;
+const RESTART_JITTER_MS = 1000;
 
 function setConnState(state) {
   if (connState) {
@@ -565,9 +566,17 @@ function connect() {
   });
   source.addEventListener("stream-error", (event) => {
     source.close();
-    const reason = parse(event)?.reason;
+    // Not parse(): a kick's `id: error` is no position to resume from.
+    let reason = null;
+    try {
+      reason = JSON.parse(event.data)?.reason;
+    } catch {
+      reason = null;
+    }
     if (reason === "session-ended") showSignedOut();
     else if (reason === "channels-changed") connect(); // joined or left a group
+    // The server process restarts and spreads its streams out: another one takes this now.
+    else if (reason === "server-restart") setTimeout(connect, Math.random() * RESTART_JITTER_MS);
     else scheduleReconnect();
   });
   source.addEventListener("error", () => {

@@ -108,6 +108,7 @@ window.setInterval(() => {
 
 let source = null;
 let retries = 0;
+const RESTART_JITTER_MS = 1000;
 
 function connect() {
   const url = new URL(root.dataset.streamUrl, window.location.href);
@@ -130,6 +131,8 @@ function connect() {
       reason = null;
     }
     if (reason === "session-ended") setStatus("signed-out");
+    // The server process restarts and spreads its streams out: another one takes this now.
+    else if (reason === "server-restart") window.setTimeout(connect, Math.random() * RESTART_JITTER_MS);
     else reconnectLater();
   });
   source.addEventListener("error", () => {

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import resource
 from collections import defaultdict
 
 import pytest
@@ -25,6 +24,12 @@ from notifications.services import notification_create
 from tests.support.chat_tab import ChatTab
 from tests.support.factories import make_sessions, make_users
 from tests.support.figures import within
+from tests.support.reconnects import (
+    busiest_window,
+    histogram,
+    percentile,
+    raise_open_files_limit,
+)
 from tests.support.servers import RUN_DIR, Server
 from tests.support.sse_tab import SSETab
 
@@ -45,22 +50,6 @@ BUSIEST_SECOND_MAX = 0.40
 SPAN_MIN = 3.0
 RUN_FOR = 150.0  # every client loop ends by then, whatever happens
 WAVE = 100  # tabs and streams opened together before the restart, as pages load over time
-
-
-def busiest_window(times: list[float], width: float = 1.0) -> int:
-    """The most of `times` that fall within any `width` seconds."""
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while times[start] < t - width:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def spread(label: str, times: list[tuple[float, float]]) -> dict[str, float]:
@@ -88,24 +77,11 @@ def spread(label: str, times: list[tuple[float, float]]) -> dict[str, float]:
     return figures
 
 
-def histogram(times: list[float]) -> list[int]:
-    counts: dict[int, int] = defaultdict(int)
-    for t in times:
-        counts[int(t // 1)] += 1
-    return [counts[s] for s in range(min(counts), max(counts) + 1)] if counts else []
-
-
 def server_cpu(server: Server) -> float:
     """CPU seconds the server process has used (from /proc: Linux only, like CI)."""
     with open(f"/proc/{server.process.pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def raise_open_files_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard), hard))
 
 
 def while_down(users: list, rooms: list[Room]) -> tuple[dict[int, list[int]], dict[int, set[int]]]:

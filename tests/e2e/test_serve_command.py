@@ -1,6 +1,7 @@
 """`manage.py serve` (what bin/run starts) as a real process: it stops cleanly on the signals
 a terminal or service manager sends, and never takes over another instance's Redis."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -12,10 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
 
 from config.redis_server import EmbeddedRedis
 from tests.support import servers
-from tests.support.servers import ROOT, free_port
+from tests.support.factories import session_cookie
+from tests.support.sentinel import MASTER, SentinelGroup
+from tests.support.servers import ROOT, create_in_another_process, free_port
+from tests.support.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -34,8 +39,10 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def start_serve(run_dir: Path, port: int, *, sigint_ignored: bool = False) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+def start_serve(
+    run_dir: Path, port: int, *, sigint_ignored: bool = False, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | (env or {})
     env.update(DATABASE_URL=servers.database_url(), PYTHONUNBUFFERED="1")
     command = [sys.executable, "manage.py", "serve", "--port", str(port), "--run-dir", str(run_dir)]
     return subprocess.Popen(
@@ -131,3 +138,41 @@ def test_a_second_instance_leaves_the_first_ones_redis_alone(run_dir):
         assert first.process.poll() is None and first._ping()  # still there, still answering
     finally:
         first.stop()
+
+
+@pytest.mark.slow
+async def test_with_redis_sentinels_it_starts_no_redis_and_delivers_through_the_primary(
+    run_dir, sentinel_redis: SentinelGroup, alice
+):
+    port = free_port()
+    sentinels = ",".join(f"127.0.0.1:{s.port}" for s in sentinel_redis.sentinels)
+    env = {"REDIS_SENTINELS": sentinels, "REDIS_SENTINEL_MASTER": MASTER}
+    process = start_serve(run_dir, port, env=env)
+    kids: list[int] = []
+    try:
+        await asyncio.to_thread(wait_for_login_page, process, port)
+        kids = children(process.pid)
+        assert [command_line(p) for p in kids if "redis-server" in command_line(p)] == []
+        assert not (run_dir / "redis.sock").exists()
+
+        cookie = await sync_to_async(session_cookie)(alice)
+        stream = await open_stream(f"http://127.0.0.1:{port}", session=cookie)
+        try:
+            created = await asyncio.to_thread(
+                create_in_another_process,
+                "alice",
+                title="via sentinel",
+                redis_url=sentinel_redis.url,
+            )
+            assert created.returncode == 0, created.stderr
+            (event,) = await stream.collect("notification", 1, timeout=10)
+            assert event.json()["title"] == "via sentinel"
+        finally:
+            await stream.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.wait, 10)
+        for pid in kids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert "embedded Redis" not in process.communicate()[0]

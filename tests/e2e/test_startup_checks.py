@@ -73,3 +73,22 @@ def test_malformed_settings_are_one_line_too(redis_server):
     assert line == (
         "manage.py: configuration error: METRICS_TOKEN must be at least 16 characters (or unset)"
     )
+
+
+def test_sentinels_that_do_not_answer_stop_the_server_with_one_line():
+    sentinels = f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    line = one_line(daphne(REDIS_URL=f"redis+sentinel://{sentinels}/pulse/0"))
+    assert line.startswith("daphne: cannot start: Redis unreachable: No master found for 'pulse'")
+
+
+def test_a_master_name_the_sentinels_do_not_know_is_named(sentinel_redis):
+    sentinels = ",".join(f"127.0.0.1:{s.port}" for s in sentinel_redis.sentinels)
+    line = one_line(serve(REDIS_URL="", REDIS_SENTINELS=sentinels, REDIS_SENTINEL_MASTER="nope"))
+    assert "Redis unreachable: No master found for 'nope'" in line
+
+
+def test_a_malformed_sentinel_list_is_one_line():
+    line = one_line(serve(REDIS_URL="", REDIS_SENTINELS="127.0.0.1:26379,127.0.0.1:x"))
+    assert line == (
+        "manage.py: configuration error: REDIS_SENTINELS: '127.0.0.1:x' has no valid port (1-65535)"
+    )

@@ -35,6 +35,10 @@ CLOSE_SIGNED_OUT, CLOSE_ACCESS_REVOKED, CLOSE_RATE_LIMITED = 4001, 4003, 4008
 CLOSE_TOO_MANY_CONNECTIONS = 4029
 SLOW_CODES = (CLOSE_RATE_LIMITED, CLOSE_TOO_MANY_CONNECTIONS)  # chat.js waits ~10 s after these
 CLOSE_ABNORMAL = 1006  # what a browser reports for a refused or dropped connection
+# chat.js: a restarting server process (1012) is left for another at once, after
+#   setTimeout(connect, Math.random() * RESTART_JITTER_MS), with no attempt counted.
+CLOSE_SERVICE_RESTART = 1012
+RESTART_JITTER_MS = 1000
 HISTORY_RETRY_S = 1.0  # chat.js retries a rate-limited history page after 1 s
 
 # A browser waits longer still; a restarted server that is busy may take this long.
@@ -99,9 +103,19 @@ class ChatTab:
     """One tab of `/chat/<slug>/` for one signed-in user (chat.js's state and handlers)."""
 
     def __init__(
-        self, *, port: int, slug: str, session: str, username: str, rng: random.Random
+        self,
+        *,
+        port: int,
+        slug: str,
+        session: str,
+        username: str,
+        rng: random.Random,
+        source: str | None = None,
     ) -> None:
+        """`source`: the local address to connect from (a proxy limits connections per
+        client address)."""
         self.port, self.slug, self.session, self.me = port, slug, session, username
+        self.local_addr = (source, 0) if source else None
         self.rng = rng
         self.attempts = 0
         self.stopped = False
@@ -144,6 +158,11 @@ class ChatTab:
             if code in (CLOSE_SIGNED_OUT, CLOSE_ACCESS_REVOKED):
                 self.stopped = True
                 break
+            if code == CLOSE_SERVICE_RESTART:
+                await asyncio.sleep(
+                    min(self.rng.random() * RESTART_JITTER_MS / 1000, until - loop.time())
+                )
+                continue
             self.attempts += 1
             if self.attempts >= ASK_API_AFTER_ATTEMPTS and not await self._still_welcome():
                 break
@@ -157,7 +176,8 @@ class ChatTab:
         writer = None
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.port), IO_TIMEOUT
+                asyncio.open_connection("127.0.0.1", self.port, local_addr=self.local_addr),
+                IO_TIMEOUT,
             )
             writer.write(self._upgrade_request())
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IO_TIMEOUT)
@@ -220,7 +240,8 @@ class ChatTab:
         writer = None
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.port), IO_TIMEOUT
+                asyncio.open_connection("127.0.0.1", self.port, local_addr=self.local_addr),
+                IO_TIMEOUT,
             )
             writer.write(request)
             response = await asyncio.wait_for(reader.read(), IO_TIMEOUT)

@@ -33,7 +33,7 @@ worker_processes 1;
 worker_shutdown_timeout 10s;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log notice;
-events {{ worker_connections 4096; }}
+events {{ worker_connections {worker_connections}; }}
 http {{
     include {mime_types};
     access_log {dir}/access.log;
@@ -72,9 +72,12 @@ class Nginx:
         directory: Path | None = None,
         tls: tuple[Path, Path] | None = None,
         metrics_allow: Sequence[str] = (),
+        worker_connections: int = 4096,
     ) -> None:
         """`tls`: (certificate, key) renders the HTTPS site, which also redirects plain
-        HTTP from `http_url`."""
+        HTTP from `http_url`. `worker_connections`: each proxied client takes two (its own
+        and the upstream's)."""
+        self.worker_connections = worker_connections
         self.upstreams = list(upstreams)
         self.tls = tls
         self.metrics_allow = list(metrics_allow)  # change, then reload()
@@ -115,7 +118,12 @@ class Nginx:
         (self.dir / "pulse.conf").write_text(site)
         # As root, nginx's workers would run as nobody, who cannot use this private dir.
         user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.getuid() == 0 else ""
-        main = MAIN_CONF.format(user=user, dir=self.dir, mime_types=MIME_TYPES)
+        main = MAIN_CONF.format(
+            user=user,
+            dir=self.dir,
+            mime_types=MIME_TYPES,
+            worker_connections=self.worker_connections,
+        )
         (self.dir / "nginx.conf").write_text(main)
 
     def command(self, *extra: str) -> list[str]:

@@ -22,6 +22,11 @@ RUN_DIR = Path(tempfile.mkdtemp(prefix="rt-"))
 # hundreds for alice. The caps themselves are tested on servers of their own
 # (tests/e2e/test_connection_caps.py).
 UNCAPPED = {"SSE_STREAMS_PER_USER": "100000", "CHAT_SOCKETS_PER_USER": "100000"}
+# A stopped test server moves its clients off over this long (realtime/drain.py), not the
+# 10 s default: tests that restart a server stay quick. Drain tests set their own.
+DRAIN_SECONDS = "1"
+# How long after its drain window a server may take to exit.
+EXIT_MARGIN = 20.0
 
 
 def free_port() -> int:
@@ -87,12 +92,20 @@ class Server:
             **self.env,
         )
 
+    def _environment(self) -> dict[str, str]:
+        """environment(), with the tests' short drain unless it sets one."""
+        return {"DRAIN_SECONDS": DRAIN_SECONDS, **self.environment()}
+
+    @property
+    def drain_seconds(self) -> float:
+        return float(self._environment()["DRAIN_SECONDS"])
+
     def start(self, timeout: float = 30.0) -> Server:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             self.command(),
             cwd=ROOT,
-            env=self.environment(),
+            env=self._environment(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -109,10 +122,11 @@ class Server:
         raise RuntimeError(f"the server did not listen on {self.port} within {timeout} s")
 
     def stop(self) -> None:
+        """SIGTERM, then wait for the drain (killed if it overruns its window)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=self.drain_seconds + EXIT_MARGIN)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -4,15 +4,22 @@ What matters in fault tests is how a browser comes back: it waits the `retry:` t
 last sent (1-10 s at random, notifications.views.stream), then reconnects with
 `Last-Event-ID` set to the last `id:` it saw, and keeps doing so while the server is
 unreachable. A non-200 answer ends the EventSource for good. Every wait is bounded.
+With `as_page`, it reconnects as Pulse's own pages drive their EventSource instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 from dataclasses import dataclass
 from typing import Any
 
+SERVER_RESTART = '"reason": "server-restart"'  # in a stream-error's data
+# static/notifications/live.js: scheduleReconnect() after an HTTP error, and its jitter
+# after a `server-restart` stream-error.
+PAGE_BACKOFF_FIRST_MS, PAGE_BACKOFF_MAX_MS = 500, 30000
+RESTART_JITTER_MS = 1000
 DEFAULT_RETRY_MS = 3000  # a browser's own default, before the server sent one
 IO_TIMEOUT = 45.0  # a browser waits longer; a restarted server may be this busy
 
@@ -29,8 +36,24 @@ class Stream:
 class SSETab:
     """One EventSource for one signed-in user; keeps what a page would: the events."""
 
-    def __init__(self, *, port: int, session: str) -> None:
+    def __init__(
+        self,
+        *,
+        port: int,
+        session: str,
+        source: str | None = None,
+        as_page: bool = False,
+    ) -> None:
+        """`source`: the local address to connect from (a proxy limits connections per
+        client address). `as_page`: reconnect as Pulse's pages do around their EventSource
+        (static/notifications/live.js): within a second after a `server-restart`
+        stream-error, with a backoff after an HTTP error, instead of waiting `retry:` or
+        giving up as a bare EventSource does."""
         self.port, self.session = port, session
+        self.source = source
+        self.as_page = as_page
+        self.restarting = False  # the last stream ended with a `server-restart`
+        self.http_errors = 0  # in a row, as live.js counts `retries`
         self.last_event_id = ""
         self.retry_ms = DEFAULT_RETRY_MS
         self.retries_seen: list[int] = []
@@ -51,10 +74,23 @@ class SSETab:
     async def run(self, *, until: float) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopped and not self.failed and loop.time() < until:
+            self.restarting = False
             await self._stream(until)
-            if self._stopped or self.failed:
+            if self._stopped or (self.failed and not self.as_page):
                 break
-            await asyncio.sleep(max(0.0, min(self.retry_ms / 1000, until - loop.time())))
+            await asyncio.sleep(max(0.0, min(self._wait(), until - loop.time())))
+
+    def _wait(self) -> float:
+        """Seconds before the next connection (live.js scheduleReconnect and its
+        `server-restart` handler, or the EventSource's own `retry:`)."""
+        if self.failed:
+            self.failed = False
+            self.http_errors += 1
+            base = min(PAGE_BACKOFF_MAX_MS, PAGE_BACKOFF_FIRST_MS * 2 ** min(self.http_errors, 6))
+            return base * (0.5 + random.random()) / 1000
+        if self.restarting and self.as_page:
+            return random.random() * RESTART_JITTER_MS / 1000
+        return self.retry_ms / 1000
 
     def close(self) -> None:
         self._stopped = True
@@ -68,7 +104,10 @@ class SSETab:
         writer = None
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.port), IO_TIMEOUT
+                asyncio.open_connection(
+                    "127.0.0.1", self.port, local_addr=(self.source, 0) if self.source else None
+                ),
+                IO_TIMEOUT,
             )
             self._writer = writer
             writer.write(self._request())
@@ -133,7 +172,10 @@ class _Parser:
                 tab.last_event_id = self.id
             if self.data:
                 tab.events.append((self.event or "message", "\n".join(self.data)))
+                if self.event == "stream-error" and SERVER_RESTART in self.data[0]:
+                    tab.restarting = True
                 if self.event == "stream-open" and self.stream.opened is None:
+                    tab.http_errors = 0
                     self.stream.opened = asyncio.get_running_loop().time()
                     tab.opened.set()
             self.event, self.data, self.id = "", [], None

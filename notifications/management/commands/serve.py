@@ -1,4 +1,4 @@
-"""Run the app with daphne (default) or uvicorn, with a private Redis when REDIS_URL is unset."""
+"""Run the app with daphne (default) or uvicorn, with a private Redis when none is configured."""
 
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ from realtime import probes
 # Frames and messages over 64 KiB close the socket with 1009 before the app sees them.
 MAX_WS_MESSAGE = 65536
 SERVERS = ("daphne", "uvicorn")
+# How long the server may take to exit after its drain window (or a second signal).
+EXIT_MARGIN_SECONDS = 10
+LISTEN_BACKLOG = 2048
+
+
+def _twisted_host(host: str) -> str:
+    """An interface as Twisted's endpoint strings take it (as daphne's -b builds it)."""
+    return host.strip("[]").replace(":", r"\:")
 
 
 def daphne_command(*, host: str, port: int, proxy_headers: bool = False) -> list[str]:
@@ -28,7 +36,10 @@ def daphne_command(*, host: str, port: int, proxy_headers: bool = False) -> list
     proxy = ["--proxy-headers"] if proxy_headers else []
     return [
         sys.executable, "-m", "config.daphne_server",
-        "-b", host, "-p", str(port),
+        # Twisted listens with a backlog of 50: a burst of reconnects (a rolling restart
+        # moves a process's clients to the others) overflowed it under load, and a proxy's
+        # connect then timed out. uvicorn's default is 2048.
+        "-e", f"tcp:port={port}:interface={_twisted_host(host)}:backlog={LISTEN_BACKLOG}",
         "--websocket-max-message-size", str(MAX_WS_MESSAGE),
         "--websocket-max-frame-size", str(MAX_WS_MESSAGE),
         "--ping-interval", "20", "--ping-timeout", "30",
@@ -120,7 +131,7 @@ class Command(BaseCommand):
         redis = None
         try:
             env = dict(os.environ)
-            if not os.environ.get("REDIS_URL"):
+            if not os.environ.get("REDIS_URL") and settings.REDIS_SENTINEL is None:
                 redis = self._start_redis((run_dir or settings.RUN_DIR) / "redis.sock")
                 env["REDIS_URL"] = settings.REDIS_URL = redis.url
             # Say what is wrong now, in one line, rather than serve errors (realtime/probes.py).
@@ -161,9 +172,16 @@ class Command(BaseCommand):
             # SIGTERM, not SIGINT: a process started with SIGINT ignored (a `&` job of a
             # script) passes that on, and Twisted then leaves SIGINT alone; it always
             # stops on SIGTERM. A Ctrl-C in a terminal has reached the server already.
+            # daphne moves its clients off over DRAIN_SECONDS first (realtime/drain.py).
             process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
+            try:
+                process.wait(timeout=settings.DRAIN_SECONDS + EXIT_MARGIN_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            except KeyboardInterrupt:  # a second signal: the server stops at once
+                process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=EXIT_MARGIN_SECONDS)
         finally:
             if process.poll() is None:
                 process.kill()
