@@ -23,10 +23,13 @@ per chat socket), server CPU per connect, the servers' CPU while idle, then
   tab gets announcements on its `/events/` stream); latency from just before the call;
 - one message in each room through `feeds.services.message_post` (INSERT, commit, Redis,
   each process's hub): every chat socket gets one; latency from just before each post.
-For both: delivered and lost (asserted zero: the exit status is 1 otherwise), p50/p99/max
-over every delivery, server CPU per delivery (gross, and net of the idle rate measured
-just before). Then Redis's PUBLISH rate (bench.redis_publish). The load average is printed
-along the way: the machine is shared. Everything is torn down at the end.
+For both: delivered and lost (asserted zero: the exit status is 1 otherwise) and p50/p99/max
+over every delivery. Then `--bursts` more of each back to back (announcements through the
+service, room broadcasts as message_post publishes them), for server CPU per delivery: gross,
+and net of the idle rate measured just before (one event's CPU would be lost in the idle
+work's noise). Then Redis's PUBLISH rate (bench.redis_publish), and the per-core figures and
+sizing on paper (bench.sizing). The load average is printed along the way: the machine is
+shared. Everything is torn down at the end.
 
 Why `--servers` defaults to the fewest processes the descriptor limit allows (3 for 50,000,
 at least 2): one process per core is what a 2-core machine can keep busy, and each extra
@@ -39,6 +42,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -213,12 +217,14 @@ def delivery(
 
 
 def show(what: str, d: dict[str, Any]) -> None:
-    verdict = "0 lost" if d["lost"] == 0 else f"LOST {d['lost']}"
+    b = d["burst"]
+    lost = d["lost"] + b["lost"]
+    verdict = "0 lost" if lost == 0 else f"LOST {d['lost']} + {b['lost']} in the burst"
     print(
         f"{what}: {d['delivered']}/{d['expected']} ({verdict}), p50 {d['p50_ms']} ms, "
-        f"p99 {d['p99_ms']} ms, max {d['max_ms']} ms; server CPU {d['cpu_us_per_delivery']} µs "
-        f"per delivery ({d['net_cpu_us_per_delivery']} net of idle, "
-        f"{d['deliveries_per_core_s']} deliveries/s per core); {d['closed']} closed "
+        f"p99 {d['p99_ms']} ms, max {d['max_ms']} ms; a burst of {b['expected']}: server CPU "
+        f"{b['cpu_us_per_delivery']} µs per delivery ({b['net_cpu_us_per_delivery']} net of "
+        f"idle, {b['deliveries_per_core_s']} deliveries/s per core); {d['closed']} closed "
         f"{d['close_codes'] or ''}; "
         f"load {d['load']}",
         flush=True,
@@ -305,46 +311,100 @@ def run_stage(ctx: dict[str, Any], target: int, previous: dict[str, Any] | None,
         flush=True,
     )
 
-    def announce() -> float:
-        from notifications.services import announcement_publish
+    measure_deliveries(ctx, stage, seq=seq, idle_cores=idle_cores)
+    return stage
 
-        announcement, created = draft(seq, ctx["staff"])
-        start = time.time()
-        if not announcement_publish(announcement=announcement, by=ctx["staff"]):
+
+def publish_announcements(staff: Any, seqs: range) -> float:
+    """Publish one announcement per seq back to back, as "Publish now" does; returns the ms
+    between the first's creation (its `t`) and its publish, to take off its latencies."""
+    from notifications.services import announcement_publish
+
+    drafts = [draft(seq, staff) for seq in seqs]
+    start = time.time()
+    for announcement, _ in drafts:
+        if not announcement_publish(announcement=announcement, by=staff):
             raise RuntimeError("announcement_publish refused a draft")
-        return (start - created) * 1000
+    return (start - drafts[0][1]) * 1000
 
-    stage["announcement"] = delivery(
+
+def broadcast_rounds(rooms: list[Any], first: int, rounds: int) -> float:
+    """`rounds` messages to every room, published as message_post publishes after its commit
+    (the INSERT runs in this process, not the servers, so it costs them nothing)."""
+    from feeds.events import message_broadcast_on_commit
+
+    for r in range(rounds):
+        for i, room in enumerate(rooms):
+            data = {"seq": first + r * len(rooms) + i, "t": time.time(), "content": "cpu"}
+            message_broadcast_on_commit(room_id=room.pk, data=data)
+    return 0.0
+
+
+CPU_KEYS = (
+    "seconds",
+    "server_cpu_s",
+    "redis_cpu_s",
+    "cpu_us_per_delivery",
+    "net_cpu_us_per_delivery",
+    "deliveries_per_core_s",
+    "expected",
+    "delivered",
+    "lost",
+)
+
+
+def measure_deliveries(
+    ctx: dict[str, Any], stage: dict[str, Any], *, seq: int, idle_cores: float
+) -> None:
+    """One announcement and one message per room for latency and loss; then `--bursts` of
+    each back to back for CPU per delivery (one event's CPU is lost in the idle work's)."""
+    args, fleet = ctx["args"], ctx["fleet"]
+    n_sse, n_ws, k = stage["sse"], stage["ws"], args.bursts
+    rooms = ctx["rooms"][: n_ws // args.room_size]
+    common = {"idle_cores": idle_cores, "tail": min(args.settle, TAIL_SECONDS)}
+    sse, ws = ctx["sse_clients"], ctx["ws_clients"]
+    one = delivery(
         fleet,
-        ctx["sse_clients"],
-        send=announce,
+        sse,
         first=seq,
         last=seq + 1,
         expected=n_sse,
-        idle_cores=idle_cores,
-        tail=min(args.settle, TAIL_SECONDS),
+        **common,
+        send=lambda: publish_announcements(ctx["staff"], range(seq, seq + 1)),
     )
+    burst = delivery(
+        fleet,
+        sse,
+        first=seq + 1,
+        last=seq + 1 + k,
+        expected=k * n_sse,
+        **common,
+        send=lambda: publish_announcements(ctx["staff"], range(seq + 1, seq + 1 + k)),
+    )
+    stage["announcement"] = {**one, "burst": {key: burst[key] for key in CPU_KEYS}}
     show(f"announcement -> {n_sse} SSE streams", stage["announcement"])
-    rooms = ctx["rooms"][: n_ws // args.room_size]
-    first = seq + 1
+    first = seq + 1 + k
 
     def post() -> float:
         stage["slowest_post_ms"] = post_room_messages(rooms, ctx["author"], first)
         return 0.0
 
-    stage["rooms"] = delivery(
-        fleet,
-        ctx["ws_clients"],
-        send=post,
-        first=first,
-        last=first + len(rooms),
-        expected=n_ws,
-        idle_cores=idle_cores,
-        tail=min(args.settle, TAIL_SECONDS),
+    one = delivery(
+        fleet, ws, send=post, first=first, last=first + len(rooms), expected=n_ws, **common
     )
+    first += len(rooms)
+    burst = delivery(
+        fleet,
+        ws,
+        first=first,
+        last=first + k * len(rooms),
+        expected=k * n_ws,
+        send=lambda: broadcast_rounds(rooms, first, k),
+        **common,
+    )
+    stage["rooms"] = {**one, "burst": {key: burst[key] for key in CPU_KEYS}}
     show(f"a message in each of {len(rooms)} rooms -> {n_ws} sockets", stage["rooms"])
     print(f"  (the slowest post, INSERT and commit: {stage['slowest_post_ms']} ms)", flush=True)
-    return stage
 
 
 RATIOS = (
@@ -358,9 +418,9 @@ RATIOS = (
     ("idle_cores_per_10k_sse",),
     ("idle_cores_per_10k_ws",),
     ("announcement", "p99_ms"),
-    ("announcement", "net_cpu_us_per_delivery"),
+    ("announcement", "burst", "net_cpu_us_per_delivery"),
     ("rooms", "p99_ms"),
-    ("rooms", "net_cpu_us_per_delivery"),
+    ("rooms", "burst", "net_cpu_us_per_delivery"),
 )
 
 
@@ -395,14 +455,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--size-for", default="100000,1000000", help="concurrent users to size on paper for"
     )
     parser.add_argument("--publishes", type=int, default=200_000, help="for Redis's rate")
+    parser.add_argument(
+        "--bursts", type=int, default=4, help="events per kind back to back, for CPU per delivery"
+    )
     parser.add_argument("--json", help="write results here instead of bench/results/")
     args = parser.parse_args(argv)
     if args.connections < 2 * args.room_size:
         parser.error("--connections must hold at least one room of --room-size sockets")
     if args.baseline is None:
         args.baseline = args.connections // 10
-    if not 0 <= args.baseline < args.connections or args.rate <= 0 or args.per_client < 1:
-        parser.error("--baseline must be below --connections, --rate and --per-client above 0")
+    if (
+        not 0 <= args.baseline < args.connections
+        or min(args.rate, args.per_client, args.bursts) <= 0
+    ):
+        parser.error(
+            "--baseline must be below --connections; --rate, --per-client, --bursts above 0"
+        )
     try:
         args.size_for = [int(n) for n in args.size_for.split(",")]
     except ValueError:
@@ -480,8 +548,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             for client in clients:
                 client.stop()
+            t0 = time.monotonic()
+            for server in env.servers:  # SIGINT: at once, without realtime.drain's 10 s spread
+                server.process.send_signal(signal.SIGINT)
             for server in list(env.servers):
                 env.stop_server(server)
+            print(f"servers stopped in {time.monotonic() - t0:.1f} s", flush=True)
     base_rss_mb = ctx["rss_start"] / 2**20 / args.servers
     return report(args, stages, publish, limits, started, base_rss_mb)
 
@@ -497,8 +569,8 @@ def per_core(stage: dict[str, Any], publish: dict[str, Any]) -> dict[str, Any]:
         "connections_held_idle": round(stage["connections"] / idle) if idle else None,
         "sse_connects_s": per(stage["sse_connect_net_cpu_ms"] / 1000),
         "chat_connects_s": per(stage["ws_connect_net_cpu_ms"] / 1000),
-        "announcement_deliveries_s": stage["announcement"]["deliveries_per_core_s"],
-        "room_deliveries_s": stage["rooms"]["deliveries_per_core_s"],
+        "announcement_deliveries_s": stage["announcement"]["burst"]["deliveries_per_core_s"],
+        "room_deliveries_s": stage["rooms"]["burst"]["deliveries_per_core_s"],
         "redis_publishes_s": publish["publishes_per_redis_cpu_s"],
     }
 
@@ -512,7 +584,9 @@ def report(
     base_rss_mb: float,
 ) -> dict[str, Any]:
     full = stages[-1]
-    lost = sum(s["announcement"]["lost"] + s["rooms"]["lost"] for s in stages)
+    lost = sum(
+        s[k]["lost"] + s[k]["burst"]["lost"] for s in stages for k in ("announcement", "rooms")
+    )
     failed = sum(s["failed"] for s in stages)
     closed = full["announcement"]["closed"] + full["rooms"]["closed"]
     result: dict[str, Any] = {

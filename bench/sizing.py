@@ -36,7 +36,7 @@ def plan(
     cores = math.ceil(max(idle_cores / idle_share, reconnect_cores, 1))
     processes = max(cores, math.ceil(conns / per_process))
     memory_gb = (conns * full["rss_per_conn_kb"] / 2**20) + processes * base_rss_mb / 1024
-    announce_us = full["announcement"]["net_cpu_us_per_delivery"]
+    announce_us = full["announcement"]["burst"]["net_cpu_us_per_delivery"]
     # One SSE stream per user gets the announcement; the idle work keeps its share.
     spare = cores * (1 - idle_share)
     redis_idle = full["redis_idle_cores"] / full["connections"] * conns

@@ -35,6 +35,8 @@ def test_capacity_spreads_connections_over_servers_and_every_one_receives(tmp_pa
         for kind in ("announcement", "rooms"):
             d = stage[kind]
             assert 0 < d["p50_ms"] <= d["p99_ms"] <= d["max_ms"]
+            burst = d["burst"]
+            assert burst["delivered"] == burst["expected"] == 4 * d["expected"]
         assert stage["rss_per_conn_kb"] > 0
     assert "rss_per_conn_kb" in result["ratios"]
     publish = result["redis_publish"]
