@@ -18,8 +18,8 @@ def test_capacity_spreads_connections_over_servers_and_every_one_receives(tmp_pa
     out = tmp_path / "capacity.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench.capacity", "--connections", "300", "--baseline", "100",
-         "--room-size", "10", "--per-client", "100", "--settle", "0.5", "--idle", "1",
-         "--publishes", "10000", "--json", str(out)],
+         "--room-size", "10", "--per-client", "100", "--settle", "0.2", "--idle", "0.5",
+         "--bursts", "2", "--publishes", "10000", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -36,7 +36,7 @@ def test_capacity_spreads_connections_over_servers_and_every_one_receives(tmp_pa
             d = stage[kind]
             assert 0 < d["p50_ms"] <= d["p99_ms"] <= d["max_ms"]
             burst = d["burst"]
-            assert burst["delivered"] == burst["expected"] == 4 * d["expected"]
+            assert burst["delivered"] == burst["expected"] == 2 * d["expected"]
         assert stage["rss_per_conn_kb"] > 0
     assert "rss_per_conn_kb" in result["ratios"]
     publish = result["redis_publish"]
