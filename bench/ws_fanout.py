@@ -114,12 +114,12 @@ def start_ws_server(
     """bench.env's server, serving `app` instead of config.asgi (bench.env has no hook).
     The stock app gets stock daphne: our launcher's send path (realtime.daphne_ws) is part
     of ours, and would otherwise speed up the baseline too."""
-    command = server_command(kind, free_port())
+    port = free_port()
+    command = server_command(kind, port)
     if command[-1] != OURS_APP:
         raise RuntimeError(f"unexpected server command: {command}")
     if app == STOCK_APP and DAPHNE_LAUNCHER in command:
         command[command.index(DAPHNE_LAUNCHER)] = "daphne"
-    port = int(command[command.index("-p" if "-p" in command else "--port") + 1])
     command[-1] = app
     log_path = env.dir / f"{label}-{port}.log"
     log = open(log_path, "ab")  # noqa: SIM115 - the child holds it; removed with the dir
