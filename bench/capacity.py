@@ -531,7 +531,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ctx["rss_start"] = fleet.rss()
             previous = None
             for i, target in enumerate(t for t in (args.baseline, args.connections) if t):
-                previous = run_stage(ctx, target, previous, seq=10**12 + i * 10**6)
+                try:
+                    previous = run_stage(ctx, target, previous, seq=10**12 + i * 10**6)
+                except TimeoutError as exc:
+                    raise SystemExit(
+                        f"FAILED: {exc}: the servers stopped keeping up (their idle work, "
+                        "see docs/performance.md#capacity); stages done: "
+                        f"{[s['connections'] for s in stages]}"
+                    ) from None
                 stages.append(previous)
             publish = redis_publish.measure(
                 str(env.redis.socket_path),
