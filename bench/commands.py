@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import json
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,6 +45,23 @@ async def serve(handlers: dict[str, Handler], cleanup: Callable[[], Any]) -> Non
         if inspect.isawaitable(done):
             await done
         reply({"bye": True})
+
+
+class Pacer:
+    """Spaces out starts to at most `rate` per second (0: no limit), so a ramp of thousands
+    of connects stays bounded in rate as well as in concurrency."""
+
+    def __init__(self, rate: float = 0) -> None:
+        self.interval = 1 / rate if rate > 0 else 0.0
+        self.next = time.monotonic()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        slot, self.next = max(now, self.next), max(now, self.next) + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 def run_fast(main: Callable[[], Awaitable[None]]) -> None:

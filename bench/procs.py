@@ -32,13 +32,22 @@ class LineProcess:
         self.ps = psutil.Process(self.process.pid)
 
     def ask(self, timeout: float, **command: Any) -> dict[str, Any]:
-        assert self.process.stdin and self.process.stdout
+        self.send(**command)
+        return self.answer(timeout, command.get("cmd", ""))
+
+    def send(self, **command: Any) -> None:
+        """Send a command without waiting, so several children work at once; `answer` it."""
+        assert self.process.stdin
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+
+    def answer(self, timeout: float, cmd: str = "") -> dict[str, Any]:
+        """The reply to the command sent last, within `timeout` s."""
+        assert self.process.stdout
+        ready, _, _ = select.select([self.process.stdout], [], [], max(timeout, 0))
         if not ready:
             self.stop()
-            raise TimeoutError(f"{command.get('cmd')} got no answer within {timeout} s")
+            raise TimeoutError(f"{cmd or 'a command'} got no answer within {timeout} s")
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError(f"{self.process.args} exited (status {self.process.poll()})")
@@ -98,17 +107,29 @@ class SSELoadClient(LineProcess):
         """Poll until `total` deliveries arrived, or none came for `idle` s, or `timeout`.
 
         Returns (received, seconds until the last delivery was seen)."""
-        start = last_change = time.monotonic()
-        seen = self.count()["received"]
-        while seen < total:
-            now = time.monotonic()
-            if now - start > timeout or now - last_change > idle:
-                break
-            time.sleep(0.05)
-            current = self.count()["received"]
-            if current != seen:
-                seen, last_change = current, time.monotonic()
-        return seen, last_change - start
+        return wait_for_all([self], total, timeout=timeout, idle=idle)
+
+
+def wait_for_all(
+    clients: list[Any], total: int, *, timeout: float, idle: float = 3.0
+) -> tuple[int, float]:
+    """Poll load clients until `total` deliveries arrived between them, or none came for
+    `idle` s, or `timeout`. Returns (received, seconds until the last delivery was seen)."""
+
+    def received() -> int:
+        return sum(client.ask(30, cmd="count")["received"] for client in clients)
+
+    start = last_change = time.monotonic()
+    seen = received()
+    while seen < total:
+        now = time.monotonic()
+        if now - start > timeout or now - last_change > idle:
+            break
+        time.sleep(0.05)
+        current = received()
+        if current != seen:
+            seen, last_change = current, time.monotonic()
+    return seen, last_change - start
 
 
 class Publisher(LineProcess):

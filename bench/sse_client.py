@@ -7,8 +7,10 @@ chunked decoding and SSE framing by hand, one regex per event for the `seq` and 
 the publisher put in the payload. Every wait is bounded.
 
 Commands: {"cmd": "connect", "port", "path", "sessions": [...], "concurrency",
-           "last_event_ids": [...]}                 one per session, to resume a stream
-          {"cmd": "stats", "first": a, "last": b}   deliveries of seq in [a, b)
+           "last_event_ids": [...],                 one per session, to resume a stream
+           "ports": [...], "rate"}                  ports: one per session; rate: connects/s
+          {"cmd": "stats", "first": a, "last": b, "raw"}   deliveries of seq in [a, b);
+                                                    raw: every latency too
           {"cmd": "count"}                           deliveries so far
           {"cmd": "quit"}
 """
@@ -206,19 +208,23 @@ class Client:
         sessions: list[str],
         concurrency: int = 100,
         last_event_ids: list[str] | None = None,
+        ports: list[int] | None = None,
+        rate: float = 0,
     ) -> dict[str, Any]:
-        gate = asyncio.Semaphore(concurrency)
+        gate, pacer = asyncio.Semaphore(concurrency), commands.Pacer(rate)
         started = time.monotonic()
 
-        async def one(session: str, last_event_id: str) -> bool:
+        async def one(session: str, last_event_id: str, port: int) -> bool:
             async with gate:
+                await pacer.wait()
                 stream = await self.open(
                     port=port, path=path, session=session, last_event_id=last_event_id
                 )
                 return stream is not None
 
         resume = last_event_ids or [""] * len(sessions)
-        results = await asyncio.gather(*(one(s, i) for s, i in zip(sessions, resume, strict=True)))
+        targets = zip(sessions, resume, ports or [port] * len(sessions), strict=True)
+        results = await asyncio.gather(*(one(*target) for target in targets))
         ok = sum(results)
         return {
             "connected": ok,
@@ -226,8 +232,9 @@ class Client:
             "seconds": round(time.monotonic() - started, 3),
         }
 
-    def stats(self, first: int, last: int) -> dict[str, Any]:
-        """Deliveries of seq in [first, last); forget everything below `last`."""
+    def stats(self, first: int, last: int, raw: bool = False) -> dict[str, Any]:
+        """Deliveries of seq in [first, last) (with `raw`, every latency in ms); forget
+        everything below `last`."""
         totals = self.totals
         keep_seqs, keep_lat = array("q"), array("d")
         lat: list[float] = []
@@ -252,6 +259,7 @@ class Client:
             "errors": totals.errors,
             "keepalives": totals.keepalives,
             "cpu_s": round(_cpu_seconds(), 3),
+            **({"latencies_ms": [round(x * 1000, 2) for x in lat]} if raw else {}),
         }
 
     def close(self) -> None:
@@ -270,7 +278,7 @@ async def serve_commands() -> None:
     await commands.serve(
         {
             "connect": client.connect,
-            "stats": lambda first, last: client.stats(first, last),
+            "stats": client.stats,
             "count": lambda: {"received": client.totals.received, "closed": client.totals.closed},
         },
         client.close,

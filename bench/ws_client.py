@@ -9,8 +9,10 @@ answered. With `deflate` it offers permessage-deflate as browsers do (uvicorn ac
 daphne does not) and inflates what comes compressed. Every wait is bounded.
 
 Commands: {"cmd": "connect", "port", "path", "sessions": [...], "streams", "deflate",
-           "concurrency", "paths": [...]}         paths: one per session, instead of path
-          {"cmd": "stats", "first": a, "last": b}   deliveries of seq in [a, b)
+           "concurrency", "paths": [...],         paths: one per session, instead of path
+           "ports": [...], "rate"}                 ports: one per session; rate: connects/s
+          {"cmd": "stats", "first": a, "last": b, "raw"}   deliveries of seq in [a, b);
+                                                    raw: every latency too
           {"cmd": "count"}                           deliveries so far
           {"cmd": "quit"}
 """
@@ -208,18 +210,22 @@ class Client:
         deflate: bool = False,
         concurrency: int = 64,
         paths: list[str] | None = None,
+        ports: list[int] | None = None,
+        rate: float = 0,
     ) -> dict[str, Any]:
-        gate = asyncio.Semaphore(concurrency)
+        gate, pacer = asyncio.Semaphore(concurrency), commands.Pacer(rate)
         started = time.monotonic()
 
-        async def one(session: str, path: str) -> bool:
+        async def one(session: str, path: str, port: int) -> bool:
             async with gate:
+                await pacer.wait()
                 return await self.open(
                     port=port, path=path, session=session, streams=streams, deflate=deflate
                 )
 
-        targets = paths or [path] * len(sessions)
-        results = await asyncio.gather(*(one(s, p) for s, p in zip(sessions, targets, strict=True)))
+        n = len(sessions)
+        targets = zip(sessions, paths or [path] * n, ports or [port] * n, strict=True)
+        results = await asyncio.gather(*(one(*target) for target in targets))
         ok = sum(results)
         return {
             "deflate": sum(chat.inflate is not None for chat in self.sockets),
@@ -228,9 +234,9 @@ class Client:
             "seconds": round(time.monotonic() - started, 3),
         }
 
-    def stats(self, first: int, last: int) -> dict[str, Any]:
+    def stats(self, first: int, last: int, raw: bool = False) -> dict[str, Any]:
         """Deliveries of seq in [first, last), and order faults and closes since the last
-        call; forget everything below `last`."""
+        call (with `raw`, every latency in ms); forget everything below `last`."""
         totals = self.totals
         faults = (totals.gaps, totals.duplicates, totals.errors, Counter(totals.close_codes))
         totals.gaps = totals.duplicates = totals.errors = 0
@@ -258,6 +264,7 @@ class Client:
             "duplicates": faults[1],
             "errors": faults[2],
             "cpu_s": round(_cpu_seconds(), 3),
+            **({"latencies_ms": [round(x * 1000, 2) for x in lat]} if raw else {}),
         }
 
     def close(self) -> None:
@@ -271,7 +278,7 @@ async def serve_commands() -> None:
     await commands.serve(
         {
             "connect": client.connect,
-            "stats": lambda first, last: client.stats(first, last),
+            "stats": client.stats,
             "count": lambda: {"received": client.totals.received, "closed": client.totals.closed},
         },
         client.close,
