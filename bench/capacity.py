@@ -335,7 +335,9 @@ def broadcast_rounds(rooms: list[Any], first: int, rounds: int) -> float:
 
     for r in range(rounds):
         for i, room in enumerate(rooms):
-            data = {"seq": first + r * len(rooms) + i, "t": time.time(), "content": "cpu"}
+            seq = first + r * len(rooms) + i
+            # `id` as message_post's data has one: it is also the room's SSE event id.
+            data = {"id": seq, "seq": seq, "t": time.time(), "content": "cpu"}
             message_broadcast_on_commit(room_id=room.pk, data=data)
     return 0.0
 
