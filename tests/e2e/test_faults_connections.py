@@ -115,14 +115,23 @@ async def test_a_thousand_aborted_chat_sockets_leave_no_subscription_presence_or
     try:
         async with httpx.AsyncClient(base_url=server.url, cookies={"sessionid": cookie}) as client:
             baseline = await gauges(client)
-            # Warm-up at full size: the allocator keeps its high-water mark (measured 84 MiB
-            # before, 99 after one round of 1,000, then 102-103 for five more rounds).
-            assert await open_and_abort_chat(server.port, cookie, room.slug, 1000) == 1000
-            warm = await settled(client, "chat_sockets", baseline["chat_sockets"], timeout=60)
-            assert warm["chat_sockets"] <= baseline["chat_sockets"]
+            # Warm-up: 3,000. Each aborted socket leaves reference cycles (daphne, autobahn and
+            # Twisted objects, the consumer) that only the cyclic GC frees, and the allocator
+            # keeps the high-water mark of that backlog. Python 3.13's first GC generation
+            # waits for 2,000 net allocations where 3.11's waits for 700, so its backlog and
+            # high-water mark are larger and slower to reach. MiB after each round of 1,000:
+            # 3.11 88 | 107 108 111 111 111 111 112 113; 3.13 89 | 106 125 129 129 131 131 131
+            # 131; 3.13 with gc.set_threshold(700) 89 | 107 114 114 114 114 115 115 115.
+            for _ in range(3):
+                assert await open_and_abort_chat(server.port, cookie, room.slug, 1000) == 1000
+                warm = await settled(client, "chat_sockets", baseline["chat_sockets"], timeout=60)
+                assert warm["chat_sockets"] <= baseline["chat_sockets"]
 
-            assert await open_and_abort_chat(server.port, cookie, room.slug, 1000) == 1000
-            after = await settled(client, "chat_sockets", baseline["chat_sockets"], timeout=60)
+            # Then 2,000 more: a leak of 7 KB a socket (14 MiB) crosses the 10 % limit (a
+            # planted one measured 1.16 on 3.13).
+            for _ in range(2):
+                assert await open_and_abort_chat(server.port, cookie, room.slug, 1000) == 1000
+                after = await settled(client, "chat_sockets", baseline["chat_sockets"], timeout=60)
             after = await settled(client, "chat_channels", baseline["chat_channels"], timeout=10)
         mib = (warm["rss_bytes"] >> 20, after["rss_bytes"] >> 20)
         print(f"chat_sockets {baseline['chat_sockets']} -> {after['chat_sockets']}, rss {mib} MiB")
