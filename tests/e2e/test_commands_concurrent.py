@@ -39,7 +39,14 @@ def start_manage(*args: str, redis_url: str) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_as_from_a_terminal,
     )
+
+
+def _as_from_a_terminal() -> None:
+    """Ctrl-C reaches the command, as in a terminal, even where this test run was started in
+    the background with SIGINT ignored (a shell's `cmd &`), which children inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(process: subprocess.Popen[bytes], timeout: float = 120) -> tuple[int, str, str]:
