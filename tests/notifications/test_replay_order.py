@@ -56,7 +56,7 @@ def _in_thread(target, *args) -> threading.Thread:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("first_kind", ["one", "batch"])
 def test_a_second_insert_for_a_recipient_waits_until_the_first_commits(alice, bob, first_kind):
-    inserted, release, order = threading.Event(), threading.Event(), []
+    inserted, release, seen = threading.Event(), threading.Event(), []
 
     def first() -> None:
         with transaction.atomic():
@@ -68,23 +68,25 @@ def test_a_second_insert_for_a_recipient_waits_until_the_first_commits(alice, bo
                 )
             inserted.set()
             release.wait(10)
-        order.append("first")
 
     def second() -> None:
         notification_create(recipient=alice, title="second")
-        order.append("second")
+        # Asked the moment the second insert is through: the first must have committed by then.
+        # (Appending to a list after each commit raced: thread one could be descheduled between
+        # its commit and its append while thread two ran to the end.)
+        seen.append(Notification.objects.filter(recipient=alice, title="first").exists())
 
     one = _in_thread(first)
     assert inserted.wait(10)
     two = _in_thread(second)
     try:
         assert _waiting_for_advisory_lock(), "the second insert did not wait for the first"
-        assert order == []
+        assert two.is_alive() and seen == [], "the second insert finished before the first"
     finally:
         release.set()
         one.join(10)
         two.join(10)
-    assert order == ["first", "second"]
+    assert seen == [True], "the second insert went through before the first committed"
     first_row = Notification.objects.get(recipient=alice, title="first")
     second_row = Notification.objects.get(recipient=alice, title="second")
     assert first_row.pk < second_row.pk
