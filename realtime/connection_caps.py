@@ -3,9 +3,9 @@
 Each open connection is one member (a random id) of the sorted set
 `chat:conns:<kind>:<user id>`, scored by when it expires. Opening one prunes expired
 members and adds itself only under the cap, in one script: one round trip per connect.
-Live connections refresh their expiry (a chat socket with its presence heartbeat, SSE
-streams in one batch per process with the keep-alive), and closing removes the member,
-so a server process that dies (SIGKILL, power loss) frees its users' slots within TTL_MS
+Live connections refresh their expiry in one batch per process (chat sockets with their
+presence heartbeat, SSE streams with the keep-alive), and closing removes the member, so
+a server process that dies (SIGKILL, power loss) frees its users' slots within TTL_MS
 instead of locking them out for good. Redis being down lets connections through: the
 cap protects the service, it must not stop it.
 """
@@ -19,7 +19,7 @@ import redis
 from django.conf import settings
 from redis.commands.core import Script
 
-from realtime.redis_state import async_client, key, run_script, sync_client
+from realtime.redis_state import async_client, key, run_per_key, run_script, sync_client
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,6 @@ return 1
 
 
 _sync_acquire: Script | None = None
-# Members per refresh script: a process with 10,000 streams holds Redis ~1 ms at a time.
-REFRESH_BATCH = 1000
 
 
 def cap(kind: str) -> int:
@@ -92,20 +90,11 @@ async def acquire_async(*, kind: str, user_id: int, conn_id: str) -> bool:
 
 async def refresh(*, kind: str, connections: Iterable[tuple[int, str]]) -> None:
     """Keep these (user id, connection id) counted for another TTL_MS, in one round trip."""
-    by_user: dict[int, list[str]] = {}
+    by_key: dict[str, list[str]] = {}
     for user_id, conn_id in connections:
-        by_user.setdefault(user_id, []).append(conn_id)
-    keys: list[str] = []
-    args: list[object] = [TTL_MS]
+        by_key.setdefault(_key(kind, user_id), []).append(conn_id)
     try:
-        for user_id, conn_ids in by_user.items():
-            keys.append(_key(kind, user_id))
-            args += [len(conn_ids), *conn_ids]
-            if len(args) > REFRESH_BATCH:
-                await run_script(_REFRESH, keys, args)
-                keys, args = [], [TTL_MS]
-        if keys:
-            await run_script(_REFRESH, keys, args)
+        await run_per_key(_REFRESH, by_key, [TTL_MS])
     except (redis.RedisError, OSError) as exc:
         logger.warning("connection cap refresh failed (entries expire): %s", exc)
 
