@@ -2,7 +2,8 @@
 
 Each open connection is one member `username|channel_name` of the sorted set
 `chat:presence:<room>`, scored by when it expires; connections refresh their score
-with a heartbeat, so a crashed process's connections age out on their own. A user is
+with a heartbeat (one batch per process, feeds.heartbeat), so a crashed process's
+connections age out on their own. A user is
 online while any of their connections is: closing one of two tabs changes nothing.
 
 Changes are announced as diffs against `chat:presence:<room>:announced` (the set the
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import redis
 
 from feeds import events
-from realtime.redis_state import async_client, key, run_script, sync_client
+from realtime.redis_state import async_client, key, run_per_key, run_script, sync_client
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +60,29 @@ end
 """
 
 
-# KEYS: connections. ARGV: member, ttl. Returns {added, expired entries removed}.
-_TOUCH = _NOW + _touch_step("KEYS[1]", "ARGV[1]", "ARGV[2]") + "return {added, removed}"
+# KEYS: rooms' connections. ARGV: ttl, then for each key its member count and members
+# (realtime.redis_state.run_per_key). Returns for each key 1 if a member was (re)added or
+# expired entries were removed (the room's diff may have changed), else 0.
+_TOUCH_MANY = (
+    _NOW
+    + """
+local ttl = tonumber(ARGV[1])
+local changed = {}
+local at = 2
+for i, name in ipairs(KEYS) do
+  local count = tonumber(ARGV[at])
+  local removed = redis.call('ZREMRANGEBYSCORE', name, '-inf', now)
+  local added = 0
+  for j = at + 1, at + count do
+    added = added + redis.call('ZADD', name, now + ttl, ARGV[j])
+  end
+  redis.call('PEXPIRE', name, 2 * ttl)
+  if added + removed > 0 then changed[i] = 1 else changed[i] = 0 end
+  at = at + count + 1
+end
+return changed
+"""
+)
 
 # KEYS: pending, flushed. ARGV: interval, pending ttl. Returns the delay in ms, or -1
 # when a flush is already scheduled.
@@ -161,7 +183,24 @@ async def enter(
 
 async def heartbeat(*, room_id: int, username: str, conn_id: str) -> None:
     """Keep this connection counted; announce if it had expired or others did."""
-    await _touch(room_id, username, conn_id)
+    await heartbeat_many([(room_id, username, conn_id)])
+
+
+async def heartbeat_many(connections: Iterable[tuple[int, str, str]]) -> None:
+    """`heartbeat` for many (room id, username, connection id) across rooms: a process's
+    chat sockets, in one script per SCRIPT_BATCH members instead of one per socket."""
+    by_room: dict[int, list[str]] = {}
+    for room_id, username, conn_id in connections:
+        by_room.setdefault(room_id, []).append(_member(username, conn_id))
+    rooms = list(by_room)
+    try:
+        results = await run_per_key(_TOUCH_MANY, {_keys(r)[0]: by_room[r] for r in rooms}, [TTL_MS])
+        changed = [flag for result in results for flag in result]
+        for room_id, flag in zip(rooms, changed, strict=True):
+            if flag:
+                await _request_flush(room_id)
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("presence heartbeat for %s rooms failed: %s", len(rooms), exc)
 
 
 async def leave(*, room_id: int, username: str, conn_id: str) -> None:
@@ -202,17 +241,6 @@ def online_counts(room_ids: list[int]) -> dict[int, int]:
         room_id: len(_usernames(members))
         for room_id, members in zip(room_ids, results, strict=True)
     }
-
-
-async def _touch(room_id: int, username: str, conn_id: str) -> None:
-    try:
-        added, removed = await run_script(
-            _TOUCH, [_keys(room_id)[0]], [_member(username, conn_id), TTL_MS]
-        )
-        if added or removed:
-            await _request_flush(room_id)
-    except (redis.RedisError, OSError) as exc:
-        logger.warning("presence update for room %s failed: %s", room_id, exc)
 
 
 async def _request_flush(room_id: int) -> None:

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from feeds import live, presence
+from realtime import redis_state
 from realtime.outbox import Outbox
 from realtime.redis_state import async_client, key
 
@@ -81,3 +82,33 @@ async def test_online_lists_names_once_sorted(redis_layer, name):
         await presence.enter(room_id=2, username="zed", conn_id=conn)
     await presence.enter(room_id=2, username="amy", conn_id=name)
     assert await presence.online(room_id=2) == ["amy", "zed"]
+
+
+async def test_one_heartbeat_for_many_rooms_re_adds_and_announces_expired_entries(
+    redis_layer, monkeypatch
+):
+    monkeypatch.setattr(redis_state, "SCRIPT_BATCH", 2)  # three scripts for five members
+    first, second = await listen(1), await listen(2)
+    for room_id, name in ((1, "alice"), (1, "bob"), (2, "carol")):
+        await presence.enter(room_id=room_id, username=name, conn_id=f"{name}!1")
+    assert (await next_diff(first))["joined"] == ["alice", "bob"]
+    assert (await next_diff(second))["joined"] == ["carol"]
+    store = async_client()
+    await store.zadd(key("presence", 1), {"bob|bob!1": 1})  # bob's process died
+    await store.zrem(key("presence", 2), "carol|carol!1")  # lost (a Redis restart)
+    await presence.heartbeat_many(
+        [
+            (1, "alice", "alice!1"),
+            (2, "carol", "carol!1"),
+            (2, "dave", "dave!1"),
+            (3, "erin", "erin!1"),
+            (3, "erin", "erin!2"),
+        ]
+    )
+    assert await next_diff(first) == {"type": "presence", "joined": [], "left": ["bob"]}
+    assert await next_diff(second) == {"type": "presence", "joined": ["dave"], "left": []}
+    assert await presence.online(room_id=2) == ["carol", "dave"]
+    assert await presence.online(room_id=3) == ["erin"]
+    seconds, _ = await store.time()
+    scores = await store.zrange(key("presence", 3), 0, -1, withscores=True)
+    assert all(score > seconds * 1000 + presence.TTL_MS - 5000 for _, score in scores)
