@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +22,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from feeds import (
     access,
     chat_actions,
+    heartbeat,
     live,
     presence,
     protocol,
@@ -42,11 +42,6 @@ def _can_stay(user_id: int, room_id: int) -> bool:
     return access.can_stay(user_id=user_id, room_id=room_id)
 
 
-@chat_database
-def _is_active(user_id: int) -> bool:
-    return access.user_is_active(user_id=user_id)
-
-
 class ChatConsumer(AsyncWebsocketConsumer):
     # Room and user events come from this process's hub (feeds.live: the channel layer's
     # groups), written straight to the socket's outbox, not through a channel of its own:
@@ -58,8 +53,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     conn_id = ""
     session_key = ""
     counted = False  # holds one of the user's connection slots (realtime.connection_caps)
-    # An idle socket holds a timer, not a sleeping task; the beat itself is a short task.
-    _heartbeat: asyncio.TimerHandle | asyncio.Task[None] | None = None
+    # Presence, caps and the is_active check are kept by the process's one heartbeat.
+    _heartbeat: heartbeat.Socket | None = None
     _rechecks: set[asyncio.Task[None]] | None = None  # created by the first recheck
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -119,7 +114,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             room=room.slug, user=user.username, history_json=history, online_json=online
         )
         self.outbox.release(frame)
-        self._next_heartbeat()
+        self._heartbeat = heartbeat.Socket(
+            room_id=room.pk,
+            user_id=user.pk,
+            username=user.username,
+            conn_id=self.conn_id,
+            outbox=self.outbox,
+        )
+        heartbeat.start(self._heartbeat)
 
     async def _refuse_over_cap(self) -> None:
         limit = connection_caps.cap(connection_caps.CHAT)
@@ -135,7 +137,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 kind=connection_caps.CHAT, user_id=self.user.pk, conn_id=self.conn_id
             )
         if self._heartbeat is not None:
-            self._heartbeat.cancel()
+            heartbeat.stop(self._heartbeat)
             self._heartbeat = None
         for task in self._rechecks or ():
             task.cancel()
@@ -146,31 +148,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def _presence_id(self) -> dict[str, Any]:
         return {"room_id": self.room.pk, "username": self.user.username, "conn_id": self.conn_id}
-
-    def _next_heartbeat(self) -> None:
-        delay = presence.HEARTBEAT_SECONDS * random.uniform(0.8, 1.0)
-        self._heartbeat = asyncio.get_running_loop().call_later(delay, self._beat)
-
-    def _beat(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._beat_once())
-        task.add_done_callback(self._beaten)
-        self._heartbeat = task
-
-    async def _beat_once(self) -> None:
-        await presence.heartbeat(**self._presence_id())
-        await connection_caps.refresh(
-            kind=connection_caps.CHAT, connections=[(self.user.pk, self.conn_id)]
-        )
-        # Deactivation by QuerySet.update() sends no signal: notice it within a beat.
-        if not await _is_active(self.user.pk):
-            self.outbox.close(protocol.CLOSE_SIGNED_OUT)
-
-    def _beaten(self, task: asyncio.Task[None]) -> None:
-        if task is not self._heartbeat or task.cancelled():
-            return  # disconnected
-        if task.exception() is not None:
-            logger.error("presence heartbeat failed", exc_info=task.exception())
-        self._next_heartbeat()
 
     @property
     def closing(self) -> bool:

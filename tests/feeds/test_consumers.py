@@ -10,11 +10,14 @@ from asgiref.sync import sync_to_async
 from django.db import OperationalError
 from django.test import Client
 
-from feeds import presence, protocol, services
+from feeds import heartbeat, presence, protocol, services
 from feeds.models import CONTENT_MAX, Message, Room
 from notifications.models import Notification
+from realtime import connection_caps
+from realtime.redis_state import async_client, key
 from tests.support.communicators import closed_with, frames_until, join, next_frame, open_socket
 from tests.support.factories import session_cookie
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -420,6 +423,33 @@ async def test_deactivation_by_update_closes_the_users_sockets_within_a_heartbea
     await sync_to_async(type(alice).objects.filter(pk=alice.pk).update)(is_active=False)
     assert await closed_with(a, timeout=3) == protocol.CLOSE_SIGNED_OUT
     await a.disconnect()
+
+
+async def test_one_beat_keeps_the_processs_sockets_counted_across_rooms(
+    redis_layer, alice, bob, monkeypatch
+):
+    monkeypatch.setattr(presence, "HEARTBEAT_SECONDS", 0.2)
+    general = await sync_to_async(make_room)()
+    other = await sync_to_async(make_room)("random")
+    a, _ = await join("general", alice)
+    b, _ = await join("random", bob)
+    sockets = heartbeat.BEAT.members()
+    assert [(s.room_id, s.username) for s in sockets] == [(general.pk, "alice"), (other.pk, "bob")]
+    # Both entries about to expire: only a beat after this keeps them.
+    store = async_client()
+    caps = key("conns", connection_caps.CHAT, bob.pk)
+    await store.zadd(caps, {sockets[1].conn_id: 1})
+    await store.zadd(key("presence", general.pk), {f"alice|{sockets[0].conn_id}": 1})
+    seconds, _ = await store.time()
+
+    async def refreshed() -> bool:
+        cap = await store.zscore(caps, sockets[1].conn_id)
+        return cap > seconds * 1000 and await presence.online(room_id=general.pk) == ["alice"]
+
+    await until(refreshed, timeout=5, what="a beat refreshing both sockets")
+    await a.disconnect()
+    await b.disconnect()
+    assert heartbeat.BEAT.members() == []
 
 
 async def test_removal_from_a_private_room_closes_the_members_socket(redis_layer, alice):
