@@ -42,6 +42,11 @@ def daphne_command(*, host: str, port: int, proxy_headers: bool = False) -> list
         "-e", f"tcp:port={port}:interface={_twisted_host(host)}:backlog={LISTEN_BACKLOG}",
         "--websocket-max-message-size", str(MAX_WS_MESSAGE),
         "--websocket-max-frame-size", str(MAX_WS_MESSAGE),
+        # Pings stay at 20 s although they are now most of an idle chat socket's cost
+        # (docs/performance.md, "Capacity"): the ping is the only data an idle socket
+        # sends, so it is what lets TCP_USER_TIMEOUT and the pong timeout drop a vanished
+        # peer (and its presence) within 50 s, as SSE's keep-alive does for streams, and
+        # what keeps NAT entries and proxies with a 60 s idle timeout from cutting it.
         "--ping-interval", "20", "--ping-timeout", "30",
         "--application-close-timeout", "5",
         # After a restart the process takes thousands of reconnects back at once (~20 s for
