@@ -132,13 +132,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.close(protocol.CLOSE_TOO_MANY_CONNECTIONS)
 
     async def disconnect(self, code: int) -> None:
+        if self._heartbeat is not None:  # first: a beat after this re-releases (heartbeat)
+            heartbeat.stop(self._heartbeat)
+            self._heartbeat = None
         if self.counted:
             await connection_caps.release(
                 kind=connection_caps.CHAT, user_id=self.user.pk, conn_id=self.conn_id
             )
-        if self._heartbeat is not None:
-            heartbeat.stop(self._heartbeat)
-            self._heartbeat = None
         for task in self._rechecks or ():
             task.cancel()
         if self.outbox is not None:

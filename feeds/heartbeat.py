@@ -34,14 +34,30 @@ def _active_user_ids(user_ids: set[int]) -> set[int]:
 
 
 async def _beat(sockets: list[Socket]) -> None:
-    await presence.heartbeat_many((s.room_id, s.username, s.conn_id) for s in sockets)
-    await connection_caps.refresh(
-        kind=connection_caps.CHAT, connections=((s.user_id, s.conn_id) for s in sockets)
+    try:
+        await presence.heartbeat_many((s.room_id, s.username, s.conn_id) for s in sockets)
+        await connection_caps.refresh(
+            kind=connection_caps.CHAT, connections=((s.user_id, s.conn_id) for s in sockets)
+        )
+        active = await _active_user_ids({s.user_id for s in sockets})
+        for socket in sockets:
+            if socket.user_id not in active:
+                socket.outbox.close(protocol.CLOSE_SIGNED_OUT)  # a closed one ignores it
+    finally:
+        # A socket that closed during the beat may have been counted again after its own
+        # release (the scripts re-add missing entries): release it once more. Its stop()
+        # comes before its releases, so every such socket is out of BEAT by now.
+        still_open = set(BEAT.members())
+        for socket in sockets:
+            if socket not in still_open:
+                await _release(socket)
+
+
+async def _release(socket: Socket) -> None:
+    await presence.leave(room_id=socket.room_id, username=socket.username, conn_id=socket.conn_id)
+    await connection_caps.release(
+        kind=connection_caps.CHAT, user_id=socket.user_id, conn_id=socket.conn_id
     )
-    active = await _active_user_ids({s.user_id for s in sockets})
-    for socket in sockets:
-        if socket.user_id not in active:
-            socket.outbox.close(protocol.CLOSE_SIGNED_OUT)  # a closed one ignores it
 
 
 # The period is read per beat: tests shorten presence.HEARTBEAT_SECONDS.
@@ -54,5 +70,5 @@ def start(socket: Socket) -> None:
 
 
 def stop(socket: Socket) -> None:
-    """Beat no more for a closed socket."""
+    """Beat no more for a closed socket: call it before releasing its presence and slot."""
     BEAT.discard(socket)

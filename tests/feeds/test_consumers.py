@@ -452,6 +452,18 @@ async def test_one_beat_keeps_the_processs_sockets_counted_across_rooms(
     assert heartbeat.BEAT.members() == []
 
 
+async def test_a_socket_that_closes_during_a_beat_leaves_no_presence_or_slot(redis_layer, alice):
+    room = await sync_to_async(make_room)()
+    socket, _ = await join("general", alice)
+    during = heartbeat.BEAT.members()  # the beat took its batch, then the socket closed
+    await socket.disconnect()
+    store = async_client()
+    assert await store.zcard(key("presence", room.pk)) == 0
+    await heartbeat._beat(during)  # its scripts run after the socket's releases
+    assert await store.zcard(key("presence", room.pk)) == 0
+    assert await store.zcard(key("conns", connection_caps.CHAT, alice.pk)) == 0
+
+
 async def test_removal_from_a_private_room_closes_the_members_socket(redis_layer, alice):
     room = await sync_to_async(make_room)("secret", private=True, members=[alice])
     a, _ = await join("secret", alice)
