@@ -22,6 +22,8 @@ from notifications.services import group_members_changed, notification_create
 ROOM_TITLE_MAX = Room._meta.get_field("title").max_length
 ROOM_SLUG_BASE_MAX = 40
 MENTIONS_MAX = 20
+# The notification kind of a chat mention (registered in feeds.apps).
+MENTION_KIND = "room.mention"
 # `@name` not glued to a preceding word (so e-mail addresses are not mentions).
 _MENTION = re.compile(r"(?<![\w@.+-])@([\w.@+-]{1,150})")
 
@@ -175,6 +177,7 @@ def message_notify_mentions(*, message: Message) -> list[Notification]:
             recipient=recipient,
             title=title,
             body=message.content,
+            kind=MENTION_KIND,
             url=url,
             actor=author,
             target=message,

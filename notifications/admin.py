@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
-from notifications import selectors, services
+from notifications import kinds, selectors, services
 from notifications.models import Announcement, Audience, Notification, ReadChange
 
 
@@ -33,10 +33,23 @@ class ReadStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _kind_choices() -> list[tuple[str, str]]:
+    return [(k.name, f"{k.label} ({k.name})") for k in kinds.all_kinds()]
+
+
+class KindChoiceMixin:
+    """The `kind` field as a choice of the registered kinds (the registry is not in the DB)."""
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "kind":
+            return forms.ChoiceField(choices=_kind_choices, initial=db_field.default)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]
+
+
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = ("title", "recipient", "level", "created_at", "read_at")
-    list_filter = (ReadStateFilter, "level", "created_at")
+class NotificationAdmin(KindChoiceMixin, admin.ModelAdmin):
+    list_display = ("title", "recipient", "kind", "level", "created_at", "read_at")
+    list_filter = (ReadStateFilter, "kind", "level", "created_at")
     search_fields = ("title", "body", "recipient__username")
     raw_id_fields = ("recipient", "actor")
     readonly_fields = ("created_at", "send_key")
@@ -58,7 +71,16 @@ class ReadChangeAdmin(admin.ModelAdmin):
 class AnnouncementForm(forms.ModelForm):
     class Meta:
         model = Announcement
-        fields = ("title", "body", "level", "audience", "groups", "publish_at", "expires_at")
+        fields = (
+            "title",
+            "body",
+            "kind",
+            "level",
+            "audience",
+            "groups",
+            "publish_at",
+            "expires_at",
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -74,6 +96,7 @@ class AnnouncementForm(forms.ModelForm):
             services.announcement_check(
                 title=data.get("title", instance.title),
                 body=data.get("body", instance.body),
+                kind=data.get("kind", instance.kind),
                 level=data.get("level", instance.level),
                 audience=data.get("audience", instance.audience),
                 groups=groups,
@@ -103,7 +126,7 @@ class AnnouncementStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
-CONTENT_FIELDS = ("title", "body", "level", "audience", "groups")
+CONTENT_FIELDS = ("title", "body", "kind", "level", "audience", "groups")
 PUBLISHED_HELP = (
     "Published: its content and audience can no longer change, since an edit would not "
     "reach anyone who already has it. To correct it, expire it and publish a new one."
@@ -131,7 +154,7 @@ RECORD_FIELDS = (
 
 
 @admin.register(Announcement)
-class AnnouncementAdmin(admin.ModelAdmin):
+class AnnouncementAdmin(KindChoiceMixin, admin.ModelAdmin):
     """Staff write announcements; only holders of publish_announcement send or schedule them."""
 
     form = AnnouncementForm
@@ -153,7 +176,7 @@ class AnnouncementAdmin(admin.ModelAdmin):
     filter_horizontal = ("groups",)
     actions = ("publish_now", "expire_now")
     fieldsets = (
-        (None, {"fields": ("title", "body", "level")}),
+        (None, {"fields": ("title", "body", "kind", "level")}),
         ("Audience", {"fields": ("audience", "groups")}),
         ("Schedule", {"fields": ("publish_at", "expires_at")}),
         ("Record", {"fields": RECORD_FIELDS}),

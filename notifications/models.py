@@ -41,6 +41,10 @@ def is_link_url(value: str) -> bool:
     return bool(value)
 
 
+# Longest kind or category name (notifications.kinds).
+KIND_MAX = 50
+
+
 class Level(models.TextChoices):
     INFO = "info", "Info"
     SUCCESS = "success", "Success"
@@ -55,6 +59,8 @@ class Notification(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True, max_length=5000)
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    # A registered kind (notifications.kinds); the services refuse unknown ones.
+    kind = models.CharField(max_length=KIND_MAX, default="general")
     url = models.CharField(
         "link URL",
         max_length=500,
@@ -147,6 +153,7 @@ class Announcement(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True, max_length=5000)
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    kind = models.CharField(max_length=KIND_MAX, default="announcement")
     audience = models.CharField(max_length=10, choices=Audience.choices, default=Audience.EVERYONE)
     groups = models.ManyToManyField(
         Group,

@@ -105,6 +105,7 @@ def notification_content(notification: Notification) -> dict[str, Any]:
     return {
         "title": notification.title,
         "body": notification.body,
+        "kind": notification.kind,
         "level": notification.level,
         "url": notification.url,
         "created_at": notification.created_at.isoformat(),
@@ -112,10 +113,17 @@ def notification_content(notification: Notification) -> dict[str, Any]:
 
 
 def notification_list(
-    *, user_id: int, unread: bool = False, before: int | None = None, limit: int = 20
+    *,
+    user_id: int,
+    unread: bool = False,
+    kind: str | None = None,
+    before: int | None = None,
+    limit: int = 20,
 ) -> dict[str, Any]:
     """A page of the inbox, newest first, with the cursor of the next page."""
     qs = Notification.objects.filter(recipient_id=user_id)
+    if kind is not None:
+        qs = qs.filter(kind=kind)
     if unread:
         qs = qs.filter(read_at__isnull=True)
     if before is not None:
@@ -169,6 +177,7 @@ def announcement_payload(announcement: Announcement) -> dict[str, Any]:
         "id": announcement.pk,
         "title": announcement.title,
         "body": announcement.body,
+        "kind": announcement.kind,
         "level": announcement.level,
         "created_at": announcement.published_at.isoformat(),
         "expires_at": expires.isoformat() if expires else None,

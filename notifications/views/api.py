@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from notifications import selectors, services
+from notifications import kinds, selectors, services
 from notifications.health import snapshot as health_snapshot
 from notifications.http import (
     int_param,
@@ -27,11 +27,22 @@ def _unread_param(request: HttpRequest) -> bool:
     return raw in ("1", "true")
 
 
+def _kind_param(request: HttpRequest) -> str | None:
+    raw = request.GET.get("kind")
+    if raw is None:
+        return None
+    try:
+        return kinds.get(raw).name
+    except kinds.UnknownKind as exc:
+        raise ValueError(exc.messages[0]) from None
+
+
 @require_get
 @login_required_json
 def notification_list(request: HttpRequest) -> HttpResponse:
     try:
         unread = _unread_param(request)
+        kind = _kind_param(request)
         before = int_param(request, "before", minimum=1, maximum=2**63 - 1)
         limit = int_param(request, "limit", minimum=1, maximum=selectors.MAX_PAGE)
     except ValueError as exc:
@@ -39,6 +50,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     page = selectors.notification_list(
         user_id=request.user.pk,
         unread=unread,
+        kind=kind,
         before=before,
         limit=limit or DEFAULT_LIMIT,
     )

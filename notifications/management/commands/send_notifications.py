@@ -14,10 +14,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.utils import timezone
 
-from notifications import recipients
+from notifications import kinds, recipients
 from notifications.models import Level, Notification
 from notifications.services import (
     SEND_BATCH_SIZE,
+    level_of,
     notification_check,
     notifications_send_batch,
 )
@@ -80,7 +81,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--title", required=True)
         parser.add_argument("--body", default="")
-        parser.add_argument("--level", choices=Level.values, default=Level.INFO)
+        parser.add_argument(
+            "--kind",
+            default=kinds.ANNOUNCEMENT,
+            help=f"a registered notification kind (default: {kinds.ANNOUNCEMENT})",
+        )
+        parser.add_argument(
+            "--level", choices=Level.values, default=None, help="default: the kind's level"
+        )
         parser.add_argument("--url", default="", help="a path (/...) or an http(s) URL")
         audience = parser.add_mutually_exclusive_group(required=True)
         audience.add_argument("--all", action="store_true", help="every active user")
@@ -136,9 +144,11 @@ class Command(BaseCommand):
 
     def _check(self, options: dict[str, Any]) -> None:
         try:
+            options["level"] = level_of(kind=options["kind"], level=options["level"])
             notification_check(
                 title=options["title"],
                 body=options["body"],
+                kind=options["kind"],
                 level=options["level"],
                 url=options["url"],
             )
@@ -191,6 +201,7 @@ class Command(BaseCommand):
                         recipient_ids=batch,
                         title=options["title"],
                         body=options["body"],
+                        kind=options["kind"],
                         level=options["level"],
                         url=options["url"],
                         send_key=key,
