@@ -15,7 +15,9 @@ from django.utils.text import slugify
 
 from feeds import access, events, protocol, ratelimit, selectors
 from feeds.models import CONTENT_MAX, Message, Room
+from notifications import kinds
 from notifications.models import Notification
+from notifications.preferences import muted_user_ids
 from notifications.services import TITLE_MAX as NOTIFICATION_TITLE_MAX
 from notifications.services import group_members_changed, notification_create
 
@@ -153,7 +155,8 @@ def _mentioned_user_ids(names: set[str]) -> set[int]:
 
 
 def message_notify_mentions(*, message: Message) -> list[Notification]:
-    """Notify each user mentioned in `message` who can read its room (never the author).
+    """Notify each user mentioned in `message` who can read its room (never the author),
+    unless they turned chat mentions off.
 
     At most once per sender and target per ratelimit.MENTION_INTERVAL_SECONDS.
     """
@@ -162,6 +165,7 @@ def message_notify_mentions(*, message: Message) -> list[Notification]:
         return []
     User = get_user_model()
     candidates = set(list(_mentioned_user_ids(names) - {message.author_id})[:MENTIONS_MAX])
+    candidates -= muted_user_ids(user_ids=candidates, kind=kinds.get(MENTION_KIND))
     recipients = [
         user_id
         for user_id in sorted(access.user_ids_who_can_see(message.room, candidates))

@@ -15,7 +15,14 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
 from notifications import kinds, selectors, services
-from notifications.models import Announcement, Audience, Notification, ReadChange
+from notifications.models import (
+    Announcement,
+    Audience,
+    CategoryPreference,
+    Notification,
+    NotificationSettings,
+    ReadChange,
+)
 
 
 class ReadStateFilter(admin.SimpleListFilter):
@@ -66,6 +73,21 @@ class ReadChangeAdmin(admin.ModelAdmin):
     @admin.display(description="notifications")
     def count(self, obj: ReadChange) -> int:
         return len(obj.notification_ids)
+
+
+@admin.register(CategoryPreference)
+class CategoryPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("user", "category", "in_app", "email")
+    list_filter = ("category", "in_app", "email")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(admin.ModelAdmin):
+    list_display = ("user", "pause_email", "quiet_start", "quiet_end", "time_zone")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
 
 
 class AnnouncementForm(forms.ModelForm):

@@ -16,7 +16,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from notifications import kinds, selectors, services
+from notifications import kinds, preferences, selectors, services
 from notifications.kinds import EMAIL, IN_APP, UnknownKind
 from notifications.kinds import register as register_kind
 from notifications.models import Notification
@@ -59,6 +59,10 @@ def notify(
         user = user or get_user_model().objects.filter(pk=user_id).first()
         if user is None:
             raise ValidationError(f"unknown user id: {user_id}")
+        # Whoever turned the kind's category off gets nothing: no row, no event (the bulk
+        # path below leaves them out the same way).
+        if preferences.muted_user_ids(user_ids=[user_id], kind=kinds.get(kind)):
+            return []
         return [services.notification_create(recipient=user, **content, actor=actor, target=target)]
     ids = list(users)
     _check_known(ids)

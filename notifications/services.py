@@ -15,7 +15,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from notifications import batch_sql, events, kinds, selectors
+from notifications import batch_sql, events, kinds, preferences, selectors
 from notifications.hooks import announcement_deleted, announcement_published
 from notifications.models import (
     Announcement,
@@ -144,6 +144,7 @@ def notifications_send_batch(
 ) -> list[Notification]:
     """Create one notification per recipient not yet sent `send_key`, and publish them.
 
+    Recipients who turned the kind's category off get none (preferences.muted_user_ids).
     One transaction per batch: an interrupted bulk send leaves whole batches behind, and a
     rerun with the same key skips exactly their recipients. Without a key, each recipient
     listed gets one (list them once).
@@ -162,6 +163,8 @@ def notifications_send_batch(
         "send_key": send_key,
         **_actor_and_target(actor, target),
     }
+    muted = preferences.muted_user_ids(user_ids=recipient_ids, kind=kinds.get(kind))
+    recipient_ids = [pk for pk in recipient_ids if pk not in muted]
     if not recipient_ids:
         return []
     with transaction.atomic():

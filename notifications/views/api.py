@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from notifications import kinds, selectors, services
+from notifications import kinds, preferences, selectors, services
 from notifications.health import snapshot as health_snapshot
 from notifications.http import (
     int_param,
     json_error,
     login_required_json,
     require_get,
+    require_methods,
     require_post,
     wants_json,
 )
@@ -99,6 +103,22 @@ def announcement_mark_read(request: HttpRequest, announcement_id: int) -> HttpRe
     except Announcement.DoesNotExist:
         return json_error(404, "no such announcement")
     return JsonResponse({"unread": unread})
+
+
+@require_methods("GET", "PUT")
+@login_required_json
+def preferences_view(request: HttpRequest) -> HttpResponse:
+    """GET the user's notification preferences; PUT changes (the keys given) of them."""
+    if request.method == "GET":
+        return JsonResponse(preferences.preferences_get(user_id=request.user.pk))
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return json_error(400, "the body must be a JSON object")
+    try:
+        return JsonResponse(preferences.preferences_update(user=request.user, data=data))
+    except ValidationError as exc:
+        return json_error(400, exc.messages[0])
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

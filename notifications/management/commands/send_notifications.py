@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.utils import timezone
 
-from notifications import kinds, recipients
+from notifications import kinds, preferences, recipients
 from notifications.models import Level, Notification
 from notifications.services import (
     SEND_BATCH_SIZE,
@@ -193,10 +193,13 @@ class Command(BaseCommand):
         self.stderr.flush()
         bar = ProgressBar(self.stdout, total) if self.stdout.isatty() else None
         started = time.monotonic()
-        done = sent = 0
+        done = sent = muted = 0
+        kind = kinds.get(options["kind"])
         try:
             with batch_finishes_on_ctrl_c() as ctrl_c:
                 for batch in audience.batches(options["batch_size"]):
+                    # Counted for the report; the service leaves the same users out.
+                    muted += len(preferences.muted_user_ids(user_ids=batch, kind=kind))
                     created = notifications_send_batch(
                         recipient_ids=batch,
                         title=options["title"],
@@ -230,5 +233,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"sent {sent} notifications to {sent} users in {elapsed:.1f} s ({rate:.0f}/s)"
         )
-        if done > sent:
-            self.stdout.write(f"skipped {done - sent} who already had key {key}")
+        if muted:
+            self.stdout.write(
+                f"skipped {muted} who turned off {kind.category!r} notifications ({kind.name})"
+            )
+        if done > sent + muted:
+            self.stdout.write(f"skipped {done - sent - muted} who already had key {key}")
