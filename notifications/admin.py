@@ -171,6 +171,7 @@ RECORD_FIELDS = (
     "published_by",
     "published_at",
     "audience_size",
+    "muted_count",
     "read_count",
 )
 
@@ -190,6 +191,7 @@ class AnnouncementAdmin(KindChoiceMixin, admin.ModelAdmin):
         "published_by",
         "expires_at",
         "audience_size",
+        "muted_count",
         "read_count",
     )
     list_filter = (AnnouncementStatusFilter, "level", "audience")
@@ -252,6 +254,7 @@ class AnnouncementAdmin(KindChoiceMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Announcement, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user
+        obj.category = kinds.get(obj.kind).category
         if obj.publish_at and not obj.is_published and form.changed_data:
             # Whoever last set the schedule or changed a scheduled announcement publishes it.
             obj.scheduled_by = request.user
@@ -279,6 +282,11 @@ class AnnouncementAdmin(KindChoiceMixin, admin.ModelAdmin):
     @admin.display(description="audience size", ordering="audience_size")
     def audience_size(self, obj: Announcement) -> int | str:
         return getattr(obj, "audience_size", "—")
+
+    @admin.display(description="turned off", ordering="muted_count")
+    def muted_count(self, obj: Announcement) -> int | str:
+        """Of its audience, those who turned its category off: not shown it."""
+        return getattr(obj, "muted_count", "—")
 
     @admin.display(description="read by", ordering="read_count")
     def read_count(self, obj: Announcement) -> int | str:
@@ -312,7 +320,10 @@ class AnnouncementAdmin(KindChoiceMixin, admin.ModelAdmin):
             self.message_user(request, f"“{announcement}” was already published.", messages.WARNING)
             return
         self.log_change(request, announcement, "Published.")
-        self.message_user(request, f"“{announcement}” published.", messages.SUCCESS)
+        text = f"“{announcement}” published."
+        if muted := selectors.announcement_muted_count(announcement_id=announcement.pk):
+            text += f" Not shown to {muted} who turned off “{announcement.category}”."
+        self.message_user(request, text, messages.SUCCESS)
 
     def get_urls(self) -> list:
         # Not behind admin_view: a signed-in user without the right gets a 403, not a login page.

@@ -154,6 +154,9 @@ class Announcement(models.Model):
     body = models.TextField(blank=True, max_length=5000)
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
     kind = models.CharField(max_length=KIND_MAX, default="announcement")
+    # The kind's category, kept on the row so "who is shown it" stays one SQL query: users
+    # who turned the category off in-app are not (notifications.selectors).
+    category = models.CharField(max_length=KIND_MAX, default="announcements", editable=False)
     audience = models.CharField(max_length=10, choices=Audience.choices, default=Audience.EVERYONE)
     groups = models.ManyToManyField(
         Group,

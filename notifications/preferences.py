@@ -170,3 +170,16 @@ def muted_user_ids(*, user_ids: Collection[int], kind: kinds.Kind) -> set[int]:
     if category_default(kind.category)["in_app"]:
         return set(prefs.filter(in_app=False).values_list("user_id", flat=True))
     return set(user_ids) - set(prefs.filter(in_app=True).values_list("user_id", flat=True))
+
+
+def muted_kinds(*, user_id: int) -> list[str]:
+    """The kinds the user gets none of: those of the categories they turned off in-app.
+
+    Pages drop live announcements of these kinds, which reach everyone on a shared channel.
+    """
+    off = set(
+        CategoryPreference.objects.filter(user_id=user_id, in_app=False).values_list(
+            "category", flat=True
+        )
+    )
+    return [k.name for k in kinds.all_kinds() if k.category in off and k.mutable]

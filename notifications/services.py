@@ -349,6 +349,7 @@ def announcement_create(
         title=title,
         body=body,
         kind=kind,
+        category=kinds.get(kind).category,
         level=level,
         audience=audience,
         publish_at=publish_at,

@@ -6,7 +6,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from playwright.async_api import expect
 
-from notifications.preferences import preferences_get
+from notifications.preferences import preferences_get, preferences_update
+from notifications.services import announcement_create, announcement_publish
 from tests.support.browser import RECORD_VIOLATIONS, chromium, log_in, violations
 
 pytestmark = [
@@ -45,3 +46,20 @@ async def test_a_user_changes_their_settings_and_sees_bad_input_refused(server, 
     assert prefs["categories"]["general"]["email"] == "daily"
     assert prefs["quiet_hours"] == {"start": "22:00", "end": "07:00"}
     assert prefs["time_zone"] == "Europe/Berlin"
+
+
+async def test_a_live_announcement_of_a_muted_category_is_not_shown(server, alice):
+    await sync_to_async(preferences_update)(
+        user=alice, data={"categories": {"announcements": {"in_app": False}}}
+    )
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await log_in(page, server.url, "alice")
+        await expect(page.locator("#conn-state")).to_have_attribute("data-state", "open")
+        for title, kind in (("News", "announcement"), ("Breach", "account.security")):
+            announcement = await sync_to_async(announcement_create)(title=title, kind=kind)
+            await sync_to_async(announcement_publish)(announcement=announcement)
+        banner = page.locator("#announcement-banner")
+        await expect(banner).to_contain_text("Breach")  # sent after News: News came first
+        await expect(banner).not_to_contain_text("News")
+        await expect(page.locator("#bell-badge")).to_have_text("1")

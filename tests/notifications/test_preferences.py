@@ -4,11 +4,14 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from feeds.models import Message, Room
-from notifications import kinds, preferences
+from notifications import kinds, preferences, selectors
 from notifications.api import notify
-from notifications.models import Notification
+from notifications.models import Announcement, Notification
+from notifications.services import announcement_create, announcement_publish
+from tests.support.factories import make_user
 from tests.support.http import csrf_post, csrf_put_json
 
 pytestmark = pytest.mark.django_db(transaction=True)  # batches commit, then publish
@@ -210,3 +213,33 @@ def test_who_muted_is_one_query_for_a_whole_batch(alice_client, django_assert_nu
     assert muted == {alice_id}
     with django_assert_num_queries(0):
         assert not preferences.muted_user_ids(user_ids=ids, kind=kinds.get(kinds.SECURITY))
+
+
+def test_an_announcement_is_not_shown_to_who_turned_its_category_off(
+    alice, bob, alice_client, client
+):
+    mute(alice_client, "announcements")
+    staff = make_user("staff", is_staff=True)
+    news = announcement_create(title="News", publish_at=timezone.now(), created_by=staff)
+    breach = announcement_create(title="Breach", kind=kinds.SECURITY)
+    announcement_publish(announcement=breach)
+    out = StringIO()
+    call_command("publish_due_announcements", stdout=out)
+    assert f"published announcement {news.pk}: News (not shown to 1 who turned off " in (
+        out.getvalue()
+    )
+    shown = alice_client.get("/api/announcements/").json()
+    assert ([a["title"] for a in shown["results"]], shown["unread"]) == (["Breach"], 1)
+    client.force_login(bob)
+    assert [a["title"] for a in client.get("/api/announcements/").json()["results"]] == [
+        "News",
+        "Breach",
+    ]
+    stats = selectors.announcements_with_stats(Announcement.objects.order_by("pk"))
+    assert [(a.title, a.muted_count) for a in stats] == [("News", 1), ("Breach", 0)]
+
+
+def test_pages_tell_their_script_which_kinds_to_drop_live(alice_client):
+    mute(alice_client, "announcements")
+    page = alice_client.get("/notifications/").content.decode()
+    assert 'data-muted-kinds="announcement"' in page
