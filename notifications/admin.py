@@ -50,7 +50,7 @@ class KindChoiceMixin:
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "kind":
             return forms.ChoiceField(choices=_kind_choices, initial=db_field.default)
-        return super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 @admin.register(Notification)
