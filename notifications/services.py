@@ -95,7 +95,9 @@ def notification_create(
 ) -> Notification:
     """Create a notification; the post_save wiring pushes it to the recipient after commit.
 
-    `level` defaults to the kind's; an unknown kind raises kinds.UnknownKind.
+    `level` defaults to the kind's; an unknown kind raises kinds.UnknownKind. It does not
+    read preferences: callers that choose recipients (notify(), chat mentions) leave out
+    who turned the kind's category off (preferences.muted_user_ids).
     """
     title, body = clean_text(title), clean_text(body)
     level = level_of(kind=kind, level=level)
