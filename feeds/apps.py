@@ -7,6 +7,8 @@ class FeedsConfig(AppConfig):
     def ready(self) -> None:
         from feeds import activity_signals, chat_channel, chat_signals, live
         from feeds.activity_replay import ActivityReplay
+        from feeds.services import MENTION_KIND
+        from notifications.api import register_kind
         from notifications.health import register_gauge
         from notifications.storage import register_source
 
@@ -14,5 +16,6 @@ class FeedsConfig(AppConfig):
         activity_signals.connect()
         register_source("activity", ActivityReplay())
         chat_channel.register()
+        register_kind(MENTION_KIND, category="chat", label="Mentions in chat rooms")
         register_gauge("chat_sockets", live.local_sockets)
         register_gauge("chat_channels", live.subscribed_channels)

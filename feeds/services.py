@@ -15,13 +15,17 @@ from django.utils.text import slugify
 
 from feeds import access, events, protocol, ratelimit, selectors
 from feeds.models import CONTENT_MAX, Message, Room
+from notifications import kinds
 from notifications.models import Notification
+from notifications.preferences import muted_user_ids
 from notifications.services import TITLE_MAX as NOTIFICATION_TITLE_MAX
 from notifications.services import group_members_changed, notification_create
 
 ROOM_TITLE_MAX = Room._meta.get_field("title").max_length
 ROOM_SLUG_BASE_MAX = 40
 MENTIONS_MAX = 20
+# The notification kind of a chat mention (registered in feeds.apps).
+MENTION_KIND = "room.mention"
 # `@name` not glued to a preceding word (so e-mail addresses are not mentions).
 _MENTION = re.compile(r"(?<![\w@.+-])@([\w.@+-]{1,150})")
 
@@ -151,7 +155,8 @@ def _mentioned_user_ids(names: set[str]) -> set[int]:
 
 
 def message_notify_mentions(*, message: Message) -> list[Notification]:
-    """Notify each user mentioned in `message` who can read its room (never the author).
+    """Notify each user mentioned in `message` who can read its room (never the author),
+    unless they turned chat mentions off.
 
     At most once per sender and target per ratelimit.MENTION_INTERVAL_SECONDS.
     """
@@ -160,6 +165,7 @@ def message_notify_mentions(*, message: Message) -> list[Notification]:
         return []
     User = get_user_model()
     candidates = set(list(_mentioned_user_ids(names) - {message.author_id})[:MENTIONS_MAX])
+    candidates -= muted_user_ids(user_ids=candidates, kind=kinds.get(MENTION_KIND))
     recipients = [
         user_id
         for user_id in sorted(access.user_ids_who_can_see(message.room, candidates))
@@ -175,6 +181,7 @@ def message_notify_mentions(*, message: Message) -> list[Notification]:
             recipient=recipient,
             title=title,
             body=message.content,
+            kind=MENTION_KIND,
             url=url,
             actor=author,
             target=message,

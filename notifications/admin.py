@@ -14,8 +14,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
-from notifications import selectors, services
-from notifications.models import Announcement, Audience, Notification, ReadChange
+from notifications import kinds, selectors, services
+from notifications.models import (
+    Announcement,
+    Audience,
+    CategoryPreference,
+    Notification,
+    NotificationSettings,
+    ReadChange,
+)
 
 
 class ReadStateFilter(admin.SimpleListFilter):
@@ -33,10 +40,23 @@ class ReadStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _kind_choices() -> list[tuple[str, str]]:
+    return [(k.name, f"{k.label} ({k.name})") for k in kinds.all_kinds()]
+
+
+class KindChoiceMixin:
+    """The `kind` field as a choice of the registered kinds (the registry is not in the DB)."""
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "kind":
+            return forms.ChoiceField(choices=_kind_choices, initial=db_field.default)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = ("title", "recipient", "level", "created_at", "read_at")
-    list_filter = (ReadStateFilter, "level", "created_at")
+class NotificationAdmin(KindChoiceMixin, admin.ModelAdmin):
+    list_display = ("title", "recipient", "kind", "level", "created_at", "read_at")
+    list_filter = (ReadStateFilter, "kind", "level", "created_at")
     search_fields = ("title", "body", "recipient__username")
     raw_id_fields = ("recipient", "actor")
     readonly_fields = ("created_at", "send_key")
@@ -55,10 +75,34 @@ class ReadChangeAdmin(admin.ModelAdmin):
         return len(obj.notification_ids)
 
 
+@admin.register(CategoryPreference)
+class CategoryPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("user", "category", "in_app", "email")
+    list_filter = ("category", "in_app", "email")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(admin.ModelAdmin):
+    list_display = ("user", "pause_email", "quiet_start", "quiet_end", "time_zone")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+
+
 class AnnouncementForm(forms.ModelForm):
     class Meta:
         model = Announcement
-        fields = ("title", "body", "level", "audience", "groups", "publish_at", "expires_at")
+        fields = (
+            "title",
+            "body",
+            "kind",
+            "level",
+            "audience",
+            "groups",
+            "publish_at",
+            "expires_at",
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -74,6 +118,7 @@ class AnnouncementForm(forms.ModelForm):
             services.announcement_check(
                 title=data.get("title", instance.title),
                 body=data.get("body", instance.body),
+                kind=data.get("kind", instance.kind),
                 level=data.get("level", instance.level),
                 audience=data.get("audience", instance.audience),
                 groups=groups,
@@ -103,7 +148,7 @@ class AnnouncementStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
-CONTENT_FIELDS = ("title", "body", "level", "audience", "groups")
+CONTENT_FIELDS = ("title", "body", "kind", "level", "audience", "groups")
 PUBLISHED_HELP = (
     "Published: its content and audience can no longer change, since an edit would not "
     "reach anyone who already has it. To correct it, expire it and publish a new one."
@@ -126,12 +171,13 @@ RECORD_FIELDS = (
     "published_by",
     "published_at",
     "audience_size",
+    "muted_count",
     "read_count",
 )
 
 
 @admin.register(Announcement)
-class AnnouncementAdmin(admin.ModelAdmin):
+class AnnouncementAdmin(KindChoiceMixin, admin.ModelAdmin):
     """Staff write announcements; only holders of publish_announcement send or schedule them."""
 
     form = AnnouncementForm
@@ -145,6 +191,7 @@ class AnnouncementAdmin(admin.ModelAdmin):
         "published_by",
         "expires_at",
         "audience_size",
+        "muted_count",
         "read_count",
     )
     list_filter = (AnnouncementStatusFilter, "level", "audience")
@@ -153,7 +200,7 @@ class AnnouncementAdmin(admin.ModelAdmin):
     filter_horizontal = ("groups",)
     actions = ("publish_now", "expire_now")
     fieldsets = (
-        (None, {"fields": ("title", "body", "level")}),
+        (None, {"fields": ("title", "body", "kind", "level")}),
         ("Audience", {"fields": ("audience", "groups")}),
         ("Schedule", {"fields": ("publish_at", "expires_at")}),
         ("Record", {"fields": RECORD_FIELDS}),
@@ -207,6 +254,7 @@ class AnnouncementAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Announcement, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user
+        obj.category = kinds.get(obj.kind).category
         if obj.publish_at and not obj.is_published and form.changed_data:
             # Whoever last set the schedule or changed a scheduled announcement publishes it.
             obj.scheduled_by = request.user
@@ -234,6 +282,11 @@ class AnnouncementAdmin(admin.ModelAdmin):
     @admin.display(description="audience size", ordering="audience_size")
     def audience_size(self, obj: Announcement) -> int | str:
         return getattr(obj, "audience_size", "—")
+
+    @admin.display(description="turned off", ordering="muted_count")
+    def muted_count(self, obj: Announcement) -> int | str:
+        """Of its audience, those who turned its category off: not shown it."""
+        return getattr(obj, "muted_count", "—")
 
     @admin.display(description="read by", ordering="read_count")
     def read_count(self, obj: Announcement) -> int | str:
@@ -267,7 +320,10 @@ class AnnouncementAdmin(admin.ModelAdmin):
             self.message_user(request, f"“{announcement}” was already published.", messages.WARNING)
             return
         self.log_change(request, announcement, "Published.")
-        self.message_user(request, f"“{announcement}” published.", messages.SUCCESS)
+        text = f"“{announcement}” published."
+        if muted := selectors.announcement_muted_count(announcement_id=announcement.pk):
+            text += f" Not shown to {muted} who turned off “{announcement.category}”."
+        self.message_user(request, text, messages.SUCCESS)
 
     def get_urls(self) -> list:
         # Not behind admin_view: a signed-in user without the right gets a 403, not a login page.

@@ -1,4 +1,10 @@
-"""notify(): what site code calls to send users a notification."""
+"""What site code calls to send users notifications: register_kind() once, then notify().
+
+from notifications.api import notify, register_kind
+
+register_kind("comment.reply", category="comments", channels=("in_app", "email"))
+notify(alice, kind="comment.reply", title="bob replied to your comment")
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,12 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from notifications import selectors, services
-from notifications.models import Level, Notification
+from notifications import kinds, preferences, selectors, services
+from notifications.kinds import EMAIL, IN_APP, UnknownKind
+from notifications.kinds import register as register_kind
+from notifications.models import Notification
+
+__all__ = ["EMAIL", "IN_APP", "UnknownKind", "notify", "register_kind"]
 
 # A user, or a user's id.
 Recipient = AbstractBaseUser | int
@@ -23,7 +33,8 @@ def notify(
     *,
     title: str,
     body: str = "",
-    level: str = Level.INFO,
+    kind: str = kinds.DEFAULT_KIND,
+    level: str | None = None,
     url: str = "",
     actor: AbstractBaseUser | None = None,
     target: models.Model | None = None,
@@ -34,11 +45,13 @@ def notify(
     user listed twice gets one. One recipient is created as any single notification is;
     more are written in batches of services.SEND_BATCH_SIZE, one transaction each (a
     savepoint inside the caller's transaction, published when that one commits). Returns
-    the notifications created, in id order. Raises ValidationError, before anything is
-    written, for bad content or an unknown user. Not from async code: wrap it in
-    sync_to_async.
+    the notifications created, in id order. `kind`: a registered kind (register_kind;
+    "general" if not given), whose level is used when `level` is None. Raises
+    ValidationError, before anything is written, for bad content, an unknown kind
+    (UnknownKind) or an unknown user. Not from async code: wrap it in sync_to_async.
     """
-    content = {"title": title, "body": body, "level": level, "url": url}
+    level = services.level_of(kind=kind, level=level)
+    content = {"title": title, "body": body, "kind": kind, "level": level, "url": url}
     services.notification_check(**content, actor=actor, target=target)
     users = _as_user_ids(recipients)
     if len(users) == 1:
@@ -46,6 +59,10 @@ def notify(
         user = user or get_user_model().objects.filter(pk=user_id).first()
         if user is None:
             raise ValidationError(f"unknown user id: {user_id}")
+        # Whoever turned the kind's category off gets nothing: no row, no event (the bulk
+        # path below leaves them out the same way).
+        if preferences.muted_user_ids(user_ids=[user_id], kind=kinds.get(kind)):
+            return []
         return [services.notification_create(recipient=user, **content, actor=actor, target=target)]
     ids = list(users)
     _check_known(ids)

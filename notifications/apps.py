@@ -5,7 +5,7 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        from notifications import channels, signals
+        from notifications import channels, kinds, signals
         from notifications.health import polls, register_gauge, sse_streams
         from notifications.replay import (
             AnnouncementReplay,
@@ -15,6 +15,7 @@ class NotificationsConfig(AppConfig):
         from notifications.storage import register_source
 
         signals.connect()
+        kinds.register_builtin()
         channels.register_kinds()
         register_source("user", NotificationReplay())
         register_source("user-read", ReadChangeReplay())

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from notifications import selectors
+from notifications import preferences, selectors
 
 
 def bell(request: HttpRequest) -> dict[str, Any]:
@@ -17,7 +17,11 @@ def bell(request: HttpRequest) -> dict[str, Any]:
     # The position first: an event landing between the two queries is then replayed
     # (and counted again by its own `unread`) rather than neither counted nor replayed.
     start_id = stream_start_id(request)
-    return {"bell_unread": selectors.unread_count(user_id=user.pk), "stream_start_id": start_id}
+    return {
+        "bell_unread": selectors.unread_count(user_id=user.pk),
+        "stream_start_id": start_id,
+        "muted_kinds": " ".join(preferences.muted_kinds(user_id=user.pk)),
+    }
 
 
 def site(request: HttpRequest) -> dict[str, Any]:

@@ -41,6 +41,10 @@ def is_link_url(value: str) -> bool:
     return bool(value)
 
 
+# Longest kind or category name (notifications.kinds).
+KIND_MAX = 50
+
+
 class Level(models.TextChoices):
     INFO = "info", "Info"
     SUCCESS = "success", "Success"
@@ -55,6 +59,8 @@ class Notification(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True, max_length=5000)
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    # A registered kind (notifications.kinds); the services refuse unknown ones.
+    kind = models.CharField(max_length=KIND_MAX, default="general")
     url = models.CharField(
         "link URL",
         max_length=500,
@@ -147,6 +153,10 @@ class Announcement(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True, max_length=5000)
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    kind = models.CharField(max_length=KIND_MAX, default="announcement")
+    # The kind's category, kept on the row so "who is shown it" stays one SQL query: users
+    # who turned the category off in-app are not (notifications.selectors).
+    category = models.CharField(max_length=KIND_MAX, default="announcements", editable=False)
     audience = models.CharField(max_length=10, choices=Audience.choices, default=Audience.EVERYONE)
     groups = models.ManyToManyField(
         Group,
@@ -226,3 +236,55 @@ class AnnouncementRead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} read {self.announcement_id}"
+
+
+class EmailMode(models.TextChoices):
+    OFF = "off", "Off"
+    IMMEDIATE = "immediate", "Immediately, if missed"
+    HOURLY = "hourly", "Hourly digest"
+    DAILY = "daily", "Daily digest"
+
+
+class CategoryPreference(models.Model):
+    """How one user wants one category of notification kinds; absent: the kinds' defaults."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    category = models.CharField(max_length=KIND_MAX)
+    # Off: notifications of the category's mutable kinds are not created for this user.
+    in_app = models.BooleanField(default=True)
+    email = models.CharField(max_length=10, choices=EmailMode.choices, default=EmailMode.OFF)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "category"], name="category_pref_once"),
+        ]
+        indexes = [
+            # Who of a batch muted a category: (category, in_app=false) then the user ids.
+            models.Index(
+                fields=["category", "user"],
+                condition=models.Q(in_app=False),
+                name="category_pref_muted",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.category}"
+
+
+class NotificationSettings(models.Model):
+    """A user's settings across categories: pausing email, quiet hours in their time zone."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", primary_key=True
+    )
+    pause_email = models.BooleanField(default=False)
+    # Quiet hours: both set or both empty; start after end spans midnight (22:00-07:00).
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+
+    class Meta:
+        verbose_name_plural = "notification settings"
+
+    def __str__(self) -> str:
+        return f"settings of {self.user_id}"

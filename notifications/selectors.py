@@ -25,6 +25,7 @@ from notifications.models import (
     Announcement,
     AnnouncementRead,
     Audience,
+    CategoryPreference,
     Notification,
     ReadChange,
 )
@@ -50,10 +51,14 @@ def _visible_to(user: int | OuterRef, now: datetime) -> Q:
     in_group = Announcement.groups.through.objects.filter(
         announcement_id=OuterRef("pk"), group__user=_member(user)
     )
+    muted = CategoryPreference.objects.filter(
+        user_id=_member(user), category=OuterRef("category"), in_app=False
+    )
     return (
         Q(published_at__isnull=False)
         & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         & (Q(audience=Audience.EVERYONE) | Exists(in_group))
+        & ~Exists(muted)
     )
 
 
@@ -105,6 +110,7 @@ def notification_content(notification: Notification) -> dict[str, Any]:
     return {
         "title": notification.title,
         "body": notification.body,
+        "kind": notification.kind,
         "level": notification.level,
         "url": notification.url,
         "created_at": notification.created_at.isoformat(),
@@ -112,10 +118,17 @@ def notification_content(notification: Notification) -> dict[str, Any]:
 
 
 def notification_list(
-    *, user_id: int, unread: bool = False, before: int | None = None, limit: int = 20
+    *,
+    user_id: int,
+    unread: bool = False,
+    kind: str | None = None,
+    before: int | None = None,
+    limit: int = 20,
 ) -> dict[str, Any]:
     """A page of the inbox, newest first, with the cursor of the next page."""
     qs = Notification.objects.filter(recipient_id=user_id)
+    if kind is not None:
+        qs = qs.filter(kind=kind)
     if unread:
         qs = qs.filter(read_at__isnull=True)
     if before is not None:
@@ -169,6 +182,7 @@ def announcement_payload(announcement: Announcement) -> dict[str, Any]:
         "id": announcement.pk,
         "title": announcement.title,
         "body": announcement.body,
+        "kind": announcement.kind,
         "level": announcement.level,
         "created_at": announcement.published_at.isoformat(),
         "expires_at": expires.isoformat() if expires else None,
@@ -209,13 +223,27 @@ def announcement_unread_ids(*, user_id: int) -> list[int]:
 
 
 def announcements_with_stats(qs: QuerySet) -> QuerySet:
-    """Annotate `audience_size` (active users it reaches) and `read_count`, in the same query."""
+    """Annotate `audience_size` (active users it reaches), `muted_count` (of those, who
+    turned its category off and are not shown it) and `read_count`, in the same query."""
     users = get_user_model().objects.filter(is_active=True)
     members = users.filter(groups__announcements=OuterRef("pk"))
+    muting = CategoryPreference.objects.filter(
+        user_id=OuterRef("pk"), category=OuterRef(OuterRef("category")), in_app=False
+    )
     return qs.annotate(
         audience_size=Case(
             When(audience=Audience.EVERYONE, then=_count(users)),
             default=_count(members, distinct=True),
         ),
+        muted_count=Case(
+            When(audience=Audience.EVERYONE, then=_count(users.filter(Exists(muting)))),
+            default=_count(members.filter(Exists(muting)), distinct=True),
+        ),
         read_count=_count(AnnouncementRead.objects.filter(announcement_id=OuterRef("pk"))),
     )
+
+
+def announcement_muted_count(*, announcement_id: int) -> int:
+    """How many of an announcement's audience turned its category off (not shown it)."""
+    qs = announcements_with_stats(Announcement.objects.filter(pk=announcement_id))
+    return qs.values_list("muted_count", flat=True).first() or 0

@@ -15,7 +15,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from notifications import batch_sql, events, selectors
+from notifications import batch_sql, events, kinds, preferences, selectors
 from notifications.hooks import announcement_deleted, announcement_published
 from notifications.models import (
     Announcement,
@@ -44,6 +44,15 @@ def clean_text(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+def level_of(*, kind: str, level: str | None) -> str:
+    """The level a notification of `kind` gets: the one given, else the kind's default.
+
+    Raises kinds.UnknownKind (a ValidationError) for a kind nobody registered.
+    """
+    default = kinds.get(kind).level
+    return default if level is None else level
+
+
 def notification_check(
     *,
     title: str,
@@ -52,8 +61,10 @@ def notification_check(
     url: str = "",
     actor: Any = None,
     target: models.Model | None = None,
+    kind: str = kinds.DEFAULT_KIND,
 ) -> None:
     """Raise ValidationError with a readable message for content no client should get."""
+    kinds.get(kind)
     if not title or not title.strip():
         raise ValidationError("title must not be empty")
     if len(title) > TITLE_MAX:
@@ -76,18 +87,28 @@ def notification_create(
     recipient: Any,
     title: str,
     body: str = "",
-    level: str = Level.INFO,
+    kind: str = kinds.DEFAULT_KIND,
+    level: str | None = None,
     url: str = "",
     actor: Any = None,
     target: models.Model | None = None,
 ) -> Notification:
-    """Create a notification; the post_save wiring pushes it to the recipient after commit."""
+    """Create a notification; the post_save wiring pushes it to the recipient after commit.
+
+    `level` defaults to the kind's; an unknown kind raises kinds.UnknownKind. It does not
+    read preferences: callers that choose recipients (notify(), chat mentions) leave out
+    who turned the kind's category off (preferences.muted_user_ids).
+    """
     title, body = clean_text(title), clean_text(body)
-    notification_check(title=title, body=body, level=level, url=url, actor=actor, target=target)
+    level = level_of(kind=kind, level=level)
+    notification_check(
+        title=title, body=body, level=level, url=url, actor=actor, target=target, kind=kind
+    )
     return Notification.objects.create(
         recipient=recipient,
         title=title,
         body=body,
+        kind=kind,
         level=level,
         url=url,
         actor=actor,
@@ -116,7 +137,8 @@ def notifications_send_batch(
     recipient_ids: Sequence[int],
     title: str,
     body: str = "",
-    level: str = Level.INFO,
+    kind: str = kinds.DEFAULT_KIND,
+    level: str | None = None,
     url: str = "",
     send_key: str = "",
     actor: Any = None,
@@ -124,20 +146,27 @@ def notifications_send_batch(
 ) -> list[Notification]:
     """Create one notification per recipient not yet sent `send_key`, and publish them.
 
+    Recipients who turned the kind's category off get none (preferences.muted_user_ids).
     One transaction per batch: an interrupted bulk send leaves whole batches behind, and a
     rerun with the same key skips exactly their recipients. Without a key, each recipient
     listed gets one (list them once).
     """
     title, body = clean_text(title), clean_text(body)
-    notification_check(title=title, body=body, level=level, url=url, actor=actor, target=target)
+    level = level_of(kind=kind, level=level)
+    notification_check(
+        title=title, body=body, level=level, url=url, actor=actor, target=target, kind=kind
+    )
     content = {
         "title": title,
         "body": body,
+        "kind": kind,
         "level": level,
         "url": url,
         "send_key": send_key,
         **_actor_and_target(actor, target),
     }
+    muted = preferences.muted_user_ids(user_ids=recipient_ids, kind=kinds.get(kind))
+    recipient_ids = [pk for pk in recipient_ids if pk not in muted]
     if not recipient_ids:
         return []
     with transaction.atomic():
@@ -279,9 +308,10 @@ def announcement_check(
     groups: Sequence[Group] = (),
     publish_at: datetime | None = None,
     expires_at: datetime | None = None,
+    kind: str = kinds.ANNOUNCEMENT,
 ) -> None:
     """Raise ValidationError for an announcement that could not be shown as meant."""
-    notification_check(title=title, body=body, level=level)
+    notification_check(title=title, body=body, level=level, kind=kind)
     if audience not in Audience.values:
         raise ValidationError(f"audience must be one of {', '.join(Audience.values)}")
     if audience == Audience.GROUPS and not groups:
@@ -294,17 +324,23 @@ def announcement_create(
     *,
     title: str,
     body: str = "",
-    level: str = Level.INFO,
+    kind: str = kinds.ANNOUNCEMENT,
+    level: str | None = None,
     groups: Sequence[Group] = (),
     publish_at: datetime | None = None,
     expires_at: datetime | None = None,
     created_by: Any = None,
 ) -> Announcement:
-    """Create a draft (no publish_at) or a scheduled announcement; no groups: everyone."""
+    """Create a draft (no publish_at) or a scheduled announcement; no groups: everyone.
+
+    `level` defaults to the kind's; an unknown kind raises kinds.UnknownKind.
+    """
     audience = Audience.GROUPS if groups else Audience.EVERYONE
+    level = level_of(kind=kind, level=level)
     announcement_check(
         title=title,
         body=body,
+        kind=kind,
         level=level,
         audience=audience,
         groups=groups,
@@ -314,6 +350,8 @@ def announcement_create(
     announcement = Announcement.objects.create(
         title=title,
         body=body,
+        kind=kind,
+        category=kinds.get(kind).category,
         level=level,
         audience=audience,
         publish_at=publish_at,

@@ -6,6 +6,7 @@ app_name = "notifications"
 
 urlpatterns = [
     path("notifications/", pages.inbox, name="inbox"),
+    path("notifications/settings/", pages.preferences_page, name="preferences"),
     path("events/", stream.events, name="events"),
     path("staff/transports/", staff.transports, name="staff-transports"),
     path("api/health/", api.health, name="api-health"),
@@ -15,6 +16,7 @@ urlpatterns = [
     path("api/notifications/read-all/", api.mark_all_read, name="api-read-all"),
     path("api/notifications/<int:notification_id>/read/", api.mark_read, name="api-read"),
     path("api/announcements/", api.announcement_list, name="api-announcements"),
+    path("api/preferences/", api.preferences_view, name="api-preferences"),
     path(
         "api/announcements/<int:announcement_id>/read/",
         api.announcement_mark_read,

@@ -41,8 +41,17 @@ def test_there_are_three_examples():
     assert len(examples()) == 3
 
 
-def test_notify_one_user_and_many(alice, bob, pubsub):
+@pytest.fixture
+def notification_kinds(monkeypatch):
+    """The README's example registers a kind: gone after the test."""
+    from notifications import kinds
+
+    monkeypatch.setattr(kinds, "_kinds", dict(kinds._kinds))
+
+
+def test_notify_one_user_and_many(alice, bob, pubsub, notification_kinds):
     run(examples()[0], {})
+    assert Notification.objects.get(title="Your report is ready").kind == "export.ready"
     assert Notification.objects.filter(recipient=alice, title="Your export is ready").exists()
     maintenance = Notification.objects.filter(title="Maintenance tonight at 22:00 UTC")
     assert sorted(maintenance.values_list("recipient__username", flat=True)) == ["alice", "bob"]

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from notifications import selectors, services
+from notifications import kinds, preferences, selectors, services
 from notifications.health import snapshot as health_snapshot
 from notifications.http import (
     int_param,
     json_error,
     login_required_json,
     require_get,
+    require_methods,
     require_post,
     wants_json,
 )
@@ -27,11 +31,22 @@ def _unread_param(request: HttpRequest) -> bool:
     return raw in ("1", "true")
 
 
+def _kind_param(request: HttpRequest) -> str | None:
+    raw = request.GET.get("kind")
+    if raw is None:
+        return None
+    try:
+        return kinds.get(raw).name
+    except kinds.UnknownKind as exc:
+        raise ValueError(exc.messages[0]) from None
+
+
 @require_get
 @login_required_json
 def notification_list(request: HttpRequest) -> HttpResponse:
     try:
         unread = _unread_param(request)
+        kind = _kind_param(request)
         before = int_param(request, "before", minimum=1, maximum=2**63 - 1)
         limit = int_param(request, "limit", minimum=1, maximum=selectors.MAX_PAGE)
     except ValueError as exc:
@@ -39,6 +54,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     page = selectors.notification_list(
         user_id=request.user.pk,
         unread=unread,
+        kind=kind,
         before=before,
         limit=limit or DEFAULT_LIMIT,
     )
@@ -87,6 +103,22 @@ def announcement_mark_read(request: HttpRequest, announcement_id: int) -> HttpRe
     except Announcement.DoesNotExist:
         return json_error(404, "no such announcement")
     return JsonResponse({"unread": unread})
+
+
+@require_methods("GET", "PUT")
+@login_required_json
+def preferences_view(request: HttpRequest) -> HttpResponse:
+    """GET the user's notification preferences; PUT changes (the keys given) of them."""
+    if request.method == "GET":
+        return JsonResponse(preferences.preferences_get(user_id=request.user.pk))
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return json_error(400, "the body must be a JSON object")
+    try:
+        return JsonResponse(preferences.preferences_update(user=request.user, data=data))
+    except ValidationError as exc:
+        return json_error(400, exc.messages[0])
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

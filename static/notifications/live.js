@@ -522,9 +522,13 @@ function shouldToast(n) {
   return burstCount <= TOAST_BURST;
 }
 
+// Kinds the user turned off (their settings): an announcement reaches everyone on a shared
+// channel, so the page drops those; the server leaves them out of lists and counts.
+const mutedKinds = new Set((document.body.dataset.mutedKinds || "").split(" ").filter(Boolean));
+
 function onAnnouncement(event) {
   const a = parse(event);
-  if (!a || seenAnnouncements.has(a.id)) return;
+  if (!a || seenAnnouncements.has(a.id) || mutedKinds.has(a.kind)) return;
   seenAnnouncements.add(a.id);
   setUnread(Number(badge?.dataset.count || 0) + 1);
   showBanner(a, { newest: true });

@@ -40,7 +40,7 @@ async def test_a_notification_made_in_another_process_reaches_the_recipient(
         assert result.returncode == 0, result.stderr
         (event,) = await stream.collect("notification", 1, timeout=10)
         data = event.json()
-        assert set(data) == {"id", "title", "body", "level", "url", "created_at", "unread"}
+        assert set(data) == {"id", "title", "body", "kind", "level", "url", "created_at", "unread"}
         assert (data["title"], data["body"], data["level"], data["url"], data["unread"]) == (
             "Build #42 passed", "All green", "success", "/builds/42/", 1
         )  # fmt: skip

@@ -115,6 +115,7 @@ def admin_edit_read_at(client: Client, notification: Notification, read_at: str)
             "recipient": notification.recipient_id,
             "title": notification.title,
             "body": notification.body,
+            "kind": notification.kind,
             "level": notification.level,
             "url": "",
             "actor": "",

@@ -158,6 +158,7 @@ def test_mentions_notify_readers_once_but_not_the_author(room, alice, bob, charl
     assert [(n.recipient, n.actor, n.target) for n in notes] == [(bob, alice, message)]
     assert notes[0].body == "@bob @bob @alice @charlie @nobody look"
     assert notes[0].url == f"/chat/general/#m{message.pk}"
+    assert notes[0].kind == "room.mention"
 
 
 def test_a_mention_in_another_case_notifies_only_an_unambiguous_user(room, alice, bob):

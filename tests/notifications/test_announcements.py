@@ -80,6 +80,7 @@ def test_publishing_to_everyone_is_one_row_and_one_event_whatever_the_audience(
         "id": big.pk,
         "title": "To many",
         "body": "Tonight 22:00",
+        "kind": "announcement",
         "level": "warning",
         "created_at": big.published_at.isoformat(),
         "expires_at": None,

@@ -131,6 +131,7 @@ def test_only_publishers_can_schedule(publisher, editor):
     form = {
         "title": "Planned",
         "body": "",
+        "kind": "announcement",
         "level": "info",
         "audience": "everyone",
         "publish_at_0": (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%d"),
@@ -151,7 +152,7 @@ def test_only_publishers_can_schedule(publisher, editor):
 def test_a_group_audience_needs_a_group(publisher):
     response = client_for(publisher).post(
         f"{CHANGELIST}add/",
-        {"title": "To whom?", "level": "info", "audience": "groups", "body": ""},
+        {"title": "To whom?", "kind": "announcement", "level": "info", "audience": "groups"},
     )
     assert "choose at least one group" in response.content.decode()
     assert not Announcement.objects.exists()
@@ -162,7 +163,7 @@ def test_a_published_announcements_content_is_read_only_with_a_reason(publisher)
     announcement_publish(announcement=a, by=publisher)
     client = client_for(publisher)
     page = client.get(f"{CHANGELIST}{a.pk}/change/").content.decode()
-    for field in ("title", "body", "level", "audience", "groups", "publish_at"):
+    for field in ("title", "body", "kind", "level", "audience", "groups", "publish_at"):
         assert f'name="{field}' not in page, field
     assert 'name="expires_at_0"' in page  # expiring stays the way to stop showing it
     assert "its content and audience can no longer change" in page
@@ -175,6 +176,7 @@ def edit_form(title: str, **extra: str) -> dict[str, str]:
     return {
         "title": title,
         "body": "changed body",
+        "kind": "announcement",
         "level": "error",
         "audience": "everyone",
         "expires_at_0": "",

@@ -24,7 +24,7 @@ def test_list_item_format(alice, alice_client):
     n = notification_create(recipient=alice, title="t", body="b", level="warning", url="/x/")
     (item,) = alice_client.get("/api/notifications/").json()["results"]
     assert item == {
-        "id": n.pk, "title": "t", "body": "b", "level": "warning", "url": "/x/",
+        "id": n.pk, "title": "t", "body": "b", "kind": "general", "level": "warning", "url": "/x/",
         "created_at": n.created_at.isoformat(), "read": False,
     }  # fmt: skip
 

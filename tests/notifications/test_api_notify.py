@@ -67,6 +67,7 @@ def test_one_user_gets_one_notification_published_live(alice, pubsub):
         "id": n.pk,
         "title": "Deploy finished",
         "body": "",
+        "kind": "general",
         "level": "success",
         "url": "/deploys/7/",
         "created_at": n.created_at.isoformat(),

@@ -12,7 +12,9 @@ from tests.support.factories import make_users
 
 pytestmark = pytest.mark.django_db
 
-CONTENT = {"title": "T", "body": "B", "level": "info", "url": "/x/", "send_key": ""}
+CONTENT = {
+    "title": "T", "body": "B", "kind": "general", "level": "info", "url": "/x/", "send_key": ""
+}  # fmt: skip
 
 
 def as_stored(notification: Notification) -> dict:

@@ -24,7 +24,13 @@ def test_admin_refuses_a_notification_with_a_script_url(alice, url):
     admin.force_login(make_user("root", is_staff=True, is_superuser=True))
     response = admin.post(
         "/admin/notifications/notification/add/",
-        {"recipient": alice.pk, "title": "Click me", "level": "info", "url": url},
+        {
+            "recipient": alice.pk,
+            "title": "Click me",
+            "kind": "general",
+            "level": "info",
+            "url": url,
+        },
     )
     assert response.status_code == 200  # the form again, not a redirect to the list
     assert "url must be a path (/...) or an http(s) URL" in response.content.decode()
@@ -37,7 +43,7 @@ def test_admin_accepts_a_path_or_https_url(alice):
     for url in ("/chat/general/", "https://example.com/deploys/7"):
         response = admin.post(
             "/admin/notifications/notification/add/",
-            {"recipient": alice.pk, "title": "ok", "level": "info", "url": url},
+            {"recipient": alice.pk, "title": "ok", "kind": "general", "level": "info", "url": url},
         )
         assert response.status_code == 302
     assert sorted(Notification.objects.values_list("url", flat=True)) == [

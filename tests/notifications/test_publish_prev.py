@@ -20,7 +20,7 @@ from tests.support.streams import live_connection
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC_KEYS = {"id", "title", "body", "level", "url", "created_at", "unread"}
+PUBLIC_KEYS = {"id", "title", "body", "kind", "level", "url", "created_at", "unread"}
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ def test_notification_is_published_only_after_commit(
         "id": n.pk,
         "title": "Deploy finished",
         "body": "",
+        "kind": "general",
         "level": "success",
         "url": "",
         "created_at": n.created_at.isoformat(),

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
+from notifications.selectors import announcement_muted_count
 from notifications.services import announcements_publish_due
 
 
@@ -41,6 +42,9 @@ class Command(BaseCommand):
     def _publish_due(self, verbosity: int) -> None:
         published = announcements_publish_due()
         for announcement in published:
-            self.stdout.write(f"published announcement {announcement.pk}: {announcement.title}")
+            line = f"published announcement {announcement.pk}: {announcement.title}"
+            if muted := announcement_muted_count(announcement_id=announcement.pk):
+                line += f" (not shown to {muted} who turned off {announcement.category!r})"
+            self.stdout.write(line)
         if not published and verbosity > 1:
             self.stdout.write("nothing due")

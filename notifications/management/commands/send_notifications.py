@@ -14,10 +14,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.utils import timezone
 
-from notifications import recipients
+from notifications import kinds, preferences, recipients
 from notifications.models import Level, Notification
 from notifications.services import (
     SEND_BATCH_SIZE,
+    level_of,
     notification_check,
     notifications_send_batch,
 )
@@ -80,7 +81,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--title", required=True)
         parser.add_argument("--body", default="")
-        parser.add_argument("--level", choices=Level.values, default=Level.INFO)
+        parser.add_argument(
+            "--kind",
+            default=kinds.ANNOUNCEMENT,
+            help=f"a registered notification kind (default: {kinds.ANNOUNCEMENT})",
+        )
+        parser.add_argument(
+            "--level", choices=Level.values, default=None, help="default: the kind's level"
+        )
         parser.add_argument("--url", default="", help="a path (/...) or an http(s) URL")
         audience = parser.add_mutually_exclusive_group(required=True)
         audience.add_argument("--all", action="store_true", help="every active user")
@@ -136,9 +144,11 @@ class Command(BaseCommand):
 
     def _check(self, options: dict[str, Any]) -> None:
         try:
+            options["level"] = level_of(kind=options["kind"], level=options["level"])
             notification_check(
                 title=options["title"],
                 body=options["body"],
+                kind=options["kind"],
                 level=options["level"],
                 url=options["url"],
             )
@@ -183,14 +193,18 @@ class Command(BaseCommand):
         self.stderr.flush()
         bar = ProgressBar(self.stdout, total) if self.stdout.isatty() else None
         started = time.monotonic()
-        done = sent = 0
+        done = sent = muted = 0
+        kind = kinds.get(options["kind"])
         try:
             with batch_finishes_on_ctrl_c() as ctrl_c:
                 for batch in audience.batches(options["batch_size"]):
+                    # Counted for the report; the service leaves the same users out.
+                    muted += len(preferences.muted_user_ids(user_ids=batch, kind=kind))
                     created = notifications_send_batch(
                         recipient_ids=batch,
                         title=options["title"],
                         body=options["body"],
+                        kind=options["kind"],
                         level=options["level"],
                         url=options["url"],
                         send_key=key,
@@ -219,5 +233,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"sent {sent} notifications to {sent} users in {elapsed:.1f} s ({rate:.0f}/s)"
         )
-        if done > sent:
-            self.stdout.write(f"skipped {done - sent} who already had key {key}")
+        if muted:
+            self.stdout.write(
+                f"skipped {muted} who turned off {kind.category!r} notifications ({kind.name})"
+            )
+        if done > sent + muted:
+            self.stdout.write(f"skipped {done - sent - muted} who already had key {key}")
