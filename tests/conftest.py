@@ -1,4 +1,8 @@
-"""Test harness: a private Redis for the whole run, named users, real servers on demand."""
+"""Test harness: a private Redis for the whole run, named users, real servers on demand.
+
+Everything here is per process: each pytest-xdist worker (`bin/test --fast`) has its own
+RUN_DIR, Redis, SQLite file (or PostgreSQL database, suffixed by pytest-django) and servers.
+"""
 
 from __future__ import annotations
 

@@ -50,6 +50,14 @@ def database_url() -> str:
     return f"postgres://{auth}{host}{port}/{s['NAME']}"
 
 
+# How daphne ("[Errno 98] Address already in use.") and uvicorn say a port is taken.
+_ADDRESS_IN_USE = b"address already in use"
+
+
+class PortTaken(RuntimeError):
+    """The server could not bind its port: another socket holds it."""
+
+
 class Server:
     """One daphne process serving config.asgi on <host>:<port>. Subclasses change what runs
     (`command`) and with what settings (`environment`); starting and stopping stay here."""
@@ -64,7 +72,7 @@ class Server:
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = self._picked_port = free_port()
         self.redis_url = redis_url
         self.log_path = log_path
         self.extra_args = extra_args
@@ -103,6 +111,25 @@ class Server:
         return float(self._environment()["DRAIN_SECONDS"])
 
     def start(self, timeout: float = 30.0) -> Server:
+        """Start the process and wait until it listens.
+
+        A port from free_port() is free only until someone binds it: a client socket of this
+        or another test process (pytest-xdist workers, other runs) can take it before the
+        server does. A first start on a port picked here then tries another port, twice;
+        a port someone chose, or a restart on the same one, is not moved.
+        """
+        for _ in range(2):
+            if self.process is not None or self.port != getattr(self, "_picked_port", None):
+                break
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                self.port = self._picked_port = free_port()
+                self.process = None
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> Server:
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             self.command(),
@@ -114,6 +141,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.log.close()
+                if _ADDRESS_IN_USE in self.log_path.read_bytes()[log_start:].lower():
+                    raise PortTaken(f"port {self.port} was taken: see {self.log_path}")
                 raise RuntimeError(f"the server exited: see {self.log_path}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
