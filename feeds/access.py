@@ -58,3 +58,10 @@ def user_ids_who_can_see(room: Room, user_ids: set[int]) -> set[int]:
     if room.is_private:
         users = users.filter(chat_rooms=room)
     return set(users.values_list("pk", flat=True))
+
+
+def can_moderate(user: Any, room: Room) -> bool:
+    """Whether `user` may delete anyone's message in `room`: staff, and the room's creator."""
+    if not _is_active_user(user):
+        return False
+    return bool(user.is_staff or (room.created_by_id is not None and room.created_by_id == user.pk))

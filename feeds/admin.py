@@ -2,6 +2,7 @@ from typing import Any
 
 from django.contrib import admin
 
+from feeds import services
 from feeds.models import Activity, Message, Room
 
 
@@ -23,13 +24,24 @@ class RoomAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "room", "author", "created_at")
-    list_filter = ("room", "created_at")
+    """Deleting here is a chat delete (feeds.services.message_delete): the message becomes a
+    tombstone and every open tab drops it, instead of a row vanishing from under the
+    room's `prev` chain while pages still show it."""
+
+    list_display = ("__str__", "room", "author", "created_at", "edited_at", "deleted_at")
+    list_filter = ("room", "created_at", "deleted_at")
     search_fields = ("content", "author__username", "room__slug")
     raw_id_fields = ("room", "author")
-    readonly_fields = ("created_at", "client_msg_id")
+    readonly_fields = ("created_at", "client_msg_id", "edited_at", "deleted_at")
     list_select_related = ("room", "author")
     date_hierarchy = "created_at"
+
+    def delete_model(self, request: Any, obj: Message) -> None:
+        services.message_delete(room=obj.room, actor=request.user, message_id=obj.pk)
+
+    def delete_queryset(self, request: Any, queryset: Any) -> None:
+        for message in queryset.select_related("room"):
+            services.message_delete(room=message.room, actor=request.user, message_id=message.pk)
 
 
 @admin.register(Activity)

@@ -55,3 +55,30 @@ def post(room: Room, author: Any, message: protocol.MessageIn) -> tuple[dict[str
         raise protocol.FrameError(
             protocol.INVALID, " ".join(exc.messages), client_msg_id=message.client_msg_id
         ) from None
+
+
+def _refusal(exc: ValidationError) -> protocol.FrameError:
+    # services' codes for edits and deletes are the error frame's; anything else is invalid.
+    codes = (protocol.NOT_FOUND, protocol.FORBIDDEN, protocol.EDIT_WINDOW_OVER)
+    code = getattr(exc, "code", None)
+    return protocol.FrameError(code if code in codes else protocol.INVALID, " ".join(exc.messages))
+
+
+@chat_database
+def edit(room: Room, editor: Any, request: protocol.EditIn) -> dict[str, Any]:
+    """Edit the editor's message: the message as history now gives it; FrameError if refused."""
+    try:
+        return services.message_edit(
+            room=room, editor=editor, message_id=request.id, content=request.content
+        )
+    except ValidationError as exc:
+        raise _refusal(exc) from None
+
+
+@chat_database
+def delete(room: Room, actor: Any, message_id: int) -> None:
+    """Delete a message as `actor` (its author or a moderator); FrameError if refused."""
+    try:
+        services.message_delete(room=room, actor=actor, message_id=message_id)
+    except ValidationError as exc:
+        raise _refusal(exc) from None

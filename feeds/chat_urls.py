@@ -9,4 +9,9 @@ urlpatterns = [
     path("chat/<slug:slug>/", chat_views.room_detail, name="room"),
     path("api/chat/rooms/", chat_views.api_room_list, name="api-rooms"),
     path("api/chat/rooms/<slug:slug>/messages/", chat_api.messages, name="api-messages"),
+    path(
+        "api/chat/rooms/<slug:slug>/messages/<int:message_id>/",
+        chat_api.message,
+        name="api-message",
+    ),
 ]

@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from feeds import ratelimit, selectors, services
+from feeds import access, ratelimit, selectors, services
 from feeds.chat_forms import RoomCreateForm
 from feeds.models import Room
 from notifications.http import login_required_json, require_get
@@ -50,7 +50,8 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     room = selectors.room_entry(user=request.user, slug=slug)
     if room is None:
         raise Http404("no such room")  # the same for private rooms one may not enter
-    return render(request, "feeds/room.html", {"room": room})
+    can_moderate = access.can_moderate(request.user, room)
+    return render(request, "feeds/room.html", {"room": room, "can_moderate": can_moderate})
 
 
 @require_get

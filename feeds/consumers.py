@@ -225,6 +225,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_frame(protocol.ack_duplicate(stored))
         # A new message reaches this connection too, as the room's broadcast.
 
+    async def on_edit(self, data: dict[str, Any]) -> None:
+        # The room's `message_edited` is the confirmation, as a broadcast is for a message.
+        await chat_actions.edit(self.room, self.user, protocol.edit_in(data))
+
+    async def on_delete(self, data: dict[str, Any]) -> None:
+        await chat_actions.delete(self.room, self.user, protocol.target_in(data))
+
     async def on_history(self, data: dict[str, Any]) -> None:
         frame = await chat_actions.history(self.room.pk, protocol.history_in(data))
         await self.send_frame(frame)
@@ -243,6 +250,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "history": on_history,
         "typing": on_typing,
         "join": on_join,
+        "edit": on_edit,
+        "delete": on_delete,
     }
 
     # ------------------------------------------------------------ events from feeds.live

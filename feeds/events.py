@@ -57,6 +57,34 @@ def message_broadcast_on_commit(*, room_id: int, data: dict[str, Any]) -> None:
     transaction.on_commit(publish, robust=True)
 
 
+def _room_change_on_commit(room_id: int, frame: dict[str, Any], sse_data: dict[str, Any]) -> None:
+    # An ordinary room frame, in the room's order with its broadcasts. On the SSE channel
+    # it carries no id: it is not a new position in the room (the message's own id is
+    # behind every reader already), and a reader that misses it gets the message's
+    # current state from history.
+    group, channel = live.room_group(room_id), live.sse_channel(room_id)
+    kind = frame["type"]
+
+    def publish() -> None:
+        text = protocol.encode(frame)
+        sse = event_message(channel, kind, protocol.encode(sse_data), None)
+        pulse_layer().publish_sync(
+            [(group, stamped({"type": live.MESSAGE, "text": text})), (channel, sse)]
+        )
+
+    transaction.on_commit(publish, robust=True)
+
+
+def message_edited_on_commit(*, room_id: int, data: dict[str, Any]) -> None:
+    """Send `message_edited` (the message as history gives it) to the room after commit."""
+    _room_change_on_commit(room_id, protocol.message_edited(data), data)
+
+
+def message_deleted_on_commit(*, room_id: int, message_id: int) -> None:
+    """Send `message_deleted` to the room once the tombstone is committed."""
+    _room_change_on_commit(room_id, protocol.message_deleted(message_id), {"id": message_id})
+
+
 async def typing_broadcast(*, room_id: int, user_id: int, username: str) -> None:
     """Tell the room, except the typist's own tabs, that `username` is typing."""
     text = protocol.encode(protocol.typing(user=username))

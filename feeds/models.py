@@ -39,6 +39,10 @@ class Message(models.Model):
     # per author and room.
     client_msg_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    # A deleted message stays as a tombstone (content blanked): its id keeps its place in
+    # the room's `prev` chain, so backfill stays exactly-once and ordered.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

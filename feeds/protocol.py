@@ -47,8 +47,11 @@ RATE_LIMITED = "rate_limited"
 # beyond what a retry with the same client_msg_id deduplicates.
 UNAVAILABLE = "unavailable"
 TOO_MANY_CONNECTIONS = "too_many_connections"
+# Refused edits and deletes (feeds.services): no such message in the room (or a deleted
+# one to edit), someone else's message, an edit after the window closed.
+NOT_FOUND, FORBIDDEN, EDIT_WINDOW_OVER = "not_found", "forbidden", "edit_window_over"
 
-CLIENT_TYPES = ("message", "history", "typing", "join")
+CLIENT_TYPES = ("message", "history", "typing", "join", "edit", "delete")
 # Fields the server sets in a broadcast, whatever the client sent under those names.
 SERVER_FIELDS = ("id", "user", "room", "content", "created_at", "client_msg_id", "prev")
 # Rate-limit cost per frame: naive clients send `typing` on every keystroke.
@@ -70,6 +73,12 @@ class MessageIn:
     content: str
     client_msg_id: str
     client_fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EditIn:
+    id: int
+    content: str
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,11 @@ def _extra_fields(data: dict[str, Any], client_msg_id: str) -> dict[str, Any]:
 def message_in(data: dict[str, Any]) -> MessageIn:
     """Validate a `message` frame: content 1..CONTENT_MAX characters once trimmed."""
     client_msg_id = _client_msg_id(data)
+    content = _content(data, client_msg_id)
+    return MessageIn(content, client_msg_id, _extra_fields(data, client_msg_id))
+
+
+def _content(data: dict[str, Any], client_msg_id: str = "") -> str:
     content = data.get("content")
     if not isinstance(content, str):
         raise FrameError(INVALID, "content must be a string", client_msg_id=client_msg_id)
@@ -179,7 +193,7 @@ def message_in(data: dict[str, Any]) -> MessageIn:
             "message contains characters that cannot be stored",
             client_msg_id=client_msg_id,
         )
-    return MessageIn(content, client_msg_id, _extra_fields(data, client_msg_id))
+    return content
 
 
 def _named_message(data: dict[str, Any]) -> str:
@@ -211,6 +225,19 @@ def _message_id(data: dict[str, Any], name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= DB_ID_MAX:
         raise FrameError(INVALID, f"{name} must be a message id (a non-negative integer)")
     return value
+
+
+def target_in(data: dict[str, Any]) -> int:
+    """Validate the `id` of an `edit` or `delete` frame: the message it changes."""
+    message_id = _message_id(data, "id")
+    if message_id is None:
+        raise FrameError(INVALID, "id must be a message id (a non-negative integer)")
+    return message_id
+
+
+def edit_in(data: dict[str, Any]) -> EditIn:
+    """Validate an `edit` frame: a message id and new content, checked as a message's."""
+    return EditIn(target_in(data), _content(data))
 
 
 def history_in(data: dict[str, Any]) -> HistoryIn:
@@ -245,6 +272,15 @@ def welcome(*, room: str, user: str, history_json: str, online_json: str) -> str
 
 def broadcast(data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "broadcast", "data": data, "timestamp": now_ms()}
+
+
+def message_edited(data: dict[str, Any]) -> dict[str, Any]:
+    """A message's new text: `data` is the message as history gives it, with `edited_at`."""
+    return {"type": "message_edited", "data": data}
+
+
+def message_deleted(message_id: int) -> dict[str, Any]:
+    return {"type": "message_deleted", "id": message_id}
 
 
 def fit_history(

@@ -9,30 +9,72 @@ from django.urls import reverse
 from feeds import access, presence
 from feeds.models import Message, Room
 
-_HISTORY_FIELDS = ("id", "content", "client_msg_id", "created_at", "author__username", "room__slug")
+_HISTORY_FIELDS = (
+    "id",
+    "content",
+    "client_msg_id",
+    "created_at",
+    "edited_at",
+    "deleted_at",
+    "author__username",
+    "room__slug",
+)
+
+
+def _payload(
+    *,
+    id: int,
+    user: str,
+    room: str,
+    content: str,
+    client_msg_id: str,
+    created_at: Any,
+    edited_at: Any,
+    deleted_at: Any,
+) -> dict[str, Any]:
+    # `edited_at` and `deleted` appear only when set: an unchanged message is what old
+    # clients always got. A tombstone keeps its id, author and client_msg_id (the
+    # sender's tab may still be waiting to confirm it), never its text.
+    payload = {
+        "id": id,
+        "user": user,
+        "room": room,
+        "content": "" if deleted_at else content,
+        "client_msg_id": client_msg_id,
+        "created_at": created_at.isoformat(),
+    }
+    if deleted_at:
+        payload["deleted"] = True
+    elif edited_at:
+        payload["edited_at"] = edited_at.isoformat()
+    return payload
 
 
 def message_payload(message: Message) -> dict[str, Any]:
     """The public wire format of one message (history items and broadcast data)."""
-    return {
-        "id": message.pk,
-        "user": message.author.username,
-        "room": message.room.slug,
-        "content": message.content,
-        "client_msg_id": message.client_msg_id,
-        "created_at": message.created_at.isoformat(),
-    }
+    return _payload(
+        id=message.pk,
+        user=message.author.username,
+        room=message.room.slug,
+        content=message.content,
+        client_msg_id=message.client_msg_id,
+        created_at=message.created_at,
+        edited_at=message.edited_at,
+        deleted_at=message.deleted_at,
+    )
 
 
 def _row_payload(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "user": row["author__username"],
-        "room": row["room__slug"],
-        "content": row["content"],
-        "client_msg_id": row["client_msg_id"],
-        "created_at": row["created_at"].isoformat(),
-    }
+    return _payload(
+        id=row["id"],
+        user=row["author__username"],
+        room=row["room__slug"],
+        content=row["content"],
+        client_msg_id=row["client_msg_id"],
+        created_at=row["created_at"],
+        edited_at=row["edited_at"],
+        deleted_at=row["deleted_at"],
+    )
 
 
 def message_before(*, room_id: int, message_id: int) -> int | None:

@@ -6,11 +6,13 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
 
 from feeds import access, events, protocol, ratelimit, selectors
@@ -111,12 +113,76 @@ def _resent(*, room: Room, author: Any, content: str, client_msg_id: str) -> dic
     existing = selectors.message_by_client_id(
         room_id=room.pk, author_id=author.pk, client_msg_id=client_msg_id
     )
-    if existing is not None and existing["content"] != content:
+    changed = existing is not None and ("edited_at" in existing or "deleted" in existing)
+    if existing is not None and not changed and existing["content"] != content:
         # A client bug (an id reused for another message): acking it would lose the message.
         raise ValidationError(
             "client_msg_id was already used for a different message", code="reused"
         )
     return existing
+
+
+def _message_to_change(*, room: Room, message_id: int) -> Message:
+    # Locked for the transaction: an edit and a delete of one message cannot interleave.
+    message = (
+        Message.objects.select_for_update(of=("self",))
+        .select_related("author", "room")
+        .filter(room=room, pk=message_id)
+        .first()
+    )
+    if message is None:
+        raise ValidationError(f"no message {message_id} in this room", code=protocol.NOT_FOUND)
+    return message
+
+
+def message_edit(*, room: Room, editor: Any, message_id: int, content: str) -> dict[str, Any]:
+    """Replace the text of the editor's own message, then tell the room after commit.
+
+    Refusals are ValidationErrors whose code is the error frame's (feeds.protocol).
+    Only the author edits, and only within CHAT_EDIT_WINDOW_SECONDS of sending; a deleted
+    message is not found. Returns the message as history now gives it (with `prev`)."""
+    message_check(content=content)
+    with transaction.atomic():
+        message = _message_to_change(room=room, message_id=message_id)
+        if message.deleted_at is not None:
+            raise ValidationError(f"message {message_id} was deleted", code=protocol.NOT_FOUND)
+        if message.author_id != editor.pk:
+            raise ValidationError("only its author can edit a message", code=protocol.FORBIDDEN)
+        window = settings.CHAT_EDIT_WINDOW_SECONDS
+        if (timezone.now() - message.created_at).total_seconds() > window:
+            span = f"{window // 60} minutes" if window >= 60 else f"{window} seconds"
+            raise ValidationError(
+                f"messages can be edited for {span} after sending", code=protocol.EDIT_WINDOW_OVER
+            )
+        changed = message.content != content
+        if changed:
+            message.content, message.edited_at = content, timezone.now()
+            message.save(update_fields=["content", "edited_at"])
+        payload = {
+            **selectors.message_payload(message),
+            "prev": selectors.message_before(room_id=room.pk, message_id=message.pk),
+        }
+        if changed:  # an unchanged resend tells no one
+            events.message_edited_on_commit(room_id=room.pk, data=payload)
+    return payload
+
+
+def message_delete(*, room: Room, actor: Any, message_id: int) -> None:
+    """Turn a message into a tombstone, then tell the room after commit.
+
+    Its author may delete it, and so may the room's moderators (feeds.access.can_moderate).
+    Deleting a tombstone again changes nothing and tells no one, so a retry is safe."""
+    with transaction.atomic():
+        message = _message_to_change(room=room, message_id=message_id)
+        if message.author_id != actor.pk and not access.can_moderate(actor, room):
+            raise ValidationError(
+                "only its author or a moderator can delete a message", code=protocol.FORBIDDEN
+            )
+        if message.deleted_at is not None:
+            return
+        message.content, message.deleted_at = "", timezone.now()
+        message.save(update_fields=["content", "deleted_at"])
+        events.message_deleted_on_commit(room_id=room.pk, message_id=message.pk)
 
 
 def mentioned_usernames(content: str) -> set[str]:

@@ -18,6 +18,8 @@ const ME = root.dataset.me;
 const ROOMS_API = root.dataset.roomsApi;
 const MESSAGES_API = root.dataset.messagesApi;
 const CHANNEL = root.dataset.channel; // the room's SSE channel, chat-<id>
+// Staff and the room's creator may delete anyone's message (feeds.access.can_moderate).
+const CAN_MODERATE = root.dataset.canModerate === "true";
 const EVENTS_URL = "/events/";
 const POLL_URL = "/api/notifications/poll/";
 const WS_URL = new URL(root.dataset.wsPath, window.location.href);
@@ -187,7 +189,38 @@ function messageNode(m) {
   head.append(el("span", "msg-author", m.user), timeNode(m.created_at));
   main.append(head, bodyNode(m.content));
   li.append(avatar(m.user), main);
+  applyChange(li, m);
   return li;
+}
+
+// A message's current state on its row: edited text and mark, or a tombstone.
+function applyChange(li, m) {
+  const main = li.querySelector(".msg-main");
+  const head = main.querySelector(".msg-head");
+  head.querySelector(".msg-actions")?.remove();
+  if (m.deleted) {
+    li.classList.add("deleted");
+    li.dataset.content = "";
+    main.querySelector(".msg-body").replaceWith(el("div", "msg-body msg-tombstone", "message deleted"));
+    head.querySelector(".msg-edited")?.remove();
+    return;
+  }
+  if (li.classList.contains("deleted")) return; // a delete is final; a late edit is stale
+  if (m.edited_at && li.dataset.editedAt !== m.edited_at) {
+    li.dataset.editedAt = m.edited_at;
+    main.querySelector(".msg-body").replaceWith(bodyNode(m.content));
+    if (!head.querySelector(".msg-edited")) head.append(el("span", "msg-edited", "(edited)"));
+  }
+  li.dataset.content = m.content;
+  const actions = el("span", "msg-actions");
+  if (m.user === ME) actions.append(actionButton("Edit", () => editMessage(li)));
+  if (m.user === ME || CAN_MODERATE) actions.append(actionButton("Delete", () => deleteMessage(li)));
+  if (actions.childElementCount) head.append(actions);
+}
+
+function changeMessage(m) {
+  const li = document.getElementById(`m${m.id}`);
+  if (li) applyChange(li, m);
 }
 
 function link(m) {
@@ -204,7 +237,7 @@ function link(m) {
 // Insert in id order: live messages append, backfilled and older ones slot in.
 function showMessage(m, { animate = false } = {}) {
   link(m); // a history page may relink a message shown before
-  if (shown.has(m.id)) return;
+  if (shown.has(m.id)) return changeMessage(m); // edited or deleted since it was shown
   shown.add(m.id);
   const stick = nearBottom();
   const newest = m.id > lastSeenId;
@@ -465,6 +498,12 @@ const handlers = {
     stopTyping(frame.data.user);
     showMessage(frame.data, { animate: true });
   },
+  message_edited(frame) {
+    changeMessage(frame.data);
+  },
+  message_deleted(frame) {
+    changeMessage({ id: frame.id, deleted: true });
+  },
   history(frame) {
     historyQuery = null;
     if (frame.before !== undefined) {
@@ -509,6 +548,44 @@ const handlers = {
     }
   },
 };
+
+// ---------------------------------------------------------------- edit and delete
+
+// Over the socket when it is open (the room's message_edited / message_deleted confirms
+// it, an error frame refuses it), else over HTTP; the row changes when the room is told.
+async function sendChange(frame) {
+  if (mode === "ws" && socket && socket.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify(frame));
+    return;
+  }
+  const url = new URL(`${frame.id}/`, new URL(MESSAGES_API, window.location.href));
+  const editing = frame.type === "edit";
+  try {
+    const response = await fetch(url, {
+      method: editing ? "PATCH" : "DELETE",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
+      credentials: "same-origin",
+      body: editing ? JSON.stringify({ content: frame.content }) : undefined,
+    });
+    if (response.status === 204) return changeMessage({ id: frame.id, deleted: true });
+    const body = await response.json();
+    if (response.ok) changeMessage(body.message);
+    else showNotice(`The server refused a request: ${body.error}`);
+  } catch {
+    showNotice("Could not reach the server: try again.");
+  }
+}
+
+function editMessage(li) {
+  const content = window.prompt("Edit your message", li.dataset.content || "");
+  if (content === null || !content.trim() || content.trim() === li.dataset.content) return;
+  if (content.length > CONTENT_MAX) return showNotice(`Messages are at most ${CONTENT_MAX} characters.`);
+  sendChange({ type: "edit", id: Number(li.dataset.id), content });
+}
+
+function deleteMessage(li) {
+  if (window.confirm("Delete this message for everyone?")) sendChange({ type: "delete", id: Number(li.dataset.id) });
+}
 
 let historyQuery = null; // the history page asked for and not answered yet
 
@@ -614,6 +691,10 @@ function onStreamEvent(transport, event, data) {
     stopTyping(data.user);
     showMessage(data, { animate: true });
     empty.hidden = shown.size > 0 || pending.size > 0;
+  } else if (event === "message_edited") {
+    changeMessage(data);
+  } else if (event === "message_deleted") {
+    changeMessage({ id: data.id, deleted: true });
   } else if (event === "stream-reset") {
     window.location.reload(); // the server cannot replay from here: start over
   } else if (event === "stream-error" && data?.reason === "session-ended") {
@@ -699,7 +780,7 @@ function openStream(probe) {
     nowLive(transport);
   });
   source.addEventListener("keep-alive", heard);
-  for (const name of ["message", "stream-reset", "stream-error"]) {
+  for (const name of ["message", "message_edited", "message_deleted", "stream-reset", "stream-error"]) {
     source.addEventListener(name, (event) => {
       heard();
       let data = null;
