@@ -61,7 +61,11 @@ def user_ids_who_can_see(room: Room, user_ids: set[int]) -> set[int]:
 
 
 def can_moderate(user: Any, room: Room) -> bool:
-    """Whether `user` may delete anyone's message in `room`: staff, and the room's creator."""
+    """Whether `user` runs `room`: deletes anyone's message in it and manages its members.
+
+    Staff, the room's creator (its owner) and its admins (feeds.membership)."""
     if not _is_active_user(user):
         return False
-    return bool(user.is_staff or (room.created_by_id is not None and room.created_by_id == user.pk))
+    if user.is_staff or (room.created_by_id is not None and room.created_by_id == user.pk):
+        return True
+    return room.admins.filter(pk=user.pk).exists()

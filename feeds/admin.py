@@ -12,7 +12,7 @@ class RoomAdmin(admin.ModelAdmin):
     list_filter = ("is_private", "created_at")
     search_fields = ("title", "slug")
     prepopulated_fields = {"slug": ("title",)}
-    filter_horizontal = ("members",)
+    filter_horizontal = ("members", "admins")
     raw_id_fields = ("created_by",)
     readonly_fields = ("created_at",)
 

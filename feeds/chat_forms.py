@@ -1,4 +1,4 @@
-"""The chat page's form: create a public room."""
+"""The chat pages' forms: create a room; add, remove or promote a private room's member."""
 
 from django import forms
 
@@ -12,4 +12,16 @@ class RoomCreateForm(forms.Form):
         widget=forms.TextInput(
             attrs={"placeholder": "e.g. Release planning", "autocomplete": "off"}
         ),
+    )
+    private = forms.BooleanField(required=False, label="Private (members only)")
+
+
+class MemberChangeForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[("add", "add"), ("remove", "remove"), ("promote", "promote")]
+    )
+    username = forms.CharField(
+        max_length=150,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "username", "autocomplete": "off"}),
     )

@@ -7,6 +7,7 @@ app_name = "chat"
 urlpatterns = [
     path("chat/", chat_views.room_list, name="rooms"),
     path("chat/<slug:slug>/", chat_views.room_detail, name="room"),
+    path("chat/<slug:slug>/members/", chat_views.room_members, name="members"),
     path("api/chat/rooms/", chat_views.api_room_list, name="api-rooms"),
     path("api/chat/rooms/<slug:slug>/messages/", chat_api.messages, name="api-messages"),
     path(

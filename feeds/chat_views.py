@@ -6,10 +6,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from feeds import access, ratelimit, selectors, services
-from feeds.chat_forms import RoomCreateForm
+from feeds import access, membership, protocol, ratelimit, selectors, services
+from feeds.chat_forms import MemberChangeForm, RoomCreateForm
 from feeds.models import Room
 from notifications.http import login_required_json, require_get
 
@@ -38,7 +39,11 @@ def _create_room(request: HttpRequest, form: RoomCreateForm) -> Room | None:
         )
         return None
     try:
-        return services.room_create(title=form.cleaned_data["title"], created_by=request.user)
+        return services.room_create(
+            title=form.cleaned_data["title"],
+            created_by=request.user,
+            is_private=form.cleaned_data["private"],
+        )
     except ValidationError as exc:
         form.add_error("title", exc)
         return None
@@ -50,8 +55,48 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     room = selectors.room_entry(user=request.user, slug=slug)
     if room is None:
         raise Http404("no such room")  # the same for private rooms one may not enter
-    can_moderate = access.can_moderate(request.user, room)
-    return render(request, "feeds/room.html", {"room": room, "can_moderate": can_moderate})
+    return _room_page(request, room, MemberChangeForm())
+
+
+def _room_page(
+    request: HttpRequest, room: Room, form: MemberChangeForm, status: int = 200
+) -> HttpResponse:
+    context = {
+        "room": room,
+        "can_moderate": access.can_moderate(request.user, room),
+        "members": membership.room_members(room=room) if room.is_private else [],
+        "member_form": form,
+    }
+    return render(request, "feeds/room.html", context, status=status)
+
+
+_CHANGES = {
+    "add": membership.room_member_add,
+    "remove": membership.room_member_remove,
+    "promote": membership.room_member_promote,
+}
+_REFUSAL_STATUS = {protocol.FORBIDDEN: 403, protocol.NOT_FOUND: 404}
+
+
+@login_required
+@require_POST
+def room_members(request: HttpRequest, slug: str) -> HttpResponse:
+    """Add, remove or promote a member of a private room (its owner and admins only)."""
+    room = selectors.room_entry(user=request.user, slug=slug)
+    if room is None:
+        raise Http404("no such room")
+    form = MemberChangeForm(request.POST)
+    if not form.is_valid():
+        return _room_page(request, room, form, status=400)
+    change = _CHANGES[form.cleaned_data["action"]]
+    try:
+        change(room=room, by=request.user, username=form.cleaned_data["username"])
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        return _room_page(request, room, form, status=_REFUSAL_STATUS.get(exc.code, 400))
+    if selectors.room_entry(user=request.user, slug=slug) is None:
+        return redirect("chat:rooms")  # they removed themselves
+    return redirect(f"{reverse('chat:room', args=[slug])}#members")
 
 
 @require_get

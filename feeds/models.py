@@ -13,6 +13,11 @@ class Room(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="chat_rooms"
     )
+    # Members who run a private room with its creator: add, remove and promote members
+    # (feeds.membership). Always members too.
+    admins = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="chat_rooms_run"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

@@ -28,8 +28,9 @@ MENTIONS_MAX = 20
 _MENTION = re.compile(r"(?<![\w@.+-])@([\w.@+-]{1,150})")
 
 
-def room_create(*, title: str, created_by: Any) -> Room:
-    """Create a public room whose slug comes from its title (`-2`, `-3`… when taken)."""
+def room_create(*, title: str, created_by: Any, is_private: bool = False) -> Room:
+    """Create a room whose slug comes from its title (`-2`, `-3`… when taken); a private
+    one has its creator as its first member, who runs it (feeds.membership)."""
     title = title.strip()
     if not title:
         raise ValidationError("title must not be empty")
@@ -42,7 +43,12 @@ def room_create(*, title: str, created_by: Any) -> Room:
             continue
         try:
             with transaction.atomic():
-                return Room.objects.create(slug=slug, title=title, created_by=created_by)
+                room = Room.objects.create(
+                    slug=slug, title=title, created_by=created_by, is_private=is_private
+                )
+                if is_private:
+                    room.members.add(created_by)
+                return room
         except IntegrityError:
             continue  # created by someone else in between: try the next suffix
     raise ValidationError("too many rooms with this title; choose another")

@@ -1,4 +1,6 @@
-// The room list: online counts (and new rooms) refresh every few seconds while visible.
+// The room list: online counts (and new rooms) refresh every few seconds while visible,
+// and at once when the user's rooms change (left a private room: the notification
+// stream's channels-changed; added to one: its notification), via notifications/live.js.
 // Room titles are user text: textContent only.
 
 const list = document.getElementById("room-list");
@@ -44,4 +46,6 @@ async function refresh() {
 }
 
 setInterval(refresh, REFRESH_MS);
+document.addEventListener("pulse:channels-changed", refresh);
+document.addEventListener("pulse:notification", refresh);
 document.addEventListener("visibilitychange", refresh);
