@@ -16,6 +16,14 @@ class RoomCreateForm(forms.Form):
     private = forms.BooleanField(required=False, label="Private (members only)")
 
 
+class DirectForm(forms.Form):
+    username = forms.CharField(
+        max_length=150,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "username", "autocomplete": "off"}),
+    )
+
+
 class MemberChangeForm(forms.Form):
     action = forms.ChoiceField(
         choices=[("add", "add"), ("remove", "remove"), ("promote", "promote")]

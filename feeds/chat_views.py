@@ -9,8 +9,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from feeds import access, membership, protocol, ratelimit, selectors, services
-from feeds.chat_forms import MemberChangeForm, RoomCreateForm
+from feeds import access, direct, membership, protocol, ratelimit, selectors, services
+from feeds.chat_forms import DirectForm, MemberChangeForm, RoomCreateForm
 from feeds.models import Room
 from notifications.http import login_required_json, require_get
 
@@ -23,9 +23,47 @@ def room_list(request: HttpRequest) -> HttpResponse:
         room = _create_room(request, form)
         if room is not None:
             return redirect("chat:room", slug=room.slug)
+    return _room_list_page(request, form, DirectForm(), status=400 if form.errors else 200)
+
+
+def _room_list_page(
+    request: HttpRequest, form: RoomCreateForm, direct_form: DirectForm, status: int = 200
+) -> HttpResponse:
     rooms = selectors.room_list(user=request.user)
-    status = 400 if form.errors else 200
-    return render(request, "feeds/room_list.html", {"rooms": rooms, "form": form}, status=status)
+    context = {"rooms": rooms, "form": form, "direct_form": direct_form}
+    return render(request, "feeds/room_list.html", context, status=status)
+
+
+@login_required
+@require_POST
+def direct_open(request: HttpRequest) -> HttpResponse:
+    """Open (made on first use) the direct-message room with the user named in the form."""
+    form = DirectForm(request.POST)
+    if form.is_valid():
+        try:
+            room = direct.direct_room_open(
+                user=request.user, username=form.cleaned_data["username"]
+            )
+        except ValidationError as exc:
+            form.add_error("username", exc)
+            status = _REFUSAL_STATUS.get(exc.code, 400)
+            return _room_list_page(request, RoomCreateForm(), form, status=status)
+        return redirect("chat:room", slug=room.slug)
+    return _room_list_page(request, RoomCreateForm(), form, status=400)
+
+
+@login_required
+@require_GET
+def direct_link(request: HttpRequest, username: str) -> HttpResponse:
+    """A link to the direct messages with `username`: the room if it exists, else a page
+    whose button (a POST, so a link alone makes nothing) opens it."""
+    try:
+        room = direct.direct_room_find(user=request.user, username=username)
+    except ValidationError as exc:
+        raise Http404(" ".join(exc.messages)) from None
+    if room is not None:
+        return redirect("chat:room", slug=room.slug)
+    return render(request, "feeds/direct_start.html", {"username": username})
 
 
 def _create_room(request: HttpRequest, form: RoomCreateForm) -> Room | None:
@@ -61,11 +99,16 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def _room_page(
     request: HttpRequest, room: Room, form: MemberChangeForm, status: int = 200
 ) -> HttpResponse:
+    direct_with = ""
+    if room.direct_key is not None:
+        partners = selectors.direct_partners(user_id=request.user.pk, room_ids=[room.pk])
+        direct_with = partners.get(room.pk, "")
     context = {
         "room": room,
         "can_moderate": access.can_moderate(request.user, room),
         "members": membership.room_members(room=room) if room.is_private else [],
         "member_form": form,
+        "direct_with": direct_with,
     }
     return render(request, "feeds/room.html", context, status=status)
 

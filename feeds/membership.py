@@ -26,6 +26,11 @@ OWNER, ADMIN, MEMBER = "owner", "admin", "member"
 
 
 def _check_manager(room: Room, by: Any) -> None:
+    if room.direct_key is not None:
+        raise ValidationError(
+            "a direct message is between its two people: no members to manage",
+            code=protocol.INVALID,
+        )
     if not room.is_private:
         raise ValidationError(
             "public rooms are open to everyone: no members to manage", code=protocol.INVALID

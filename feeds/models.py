@@ -26,6 +26,9 @@ class Room(models.Model):
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set on a direct-message room only: "<lower user id>:<higher user id>", so the two
+    # people have one room between them, found again on every use (feeds.direct).
+    direct_key = models.CharField(max_length=41, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["title"]

@@ -133,19 +133,34 @@ def message_by_client_id(
     }
 
 
+def direct_partners(*, user_id: int, room_ids: list[int]) -> dict[int, str]:
+    """room id -> the other member's username, for the given direct-message rooms."""
+    rows = (
+        Room.members.through.objects.filter(room_id__in=room_ids)
+        .exclude(user_id=user_id)
+        .values_list("room_id", "user__username")
+    )
+    return dict(rows)
+
+
 def room_list(*, user: Any) -> list[dict[str, Any]]:
     """The rooms `user` may enter, with how many people are in each right now."""
     rooms = list(
         access.rooms_visible_to(user)
         .order_by("title", "id")
-        .values("id", "slug", "title", "is_private")
+        .values("id", "slug", "title", "is_private", "direct_key")
     )
     counts = presence.online_counts([room["id"] for room in rooms])
+    # A direct-message room is listed by the other person's name.
+    partners = direct_partners(
+        user_id=user.pk, room_ids=[room["id"] for room in rooms if room["direct_key"]]
+    )
     return [
         {
             "slug": room["slug"],
-            "title": room["title"],
+            "title": partners.get(room["id"], room["title"]),
             "is_private": room["is_private"],
+            "direct": room["direct_key"] is not None,
             "online": counts.get(room["id"], 0),
             "url": reverse("chat:room", args=[room["slug"]]),
         }

@@ -23,6 +23,7 @@ from notifications.services import group_members_changed, notification_create
 
 ROOM_TITLE_MAX = Room._meta.get_field("title").max_length
 ROOM_SLUG_BASE_MAX = 40
+DIRECT_SLUG_PREFIX = "dm-"
 MENTIONS_MAX = 20
 # `@name` not glued to a preceding word (so e-mail addresses are not mentions).
 _MENTION = re.compile(r"(?<![\w@.+-])@([\w.@+-]{1,150})")
@@ -37,6 +38,9 @@ def room_create(*, title: str, created_by: Any, is_private: bool = False) -> Roo
     if len(title) > ROOM_TITLE_MAX:
         raise ValidationError(f"title is longer than {ROOM_TITLE_MAX} characters")
     base = slugify(title)[:ROOM_SLUG_BASE_MAX].strip("-") or "room"
+    if base.split("-")[0] == DIRECT_SLUG_PREFIX.rstrip("-"):
+        # `/chat/dm/` opens direct messages and `dm-…` slugs are theirs (feeds.direct)
+        base = f"room-{base}"
     for n in range(1, 1000):
         slug = base if n == 1 else f"{base}-{n}"
         if Room.objects.filter(slug=slug).exists():

@@ -64,6 +64,7 @@ const onlineList = document.getElementById("chat-online");
 const onlineCount = document.getElementById("chat-online-count");
 const jumpButton = document.getElementById("chat-jump");
 const notice = document.getElementById("chat-notice");
+const dmPresence = document.getElementById("dm-presence"); // a direct message: the other person
 
 let socket = null;
 let attempts = 0;
@@ -438,11 +439,22 @@ function renderOnline() {
   const names = [...online].sort((a, b) => (a === ME ? -1 : b === ME ? 1 : a.localeCompare(b)));
   for (const name of names) {
     const li = el("li");
-    li.append(avatar(name), el("span", "online-name", name));
-    if (name === ME) li.append(el("span", "you", "(you)"));
+    if (name === ME) {
+      li.append(avatar(name), el("span", "online-name", name), el("span", "you", "(you)"));
+    } else {
+      const link = el("a", "online-name", name);
+      link.href = `/chat/dm/${encodeURIComponent(name)}/`;
+      link.title = `Message ${name}`;
+      li.append(avatar(name), link);
+    }
     onlineList.append(li);
   }
   onlineCount.textContent = String(online.size);
+  if (dmPresence) {
+    const here = online.has(dmPresence.dataset.user);
+    dmPresence.textContent = here ? "online" : "offline";
+    dmPresence.classList.toggle("live", here);
+  }
 }
 
 function renderTyping() {

@@ -22,7 +22,8 @@ function roomRow(room) {
   const link = el("a", "item-title room-title", room.title);
   link.href = room.url;
   main.append(link);
-  if (room.is_private) main.append(el("span", "pill", "Private"));
+  if (room.direct) main.append(el("span", "pill", "Direct message"));
+  else if (room.is_private) main.append(el("span", "pill", "Private"));
   const count = el("span", `online-count${room.online ? " live" : ""}`, `${room.online} online`);
   count.dataset.online = String(room.online);
   li.append(mark, main, count);
