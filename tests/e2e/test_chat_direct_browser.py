@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.support.browser import chromium, log_in
+from tests.support.browser import chromium, signed_in_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -20,8 +20,7 @@ async def test_alice_messages_bob_directly_and_bob_finds_the_same_room(
     server, second_server, alice, bob, charlie
 ):
     async with chromium() as browser:
-        a = await (await browser.new_context()).new_page()
-        await log_in(a, server.url, "alice")
+        a = await signed_in_page(browser, server.url, "alice")
         await a.goto(f"{server.url}/chat/")
         await a.fill("#direct-form input[name=username]", "bob")
         await a.click("#direct-form button[type=submit]")
@@ -30,8 +29,7 @@ async def test_alice_messages_bob_directly_and_bob_finds_the_same_room(
         await expect(a.locator("#dm-presence")).to_have_text("offline")
         room_path = a.url.removeprefix(server.url)
 
-        b = await (await browser.new_context()).new_page()
-        await log_in(b, second_server.url, "bob")
+        b = await signed_in_page(browser, second_server.url, "bob")
         await b.goto(f"{second_server.url}/chat/dm/alice/")
         assert b.url == f"{second_server.url}{room_path}"
         await expect(b.locator(".chat-title h1")).to_have_text("alice")
@@ -42,7 +40,6 @@ async def test_alice_messages_bob_directly_and_bob_finds_the_same_room(
         await a.locator("#chat-input").press("Enter")
         await expect(b.locator("#chat-messages .msg-body")).to_have_text(["just us"])
 
-        c = await (await browser.new_context()).new_page()
-        await log_in(c, server.url, "charlie")
+        c = await signed_in_page(browser, server.url, "charlie")
         response = await c.goto(f"{server.url}{room_path}")
         assert response.status == 404

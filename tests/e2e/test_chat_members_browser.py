@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.support.browser import chromium, log_in, open_room
+from tests.support.browser import chromium, open_room, signed_in_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,16 +21,14 @@ async def test_an_owner_adds_and_removes_a_member_from_the_room_page(
     server, second_server, alice, bob
 ):
     async with chromium() as browser:
-        owner = await (await browser.new_context()).new_page()
-        await log_in(owner, server.url, "alice")
+        owner = await signed_in_page(browser, server.url, "alice")
         await owner.goto(f"{server.url}/chat/")
         await owner.fill("#id_title", "Book club")
         await owner.check("#id_private")
         await owner.click("#room-form button[type=submit]")
         await owner.wait_for_url(f"{server.url}/chat/book-club/")
 
-        rooms = await (await browser.new_context()).new_page()
-        await log_in(rooms, second_server.url, "bob")
+        rooms = await signed_in_page(browser, second_server.url, "bob")
         await rooms.goto(f"{second_server.url}/chat/")
         await expect(rooms.locator("#room-list")).not_to_contain_text("Book club")
 

@@ -41,10 +41,16 @@ async def log_in(page: Page, base_url: str, username: str, password: str = PASSW
     await page.wait_for_url(f"{base_url}/notifications/")
 
 
-async def open_room(browser: Browser, base_url: str, username: str, slug: str) -> Page:
-    """A chat room page of `username` in a context of its own, once it is live."""
+async def signed_in_page(browser: Browser, base_url: str, username: str) -> Page:
+    """A page of `username`, logged in, in a browser context (cookies) of its own."""
     page = await (await browser.new_context()).new_page()
     await log_in(page, base_url, username)
+    return page
+
+
+async def open_room(browser: Browser, base_url: str, username: str, slug: str) -> Page:
+    """A chat room page of `username` in a context of its own, once it is live."""
+    page = await signed_in_page(browser, base_url, username)
     await page.goto(f"{base_url}/chat/{slug}/")
     await expect(page.locator("#chat-status")).to_have_text("Live")
     return page
