@@ -82,3 +82,16 @@ def delete(room: Room, actor: Any, message_id: int) -> None:
         services.message_delete(room=room, actor=actor, message_id=message_id)
     except ValidationError as exc:
         raise _refusal(exc) from None
+
+
+@chat_database
+def _read_marker_move(room: Room, user: Any, message_id: int) -> int | None:
+    return services.read_marker_move(room=room, user=user, message_id=message_id)
+
+
+async def read(room: Room, user: Any, message_id: int) -> int | None:
+    """Move the user's read marker (throttled per user and room): the new marker, or None
+    if it did not move (already further, or throttled: the client's next `read` moves it)."""
+    if not await ratelimit.read_allowed(room_id=room.pk, user_id=user.pk):
+        return None
+    return await _read_marker_move(room, user, message_id)

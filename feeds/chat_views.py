@@ -109,6 +109,8 @@ def _room_page(
         "members": membership.room_members(room=room) if room.is_private else [],
         "member_form": form,
         "direct_with": direct_with,
+        # Where the page opens: the first message after it (a first visit reads it all).
+        "last_read": services.read_marker_open(room=room, user=request.user),
     }
     return render(request, "feeds/room.html", context, status=status)
 

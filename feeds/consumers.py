@@ -232,6 +232,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_delete(self, data: dict[str, Any]) -> None:
         await chat_actions.delete(self.room, self.user, protocol.target_in(data))
 
+    async def on_read(self, data: dict[str, Any]) -> None:
+        # Confirmed by the `read` frame every socket of the user gets when the marker moved.
+        await chat_actions.read(self.room, self.user, protocol.target_in(data))
+
     async def on_history(self, data: dict[str, Any]) -> None:
         frame = await chat_actions.history(self.room.pk, protocol.history_in(data))
         await self.send_frame(frame)
@@ -252,6 +256,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "join": on_join,
         "edit": on_edit,
         "delete": on_delete,
+        "read": on_read,
     }
 
     # ------------------------------------------------------------ events from feeds.live

@@ -85,6 +85,14 @@ def message_deleted_on_commit(*, room_id: int, message_id: int) -> None:
     _room_change_on_commit(room_id, protocol.message_deleted(message_id), {"id": message_id})
 
 
+def read_marker_sync_on_commit(*, user_id: int, room: str, last_read_id: int) -> None:
+    """Tell every chat socket of the user, on every process, how far they have read `room`
+    (their other tabs drop its unread divider; any room's socket relays it to its page)."""
+    text = protocol.encode(protocol.read(room=room, last_read_id=last_read_id))
+    message = stamped({"type": live.MESSAGE, "text": text})
+    transaction.on_commit(lambda: _publish(user_group(user_id), message), robust=True)
+
+
 async def typing_broadcast(*, room_id: int, user_id: int, username: str) -> None:
     """Tell the room, except the typist's own tabs, that `username` is typing."""
     text = protocol.encode(protocol.typing(user=username))

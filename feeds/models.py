@@ -38,7 +38,12 @@ class Room(models.Model):
 
 
 class Message(models.Model):
-    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: (room, id) below serves every lookup by room, and with a
+    # room-only index beside it PostgreSQL picked that one for "the room's messages after
+    # id N" (unread counts) and filtered the whole room instead of reading the range.
+    room = models.ForeignKey(
+        Room, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages"
     )
@@ -104,3 +109,26 @@ class Activity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_id} {self.verb} {self.target}"
+
+
+class ReadMarker(models.Model):
+    """How far a user has read a room: the newest message id they have seen in it.
+
+    Made when they join a private room or first open any room (feeds.services), and only
+    ever moved forward. A room without one has no unread count for the user: a public
+    room they never opened is not "unread"."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_read_markers"
+    )
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="read_markers")
+    last_read_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        # (user, room) is the index the unread counts start from (selectors.unread_counts).
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="readmarker_unique_user_room")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.room_id} read to {self.last_read_id}"

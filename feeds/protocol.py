@@ -51,11 +51,11 @@ TOO_MANY_CONNECTIONS = "too_many_connections"
 # one to edit), someone else's message, an edit after the window closed.
 NOT_FOUND, FORBIDDEN, EDIT_WINDOW_OVER = "not_found", "forbidden", "edit_window_over"
 
-CLIENT_TYPES = ("message", "history", "typing", "join", "edit", "delete")
+CLIENT_TYPES = ("message", "history", "typing", "join", "edit", "delete", "read")
 # Fields the server sets in a broadcast, whatever the client sent under those names.
 SERVER_FIELDS = ("id", "user", "room", "content", "created_at", "client_msg_id", "prev")
 # Rate-limit cost per frame: naive clients send `typing` on every keystroke.
-_COSTS = {"typing": 0.25}
+_COSTS = {"typing": 0.25, "read": 0.25}
 
 
 class FrameError(Exception):
@@ -277,6 +277,11 @@ def broadcast(data: dict[str, Any]) -> dict[str, Any]:
 def message_edited(data: dict[str, Any]) -> dict[str, Any]:
     """A message's new text: `data` is the message as history gives it, with `edited_at`."""
     return {"type": "message_edited", "data": data}
+
+
+def read(*, room: str, last_read_id: int) -> dict[str, Any]:
+    """The user has read `room` up to `last_read_id` (sent to all of the user's sockets)."""
+    return {"type": "read", "room": room, "id": last_read_id}
 
 
 def message_deleted(message_id: int) -> dict[str, Any]:

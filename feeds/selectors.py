@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from feeds import access, presence
-from feeds.models import Message, Room
+from feeds.models import Message, ReadMarker, Room
 
 _HISTORY_FIELDS = (
     "id",
@@ -143,14 +145,63 @@ def direct_partners(*, user_id: int, room_ids: list[int]) -> dict[int, str]:
     return dict(rows)
 
 
+def unread_counts(*, user: Any) -> dict[int, tuple[int, int]]:
+    """room id -> (unread messages, of which mention the user), one query for all rooms.
+
+    Counts the messages after the user's read marker in each room they have one for (and
+    may still enter), except their own and tombstones; rooms with none unread are left
+    out. It starts from the user's markers (the (user, room) unique index) and counts each
+    room's unread messages as a range of the (room, id) index, so it reads no message
+    the user has read. On PostgreSQL (200 rooms of 200 messages, 50 unread in each):
+
+        Hash Join  (Hash Cond: feeds_readmarker.room_id = v0.id: the rooms one may enter)
+          ->  Seq Scan on feeds_readmarker  Filter: (user_id = 2)
+                (the (user, room) index once the table holds more than a page of users)
+          SubPlan 1  (unread; SubPlan 2 the same range, counting mentions)
+            ->  Limit -> GroupAggregate
+                  ->  Index Scan using message_room_id on feeds_message
+                        Index Cond: ((room_id = feeds_readmarker.room_id)
+                                     AND (id > feeds_readmarker.last_read_id))
+                        Filter: ((deleted_at IS NULL) AND (author_id <> 2))
+    """
+    if not user.is_authenticated:
+        return {}
+    unread = Message.objects.filter(
+        room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), deleted_at__isnull=True
+    ).exclude(author_id=user.pk)
+    mentions = unread.filter(content__icontains=f"@{user.username}")
+    rows = (
+        ReadMarker.objects.filter(
+            user_id=user.pk, room_id__in=access.rooms_visible_to(user).values("id")
+        )
+        .annotate(unread=_count(unread), mentions=_count(mentions))
+        .values_list("room_id", "unread", "mentions")
+    )
+    # Filtered here, not in SQL, where PostgreSQL would count every room twice.
+    return {room_id: (n, m) for room_id, n, m in rows if n}
+
+
+def _count(messages: QuerySet[Message]) -> Coalesce:
+    per_room = messages.order_by().values("room_id").annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(per_room[:1], output_field=IntegerField()), 0)
+
+
+def last_read(*, user_id: int, room_id: int) -> int | None:
+    """The newest message id the user has read in the room (None: no marker yet)."""
+    qs = ReadMarker.objects.filter(user_id=user_id, room_id=room_id)
+    return qs.values_list("last_read_id", flat=True).first()
+
+
 def room_list(*, user: Any) -> list[dict[str, Any]]:
-    """The rooms `user` may enter, with how many people are in each right now."""
+    """The rooms `user` may enter, with how many people are in each right now and how
+    many messages in each the user has not read (and how many of those mention them)."""
     rooms = list(
         access.rooms_visible_to(user)
         .order_by("title", "id")
         .values("id", "slug", "title", "is_private", "direct_key")
     )
     counts = presence.online_counts([room["id"] for room in rooms])
+    unread = unread_counts(user=user)
     # A direct-message room is listed by the other person's name.
     partners = direct_partners(
         user_id=user.pk, room_ids=[room["id"] for room in rooms if room["direct_key"]]
@@ -162,6 +213,8 @@ def room_list(*, user: Any) -> list[dict[str, Any]]:
             "is_private": room["is_private"],
             "direct": room["direct_key"] is not None,
             "online": counts.get(room["id"], 0),
+            "unread": unread.get(room["id"], (0, 0))[0],
+            "mentions": unread.get(room["id"], (0, 0))[1],
             "url": reverse("chat:room", args=[room["slug"]]),
         }
         for room in rooms

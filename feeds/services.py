@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from feeds import access, events, protocol, ratelimit, selectors
-from feeds.models import CONTENT_MAX, Message, Room
+from feeds.models import CONTENT_MAX, Message, ReadMarker, Room
 from notifications.models import Notification
 from notifications.services import TITLE_MAX as NOTIFICATION_TITLE_MAX
 from notifications.services import group_members_changed, notification_create
@@ -195,6 +195,52 @@ def message_delete(*, room: Room, actor: Any, message_id: int) -> None:
         events.message_deleted_on_commit(room_id=room.pk, message_id=message.pk)
 
 
+def _newest_id(room_id: int) -> int:
+    qs = Message.objects.filter(room_id=room_id).order_by("-id").values_list("id", flat=True)
+    return qs.first() or 0
+
+
+def read_markers_start(*, room_id: int, user_ids: Iterable[int]) -> None:
+    """Give users who just joined a room a read marker at its newest message, so what is
+    said from now on counts as unread for them (a marker they have already is kept)."""
+    newest = _newest_id(room_id)
+    ReadMarker.objects.bulk_create(
+        [ReadMarker(user_id=uid, room_id=room_id, last_read_id=newest) for uid in user_ids],
+        ignore_conflicts=True,
+    )
+
+
+def read_marker_open(*, room: Room, user: Any) -> int:
+    """The user's read marker in the room, made at its newest message on a first visit."""
+    last = selectors.last_read(user_id=user.pk, room_id=room.pk)
+    if last is None:
+        read_markers_start(room_id=room.pk, user_ids=[user.pk])
+        last = selectors.last_read(user_id=user.pk, room_id=room.pk) or 0
+    return last
+
+
+def read_marker_move(*, room: Room, user: Any, message_id: int) -> int | None:
+    """Move the user's read marker forward to `message_id` (at most the room's newest
+    message), then tell the user's sockets on every process after commit.
+
+    Returns the new marker, or None when it did not move (never backwards: tabs of one
+    user read at their own pace, and the furthest read wins)."""
+    target = min(message_id, _newest_id(room.pk))
+    with transaction.atomic():
+        moved = ReadMarker.objects.filter(
+            user_id=user.pk, room_id=room.pk, last_read_id__lt=target
+        ).update(last_read_id=target)
+        if not moved:
+            if target <= 0 or selectors.last_read(user_id=user.pk, room_id=room.pk) is not None:
+                return None
+            ReadMarker.objects.bulk_create(
+                [ReadMarker(user_id=user.pk, room_id=room.pk, last_read_id=target)],
+                ignore_conflicts=True,
+            )
+        events.read_marker_sync_on_commit(user_id=user.pk, room=room.slug, last_read_id=target)
+    return target
+
+
 def mentioned_usernames(content: str) -> set[str]:
     """The names written as `@name`; trailing sentence punctuation is tried both ways."""
     if "@" not in content:
@@ -284,6 +330,16 @@ def user_access_changed(*, user_id: int) -> None:
     """After a user's memberships changed: their connections re-check access."""
     events.user_recheck_on_commit(user_id=user_id)
     members_left(user_ids=[user_id])
+
+
+def members_joined(*, instance: Any, reverse: bool, pk_set: Iterable[int]) -> None:
+    """After users joined private rooms (room.members.add or user.chat_rooms.add): what is
+    said there from now on is unread for them."""
+    if reverse:
+        for room_id in pk_set:
+            read_markers_start(room_id=room_id, user_ids=[instance.pk])
+    else:
+        read_markers_start(room_id=instance.pk, user_ids=pk_set)
 
 
 def members_left(*, user_ids: Iterable[int]) -> None:

@@ -20,6 +20,12 @@ const MESSAGES_API = root.dataset.messagesApi;
 const CHANNEL = root.dataset.channel; // the room's SSE channel, chat-<id>
 // Staff and the room's creator may delete anyone's message (feeds.access.can_moderate).
 const CAN_MODERATE = root.dataset.canModerate === "true";
+// How far this user had read the room when the page opened: it opens at the next message.
+const LAST_READ_AT_OPEN = Number(root.dataset.lastRead || 0);
+// Read markers go to the server at most once per READ_SEND_MS (the server throttles too),
+// and to the user's /chat/ pages in this browser at once (rooms.js).
+const READ_SEND_MS = 1000;
+const readChannel = "BroadcastChannel" in window ? new BroadcastChannel(`pulse-chat-read:${ME}`) : null;
 const EVENTS_URL = "/events/";
 const POLL_URL = "/api/notifications/poll/";
 const WS_URL = new URL(root.dataset.wsPath, window.location.href);
@@ -80,6 +86,9 @@ const nextOf = new Map(); // prev id -> id
 let oldestId = null;
 let lastTypingSent = 0;
 let hashShown = false;
+let readTo = LAST_READ_AT_OPEN; // the furthest read, by this tab or the user's others
+let readSent = LAST_READ_AT_OPEN;
+let readTimer = null;
 const shown = new Set();
 const online = new Set();
 const typers = new Map(); // username -> timer
@@ -149,6 +158,53 @@ function nearBottom() {
 function scrollToBottom() {
   log.scrollTop = log.scrollHeight;
   jumpButton.hidden = true;
+}
+
+// ---------------------------------------------------------------- read markers
+
+// The newest message the reader has had on screen: the log's bottom edge, while the tab
+// is visible.
+function readableTo() {
+  if (document.visibilityState !== "visible") return 0;
+  const bottom = log.getBoundingClientRect().bottom;
+  let newest = 0;
+  for (const row of list.querySelectorAll("li.msg[data-id]")) {
+    if (row.getBoundingClientRect().top < bottom) newest = Math.max(newest, Number(row.dataset.id));
+  }
+  return newest;
+}
+
+function markRead() {
+  const id = readableTo();
+  if (id <= readTo) return;
+  readTo = id;
+  readTimer ??= setTimeout(sendRead, READ_SEND_MS);
+}
+
+function sendRead() {
+  readTimer = null;
+  if (readTo <= readSent) return;
+  if (mode === "ws" && socket?.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify({ type: "read", id: readTo }));
+    readSent = readTo;
+    readChannel?.postMessage({ room: ROOM, id: readTo });
+  } else {
+    readTimer = setTimeout(sendRead, READ_SEND_MS); // the socket is down: try again
+  }
+}
+
+// Opening a room shows its first unread message under a "New" divider (a first visit or
+// nothing new: the newest messages, as before).
+function showFirstUnread() {
+  const first = [...list.querySelectorAll("li.msg[data-id]")].find(
+    (row) => Number(row.dataset.id) > LAST_READ_AT_OPEN && !row.classList.contains("mine"),
+  );
+  if (!LAST_READ_AT_OPEN || !first) return false;
+  const divider = el("li", "unread-divider", "New messages");
+  divider.id = "chat-unread-divider";
+  list.insertBefore(divider, first);
+  divider.scrollIntoView({ block: "start" });
+  return true;
 }
 
 function showNotice(text) {
@@ -502,19 +558,27 @@ const handlers = {
       requestHistory({ after: completeId });
     } else {
       resendPending();
-      if (first) scrollToBottom();
+      if (first && !showFirstUnread()) scrollToBottom();
     }
     revealHash();
+    markRead();
   },
   broadcast(frame) {
     stopTyping(frame.data.user);
     showMessage(frame.data, { animate: true });
+    markRead();
   },
   message_edited(frame) {
     changeMessage(frame.data);
   },
   message_deleted(frame) {
     changeMessage({ id: frame.id, deleted: true });
+  },
+  read(frame) {
+    // Sent to every socket of the user: another tab (or device) read a room this far.
+    if (frame.room !== ROOM) return;
+    readTo = Math.max(readTo, frame.id);
+    readSent = Math.max(readSent, frame.id);
   },
   history(frame) {
     historyQuery = null;
@@ -985,7 +1049,9 @@ input.addEventListener("input", () => {
 jumpButton.addEventListener("click", scrollToBottom);
 log.addEventListener("scroll", () => {
   if (nearBottom()) jumpButton.hidden = true;
+  markRead();
 });
+document.addEventListener("visibilitychange", markRead);
 
 olderButton.addEventListener("click", () => {
   if (oldestId === null) return;
