@@ -59,7 +59,7 @@ def post(room: Room, author: Any, message: protocol.MessageIn) -> tuple[dict[str
 
 def _refusal(exc: ValidationError) -> protocol.FrameError:
     # services' codes for edits and deletes are the error frame's; anything else is invalid.
-    codes = (protocol.NOT_FOUND, protocol.FORBIDDEN, protocol.EDIT_WINDOW_OVER)
+    codes = (protocol.NOT_FOUND, protocol.FORBIDDEN, protocol.EDIT_WINDOW_OVER, protocol.BAD_EMOJI)
     code = getattr(exc, "code", None)
     return protocol.FrameError(code if code in codes else protocol.INVALID, " ".join(exc.messages))
 
@@ -95,3 +95,14 @@ async def read(room: Room, user: Any, message_id: int) -> int | None:
     if not await ratelimit.read_allowed(room_id=room.pk, user_id=user.pk):
         return None
     return await _read_marker_move(room, user, message_id)
+
+
+@chat_database
+def react(room: Room, user: Any, request: protocol.ReactIn) -> bool:
+    """Toggle a reaction: whether it is now on; FrameError if refused."""
+    try:
+        return services.message_react(
+            room=room, user=user, message_id=request.id, emoji=request.emoji
+        )
+    except ValidationError as exc:
+        raise _refusal(exc) from None

@@ -232,6 +232,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_delete(self, data: dict[str, Any]) -> None:
         await chat_actions.delete(self.room, self.user, protocol.target_in(data))
 
+    async def on_react(self, data: dict[str, Any]) -> None:
+        # The room's `reaction` frame is the confirmation.
+        await chat_actions.react(self.room, self.user, protocol.react_in(data))
+
     async def on_read(self, data: dict[str, Any]) -> None:
         # Confirmed by the `read` frame every socket of the user gets when the marker moved.
         await chat_actions.read(self.room, self.user, protocol.target_in(data))
@@ -257,6 +261,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "edit": on_edit,
         "delete": on_delete,
         "read": on_read,
+        "react": on_react,
     }
 
     # ------------------------------------------------------------ events from feeds.live

@@ -85,6 +85,11 @@ def message_deleted_on_commit(*, room_id: int, message_id: int) -> None:
     _room_change_on_commit(room_id, protocol.message_deleted(message_id), {"id": message_id})
 
 
+def reaction_on_commit(*, room_id: int, frame: dict[str, Any]) -> None:
+    """Send a `reaction` change to the room (and its SSE channel) after commit."""
+    _room_change_on_commit(room_id, frame, {k: v for k, v in frame.items() if k != "type"})
+
+
 def read_marker_sync_on_commit(*, user_id: int, room: str, last_read_id: int) -> None:
     """Tell every chat socket of the user, on every process, how far they have read `room`
     (their other tabs drop its unread divider; any room's socket relays it to its page)."""

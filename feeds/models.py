@@ -132,3 +132,25 @@ class ReadMarker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.room_id} read to {self.last_read_id}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message: at most one of each emoji per user and message."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_reactions"
+    )
+    emoji = models.CharField(max_length=8)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "emoji"], name="reaction_unique_message_user_emoji"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.emoji} {self.message_id}"

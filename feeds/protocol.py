@@ -51,7 +51,11 @@ TOO_MANY_CONNECTIONS = "too_many_connections"
 # one to edit), someone else's message, an edit after the window closed.
 NOT_FOUND, FORBIDDEN, EDIT_WINDOW_OVER = "not_found", "forbidden", "edit_window_over"
 
-CLIENT_TYPES = ("message", "history", "typing", "join", "edit", "delete", "read")
+CLIENT_TYPES = ("message", "history", "typing", "join", "edit", "delete", "read", "react")
+# The emoji a message may get (`react`): a small fixed set, so a reaction bar stays small
+# and nobody reacts with arbitrary text.
+REACTIONS = ("👍", "❤️", "😂", "😮", "😢", "🎉")
+BAD_EMOJI = "bad_emoji"
 # Fields the server sets in a broadcast, whatever the client sent under those names.
 SERVER_FIELDS = ("id", "user", "room", "content", "created_at", "client_msg_id", "prev")
 # Rate-limit cost per frame: naive clients send `typing` on every keystroke.
@@ -79,6 +83,12 @@ class MessageIn:
 class EditIn:
     id: int
     content: str
+
+
+@dataclass(frozen=True)
+class ReactIn:
+    id: int
+    emoji: str
 
 
 @dataclass(frozen=True)
@@ -240,6 +250,15 @@ def edit_in(data: dict[str, Any]) -> EditIn:
     return EditIn(target_in(data), _content(data))
 
 
+def react_in(data: dict[str, Any]) -> ReactIn:
+    """Validate a `react` frame: a message id and one emoji of REACTIONS."""
+    message_id = target_in(data)
+    emoji = data.get("emoji")
+    if not isinstance(emoji, str) or emoji not in REACTIONS:
+        raise FrameError(BAD_EMOJI, f"emoji must be one of {' '.join(REACTIONS)}")
+    return ReactIn(message_id, emoji)
+
+
 def history_in(data: dict[str, Any]) -> HistoryIn:
     """Validate a `history` frame: at most one of before/after, limit 1..HISTORY_MAX."""
     before, after = _message_id(data, "before"), _message_id(data, "after")
@@ -282,6 +301,11 @@ def message_edited(data: dict[str, Any]) -> dict[str, Any]:
 def read(*, room: str, last_read_id: int) -> dict[str, Any]:
     """The user has read `room` up to `last_read_id` (sent to all of the user's sockets)."""
     return {"type": "read", "room": room, "id": last_read_id}
+
+
+def reaction(*, message_id: int, emoji: str, user: str, on: bool) -> dict[str, Any]:
+    """`user` added (`on`) or took back an emoji on a message of the room."""
+    return {"type": "reaction", "id": message_id, "emoji": emoji, "user": user, "on": on}
 
 
 def message_deleted(message_id: int) -> dict[str, Any]:

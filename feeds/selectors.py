@@ -9,7 +9,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from feeds import access, presence
-from feeds.models import Message, ReadMarker, Room
+from feeds.models import Message, Reaction, ReadMarker, Room
 
 _HISTORY_FIELDS = (
     "id",
@@ -88,10 +88,29 @@ def message_before(*, room_id: int, message_id: int) -> int | None:
 def _chained(rows: list[dict[str, Any]], prev: int | None) -> list[dict[str, Any]]:
     # Consecutive rows of one read are consecutive in the room: each one's `prev` is the
     # row before it, the first's is given.
+    reactions = _reactions([row["id"] for row in rows if not row["deleted_at"]])
     out = []
     for row in rows:
-        out.append({**_row_payload(row), "prev": prev})
+        item = {**_row_payload(row), "prev": prev}
+        if row["id"] in reactions:
+            item["reactions"] = reactions[row["id"]]
+        out.append(item)
         prev = row["id"]
+    return out
+
+
+def _reactions(message_ids: list[int]) -> dict[int, dict[str, list[str]]]:
+    """message id -> emoji -> who reacted with it, in the order they did (one query)."""
+    if not message_ids:
+        return {}
+    rows = (
+        Reaction.objects.filter(message_id__in=message_ids)
+        .order_by("id")
+        .values_list("message_id", "emoji", "user__username")
+    )
+    out: dict[int, dict[str, list[str]]] = {}
+    for message_id, emoji, username in rows:
+        out.setdefault(message_id, {}).setdefault(emoji, []).append(username)
     return out
 
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from feeds import access, events, protocol, ratelimit, selectors
-from feeds.models import CONTENT_MAX, Message, ReadMarker, Room
+from feeds.models import CONTENT_MAX, Message, Reaction, ReadMarker, Room
 from notifications.models import Notification
 from notifications.services import TITLE_MAX as NOTIFICATION_TITLE_MAX
 from notifications.services import group_members_changed, notification_create
@@ -193,6 +193,27 @@ def message_delete(*, room: Room, actor: Any, message_id: int) -> None:
         message.content, message.deleted_at = "", timezone.now()
         message.save(update_fields=["content", "deleted_at"])
         events.message_deleted_on_commit(room_id=room.pk, message_id=message.pk)
+
+
+def message_react(*, room: Room, user: Any, message_id: int, emoji: str) -> bool:
+    """Toggle the user's `emoji` on a message of the room, then tell the room after commit.
+
+    Returns whether the reaction is now on. `emoji` must be one of protocol.REACTIONS
+    (ValidationError code `bad_emoji`); a deleted or unknown message is `not_found`."""
+    if emoji not in protocol.REACTIONS:
+        raise ValidationError("not a reaction emoji", code=protocol.BAD_EMOJI)
+    with transaction.atomic():
+        message = _message_to_change(room=room, message_id=message_id)
+        if message.deleted_at is not None:
+            raise ValidationError(f"message {message_id} was deleted", code=protocol.NOT_FOUND)
+        removed, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
+        if not removed:
+            Reaction.objects.create(message=message, user=user, emoji=emoji)
+        frame = protocol.reaction(
+            message_id=message.pk, emoji=emoji, user=user.username, on=not removed
+        )
+        events.reaction_on_commit(room_id=room.pk, frame=frame)
+    return not removed
 
 
 def _newest_id(room_id: int) -> int:

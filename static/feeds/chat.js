@@ -25,6 +25,8 @@ const LAST_READ_AT_OPEN = Number(root.dataset.lastRead || 0);
 // Read markers go to the server at most once per READ_SEND_MS (the server throttles too),
 // and to the user's /chat/ pages in this browser at once (rooms.js).
 const READ_SEND_MS = 1000;
+// The emoji a message may get (feeds.protocol.REACTIONS).
+const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🎉"];
 const readChannel = "BroadcastChannel" in window ? new BroadcastChannel(`pulse-chat-read:${ME}`) : null;
 const EVENTS_URL = "/events/";
 const POLL_URL = "/api/notifications/poll/";
@@ -90,6 +92,7 @@ let readTo = LAST_READ_AT_OPEN; // the furthest read, by this tab or the user's 
 let readSent = LAST_READ_AT_OPEN;
 let readTimer = null;
 const shown = new Set();
+const reactionsOf = new Map(); // message id -> Map(emoji -> Set(usernames))
 const online = new Set();
 const typers = new Map(); // username -> timer
 const pending = new Map(loadPending()); // client_msg_id -> {content, failed, reason, retried}
@@ -255,7 +258,12 @@ function applyChange(li, m) {
   const main = li.querySelector(".msg-main");
   const head = main.querySelector(".msg-head");
   head.querySelector(".msg-actions")?.remove();
+  if (m.reactions) {
+    reactionsOf.set(m.id, new Map(Object.entries(m.reactions).map(([e, names]) => [e, new Set(names)])));
+  }
   if (m.deleted) {
+    reactionsOf.delete(m.id);
+    li.querySelector(".msg-reactions")?.remove();
     li.classList.add("deleted");
     li.dataset.content = "";
     main.querySelector(".msg-body").replaceWith(el("div", "msg-body msg-tombstone", "message deleted"));
@@ -272,7 +280,38 @@ function applyChange(li, m) {
   const actions = el("span", "msg-actions");
   if (m.user === ME) actions.append(actionButton("Edit", () => editMessage(li)));
   if (m.user === ME || CAN_MODERATE) actions.append(actionButton("Delete", () => deleteMessage(li)));
-  if (actions.childElementCount) head.append(actions);
+  actions.append(actionButton("React", () => li.querySelector(".reaction-picker")?.toggleAttribute("hidden")));
+  head.append(actions);
+  renderReactions(li);
+}
+
+// ---------------------------------------------------------------- reactions
+
+// The row under a message: one chip per emoji used (its count; pressed if one's own),
+// and a hidden picker of the whole set ("React"). Either toggles one's own reaction.
+function renderReactions(li) {
+  const id = Number(li.dataset.id);
+  const bar = el("div", "msg-reactions");
+  for (const [emoji, names] of reactionsOf.get(id) || []) {
+    if (!names.size) continue;
+    const chip = el("button", `reaction${names.has(ME) ? " mine" : ""}`, `${emoji} ${names.size}`);
+    chip.type = "button";
+    chip.title = [...names].join(", ");
+    chip.setAttribute("aria-pressed", String(names.has(ME)));
+    chip.addEventListener("click", () => react(id, emoji));
+    bar.append(chip);
+  }
+  const picker = el("span", "reaction-picker");
+  picker.hidden = true;
+  for (const emoji of REACTIONS) picker.append(actionButton(emoji, () => react(id, emoji)));
+  bar.append(picker);
+  li.querySelector(".msg-reactions")?.remove();
+  li.querySelector(".msg-main").append(bar);
+}
+
+function react(id, emoji) {
+  if (mode === "ws" && socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "react", id, emoji }));
+  else showNotice("Reactions need a live connection; try again in a moment.");
 }
 
 function changeMessage(m) {
@@ -574,6 +613,14 @@ const handlers = {
   message_deleted(frame) {
     changeMessage({ id: frame.id, deleted: true });
   },
+  reaction(frame) {
+    if (!reactionsOf.has(frame.id)) reactionsOf.set(frame.id, new Map());
+    const byEmoji = reactionsOf.get(frame.id);
+    if (!byEmoji.has(frame.emoji)) byEmoji.set(frame.emoji, new Set());
+    byEmoji.get(frame.emoji)[frame.on ? "add" : "delete"](frame.user);
+    const li = document.getElementById(`m${frame.id}`);
+    if (li && !li.classList.contains("deleted")) renderReactions(li);
+  },
   read(frame) {
     // Sent to every socket of the user: another tab (or device) read a room this far.
     if (frame.room !== ROOM) return;
@@ -771,6 +818,8 @@ function onStreamEvent(transport, event, data) {
     changeMessage(data);
   } else if (event === "message_deleted") {
     changeMessage({ id: data.id, deleted: true });
+  } else if (event === "reaction") {
+    handlers.reaction(data);
   } else if (event === "stream-reset") {
     window.location.reload(); // the server cannot replay from here: start over
   } else if (event === "stream-error" && data?.reason === "session-ended") {
@@ -856,7 +905,7 @@ function openStream(probe) {
     nowLive(transport);
   });
   source.addEventListener("keep-alive", heard);
-  for (const name of ["message", "message_edited", "message_deleted", "stream-reset", "stream-error"]) {
+  for (const name of ["message", "message_edited", "message_deleted", "reaction", "stream-reset", "stream-error"]) {
     source.addEventListener(name, (event) => {
       heard();
       let data = null;
