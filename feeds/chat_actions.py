@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from feeds import protocol, ratelimit, selectors, services
+from feeds import moderation, protocol, ratelimit, selectors, services
 from feeds.models import Room
 from realtime.db import chat_database
 
@@ -52,6 +52,13 @@ def post(room: Room, author: Any, message: protocol.MessageIn) -> tuple[dict[str
             client_fields=message.client_fields,
         )
     except ValidationError as exc:
+        if exc.code == protocol.MUTED:
+            raise protocol.FrameError(
+                protocol.MUTED,
+                " ".join(exc.messages),
+                client_msg_id=message.client_msg_id,
+                extra={"remaining_seconds": exc.params["remaining"]},
+            ) from None
         raise protocol.FrameError(
             protocol.INVALID, " ".join(exc.messages), client_msg_id=message.client_msg_id
         ) from None
@@ -106,3 +113,38 @@ def react(room: Room, user: Any, request: protocol.ReactIn) -> bool:
         )
     except ValidationError as exc:
         raise _refusal(exc) from None
+
+
+@chat_database
+def mute(room: Room, by: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """A moderator's `mute` frame: its ack; FrameError if refused."""
+    username, minutes = protocol.mute_in(data)
+    try:
+        until = moderation.room_mute(room=room, by=by, username=username, minutes=minutes)
+    except ValidationError as exc:
+        raise _refusal(exc) from None
+    return protocol.ack("mute", user=username, until=until.isoformat())
+
+
+@chat_database
+def ban(room: Room, by: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """A moderator's `ban` frame: its ack; FrameError if refused."""
+    username = protocol.ban_in(data)
+    try:
+        moderation.room_ban(room=room, by=by, username=username)
+    except ValidationError as exc:
+        raise _refusal(exc) from None
+    return protocol.ack("ban", user=username)
+
+
+@chat_database
+def report(room: Room, reporter: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """A member's `report` frame: its ack; FrameError if refused."""
+    message_id, reason = protocol.report_in(data)
+    try:
+        moderation.message_report(
+            room=room, reporter=reporter, message_id=message_id, reason=reason
+        )
+    except ValidationError as exc:
+        raise _refusal(exc) from None
+    return protocol.ack("report", id=message_id)

@@ -28,11 +28,13 @@ _STATUS = {
     protocol.NOT_FOUND: 404,
     protocol.FORBIDDEN: 403,
     protocol.EDIT_WINDOW_OVER: 403,
+    protocol.MUTED: 403,
 }
 
 
 def _refused(exc: protocol.FrameError) -> JsonResponse:
     extra = {"client_msg_id": exc.client_msg_id} if exc.client_msg_id else {}
+    extra.update(exc.extra)
     response = json_error(_STATUS.get(exc.code, 400), exc.message, code=exc.code, **extra)
     if exc.code == protocol.RATE_LIMITED:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -215,7 +215,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _refuse(self, exc: protocol.FrameError) -> None:
         await self.send_frame(
-            protocol.error(exc.code, exc.message, client_msg_id=exc.client_msg_id)
+            protocol.error(exc.code, exc.message, client_msg_id=exc.client_msg_id, extra=exc.extra)
         )
 
     async def on_message(self, data: dict[str, Any]) -> None:
@@ -235,6 +235,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_react(self, data: dict[str, Any]) -> None:
         # The room's `reaction` frame is the confirmation.
         await chat_actions.react(self.room, self.user, protocol.react_in(data))
+
+    async def on_mute(self, data: dict[str, Any]) -> None:
+        await self.send_frame(await chat_actions.mute(self.room, self.user, data))
+
+    async def on_ban(self, data: dict[str, Any]) -> None:
+        await self.send_frame(await chat_actions.ban(self.room, self.user, data))
+
+    async def on_report(self, data: dict[str, Any]) -> None:
+        await self.send_frame(await chat_actions.report(self.room, self.user, data))
 
     async def on_read(self, data: dict[str, Any]) -> None:
         # Confirmed by the `read` frame every socket of the user gets when the marker moved.
@@ -262,6 +271,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "delete": on_delete,
         "read": on_read,
         "react": on_react,
+        "mute": on_mute,
+        "ban": on_ban,
+        "report": on_report,
     }
 
     # ------------------------------------------------------------ events from feeds.live

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from feeds import access, protocol
-from feeds.models import Room
+from feeds.models import Room, RoomBan
 from notifications.services import TITLE_MAX as NOTIFICATION_TITLE_MAX
 from notifications.services import notification_create
 
@@ -41,7 +41,8 @@ def _check_manager(room: Room, by: Any) -> None:
         )
 
 
-def _user_named(username: str) -> Any:
+def user_named(username: str) -> Any:
+    """The active user named `username`; ValidationError `not_found` if none."""
     user = get_user_model().objects.filter(username=username.strip(), is_active=True).first()
     if user is None:
         raise ValidationError(f"no user named {username.strip()[:150]!r}", code=protocol.NOT_FOUND)
@@ -49,7 +50,7 @@ def _user_named(username: str) -> Any:
 
 
 def _member_named(room: Room, username: str) -> Any:
-    user = _user_named(username)
+    user = user_named(username)
     if not room.members.filter(pk=user.pk).exists():
         raise ValidationError(f"{user.username} is not a member", code=protocol.NOT_FOUND)
     return user
@@ -60,7 +61,9 @@ def room_member_add(*, room: Room, by: Any, username: str) -> Any:
 
     Adding a member again changes nothing and notifies no one."""
     _check_manager(room, by)
-    user = _user_named(username)
+    user = user_named(username)
+    if RoomBan.objects.filter(room=room, user=user).exists():
+        raise ValidationError(f"{user.username} is banned from this room", code=protocol.FORBIDDEN)
     with transaction.atomic():
         if room.members.filter(pk=user.pk).exists():
             return user

@@ -154,3 +154,64 @@ class Reaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.emoji} {self.message_id}"
+
+
+class RoomMute(models.Model):
+    """A member may not post in a room until `until` (feeds.moderation)."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="mutes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    until = models.DateTimeField()
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user"], name="roommute_unique_room_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} muted in {self.room_id} until {self.until:%Y-%m-%d %H:%M}"
+
+
+class RoomBan(models.Model):
+    """A user put out of a room for good: they may not enter or be added again."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="bans")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user"], name="roomban_unique_room_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} banned from {self.room_id}"
+
+
+class Report(models.Model):
+    """A member's report of a message, for the staff's queue in the Django admin."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reports")
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["resolved_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "reporter"], name="report_unique_message_reporter"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"report of message {self.message_id} by {self.reporter_id}"

@@ -51,11 +51,28 @@ TOO_MANY_CONNECTIONS = "too_many_connections"
 # one to edit), someone else's message, an edit after the window closed.
 NOT_FOUND, FORBIDDEN, EDIT_WINDOW_OVER = "not_found", "forbidden", "edit_window_over"
 
-CLIENT_TYPES = ("message", "history", "typing", "join", "edit", "delete", "read", "react")
+CLIENT_TYPES = (
+    "message",
+    "history",
+    "typing",
+    "join",
+    "edit",
+    "delete",
+    "read",
+    "react",
+    "mute",
+    "ban",
+    "report",
+)
 # The emoji a message may get (`react`): a small fixed set, so a reaction bar stays small
 # and nobody reacts with arbitrary text.
 REACTIONS = ("👍", "❤️", "😂", "😮", "😢", "🎉")
 BAD_EMOJI = "bad_emoji"
+# A `message` from a member a moderator muted in the room (feeds.moderation): the error
+# carries `remaining_seconds`.
+MUTED = "muted"
+MUTE_MINUTES_MAX = 7 * 24 * 60
+REPORT_REASON_MAX = 500
 # Fields the server sets in a broadcast, whatever the client sent under those names.
 SERVER_FIELDS = ("id", "user", "room", "content", "created_at", "client_msg_id", "prev")
 # Rate-limit cost per frame: naive clients send `typing` on every keystroke.
@@ -65,11 +82,19 @@ _COSTS = {"typing": 0.25, "read": 0.25}
 class FrameError(Exception):
     """A client frame the server refuses; becomes an error frame, the socket stays open."""
 
-    def __init__(self, code: str, message: str, *, client_msg_id: str = "") -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        client_msg_id: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.client_msg_id = client_msg_id
+        self.extra = extra or {}  # more fields of the error frame (`remaining_seconds`)
 
 
 @dataclass(frozen=True)
@@ -259,6 +284,35 @@ def react_in(data: dict[str, Any]) -> ReactIn:
     return ReactIn(message_id, emoji)
 
 
+def _username(data: dict[str, Any]) -> str:
+    name = data.get("username")
+    if not isinstance(name, str) or not name.strip() or len(name) > 150:
+        raise FrameError(INVALID, "username must be a user's name")
+    return name.strip()
+
+
+def mute_in(data: dict[str, Any]) -> tuple[str, int]:
+    """Validate a `mute` frame: (username, minutes from 1 to MUTE_MINUTES_MAX)."""
+    minutes = data.get("minutes")
+    valid = isinstance(minutes, int) and not isinstance(minutes, bool)
+    if not valid or not 1 <= minutes <= MUTE_MINUTES_MAX:
+        raise FrameError(INVALID, f"minutes must be an integer from 1 to {MUTE_MINUTES_MAX}")
+    return _username(data), minutes
+
+
+def ban_in(data: dict[str, Any]) -> str:
+    """Validate a `ban` frame: the username."""
+    return _username(data)
+
+
+def report_in(data: dict[str, Any]) -> tuple[int, str]:
+    """Validate a `report` frame: (message id, reason of at most REPORT_REASON_MAX)."""
+    reason = data.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > REPORT_REASON_MAX or not _storable(reason):
+        raise FrameError(INVALID, f"reason must be text of at most {REPORT_REASON_MAX} characters")
+    return target_in(data), reason.strip()
+
+
 def history_in(data: dict[str, Any]) -> HistoryIn:
     """Validate a `history` frame: at most one of before/after, limit 1..HISTORY_MAX."""
     before, after = _message_id(data, "before"), _message_id(data, "after")
@@ -347,11 +401,18 @@ def presence(*, joined: list[str], left: list[str]) -> dict[str, Any]:
     return {"type": "presence", "joined": joined, "left": left}
 
 
-def error(code: str, message: str, *, client_msg_id: str = "") -> dict[str, Any]:
-    frame = {"type": "error", "code": code, "message": message}
+def error(
+    code: str, message: str, *, client_msg_id: str = "", extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    frame = {"type": "error", "code": code, "message": message, **(extra or {})}
     if client_msg_id:
         frame["client_msg_id"] = client_msg_id
     return frame
+
+
+def ack(kind: str, **fields: Any) -> dict[str, Any]:
+    """The answer to a moderation frame (`mute`, `ban`, `report`): it took effect."""
+    return {"type": "ack", "for": kind, **fields}
 
 
 def ack_join(*, room: str, user: str) -> dict[str, Any]:

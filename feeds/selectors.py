@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
+from django.utils import timezone
 
 from feeds import access, presence
-from feeds.models import Message, Reaction, ReadMarker, Room
+from feeds.models import Message, Reaction, ReadMarker, Room, RoomMute
 
 _HISTORY_FIELDS = (
     "id",
@@ -152,6 +154,24 @@ def message_by_client_id(
         **message_payload(message),
         "prev": message_before(room_id=room_id, message_id=message.pk),
     }
+
+
+def mute_remaining(*, room_id: int, user_id: int) -> int:
+    """Whole seconds the user stays muted in the room (0: not muted)."""
+    until = (
+        RoomMute.objects.filter(room_id=room_id, user_id=user_id, until__gt=timezone.now())
+        .values_list("until", flat=True)
+        .first()
+    )
+    return 0 if until is None else math.ceil((until - timezone.now()).total_seconds())
+
+
+def message_context(*, message: Message, around: int = 3) -> list[dict[str, Any]]:
+    """The message with up to `around` messages of its room before and after it."""
+    qs = Message.objects.filter(room_id=message.room_id)
+    before = list(qs.filter(id__lt=message.pk).order_by("-id").values(*_HISTORY_FIELDS)[:around])
+    rest = list(qs.filter(id__gte=message.pk).order_by("id").values(*_HISTORY_FIELDS)[: around + 1])
+    return [_row_payload(row) for row in [*reversed(before), *rest]]
 
 
 def direct_partners(*, user_id: int, room_ids: list[int]) -> dict[int, str]:

@@ -78,13 +78,20 @@ def message_post(
 
     Returns (payload, created). A client_msg_id the author already used in the room
     returns the stored message with created=False, and nothing is stored or broadcast
-    again; reused for different content, it raises ValidationError (code "reused").
+    again; reused for different content, it raises ValidationError (code "reused"). A
+    muted author gets ValidationError code `muted` with the seconds left as `remaining`.
     """
     message_check(content=content)
     if client_msg_id:
         existing = _resent(room=room, author=author, content=content, client_msg_id=client_msg_id)
         if existing is not None:
             return existing, False
+    if remaining := selectors.mute_remaining(room_id=room.pk, user_id=author.pk):
+        raise ValidationError(
+            "you are muted in this room for %(remaining)s more seconds",
+            code=protocol.MUTED,
+            params={"remaining": remaining},
+        )
     try:
         with transaction.atomic():
             _lock_room_order(room)

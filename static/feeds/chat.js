@@ -281,6 +281,10 @@ function applyChange(li, m) {
   if (m.user === ME) actions.append(actionButton("Edit", () => editMessage(li)));
   if (m.user === ME || CAN_MODERATE) actions.append(actionButton("Delete", () => deleteMessage(li)));
   actions.append(actionButton("React", () => li.querySelector(".reaction-picker")?.toggleAttribute("hidden")));
+  if (m.user !== ME) actions.append(actionButton("Report", () => reportMessage(li)));
+  if (m.user !== ME && CAN_MODERATE) {
+    actions.append(actionButton("Mute", () => muteAuthor(m.user)), actionButton("Ban", () => banAuthor(m.user)));
+  }
   head.append(actions);
   renderReactions(li);
 }
@@ -642,6 +646,9 @@ const handlers = {
   },
   ack(frame) {
     if (frame.for === "message" && frame.client_msg_id) resolvePending(frame.client_msg_id);
+    else if (frame.for === "report") showNotice("Thanks: the message was reported to the staff.");
+    else if (frame.for === "mute") showNotice(`${frame.user} is muted until ${new Date(frame.until).toLocaleTimeString()}.`);
+    else if (frame.for === "ban") showNotice(`${frame.user} is banned from this room.`);
   },
   typing(frame) {
     if (frame.user !== ME) setTyping(frame.user);
@@ -659,7 +666,11 @@ const handlers = {
     if (id && pending.has(id)) {
       const transient = Object.hasOwn(RETRY_AFTER_MS, frame.code);
       if (transient && !pending.get(id).retried) return retryLater(id, frame.code);
-      failPending(id, frame.code === "rate_limited" ? "you are sending too fast" : frame.message, transient);
+      const reason = {
+        rate_limited: "you are sending too fast",
+        muted: `a moderator muted you here: ${Math.ceil((frame.remaining_seconds || 0) / 60)} more minutes`,
+      }[frame.code];
+      failPending(id, reason || frame.message, transient);
     } else if (frame.code === "rate_limited" && historyQuery) {
       // A long backfill can outrun the frame budget: ask for the same page again shortly.
       const query = historyQuery;
@@ -708,6 +719,26 @@ function editMessage(li) {
 
 function deleteMessage(li) {
   if (window.confirm("Delete this message for everyone?")) sendChange({ type: "delete", id: Number(li.dataset.id) });
+}
+
+// Moderation (docs/chat-protocol.md, "Moderation"): answered by an `ack` or an `error`.
+function sendModeration(frame) {
+  if (mode === "ws" && socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  else showNotice("This needs a live connection; try again in a moment.");
+}
+
+function reportMessage(li) {
+  const reason = window.prompt("Report this message to the site's staff. Why?", "");
+  if (reason !== null) sendModeration({ type: "report", id: Number(li.dataset.id), reason: reason.slice(0, 500) });
+}
+
+function muteAuthor(username) {
+  const minutes = Number(window.prompt(`Mute ${username} for how many minutes?`, "10"));
+  if (Number.isInteger(minutes) && minutes > 0) sendModeration({ type: "mute", username, minutes });
+}
+
+function banAuthor(username) {
+  if (window.confirm(`Ban ${username} from this room for good?`)) sendModeration({ type: "ban", username });
 }
 
 let historyQuery = null; // the history page asked for and not answered yet

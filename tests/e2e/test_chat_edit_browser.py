@@ -33,8 +33,8 @@ async def test_an_author_edits_then_deletes_and_the_other_tab_follows(
         theirs = b.locator("#chat-messages li.msg").last
         await expect(theirs.locator(".msg-body")).to_have_text("helo bob")
         await theirs.hover()
-        # Not bob's message: he may react to it, not edit or delete it.
-        await expect(theirs.locator(".msg-actions button")).to_have_text(["React"])
+        # Not bob's message: he may react to it and report it, not edit or delete it.
+        await expect(theirs.locator(".msg-actions button")).to_have_text(["React", "Report"])
 
         a.once("dialog", lambda dialog: dialog.accept("hello bob"))
         await mine.hover()
