@@ -52,6 +52,10 @@ def post(room: Room, author: Any, message: protocol.MessageIn) -> tuple[dict[str
             client_fields=message.client_fields,
         )
     except ValidationError as exc:
+        if exc.code == protocol.BLOCKED:
+            raise protocol.FrameError(
+                protocol.BLOCKED, " ".join(exc.messages), client_msg_id=message.client_msg_id
+            ) from None
         if exc.code == protocol.MUTED:
             raise protocol.FrameError(
                 protocol.MUTED,

@@ -29,6 +29,7 @@ _STATUS = {
     protocol.FORBIDDEN: 403,
     protocol.EDIT_WINDOW_OVER: 403,
     protocol.MUTED: 403,
+    protocol.BLOCKED: 403,
 }
 
 

@@ -33,3 +33,7 @@ class MemberChangeForm(forms.Form):
         strip=True,
         widget=forms.TextInput(attrs={"placeholder": "username", "autocomplete": "off"}),
     )
+
+
+class BlockForm(forms.Form):
+    action = forms.ChoiceField(choices=[("block", "block"), ("unblock", "unblock")])

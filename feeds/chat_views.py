@@ -9,8 +9,17 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from feeds import access, direct, membership, protocol, ratelimit, selectors, services
-from feeds.chat_forms import DirectForm, MemberChangeForm, RoomCreateForm
+from feeds import (
+    access,
+    blocking,
+    direct,
+    membership,
+    protocol,
+    ratelimit,
+    selectors,
+    services,
+)
+from feeds.chat_forms import BlockForm, DirectForm, MemberChangeForm, RoomCreateForm
 from feeds.models import Room
 from notifications.http import login_required_json, require_get
 
@@ -50,6 +59,23 @@ def direct_open(request: HttpRequest) -> HttpResponse:
             return _room_list_page(request, RoomCreateForm(), form, status=status)
         return redirect("chat:room", slug=room.slug)
     return _room_list_page(request, RoomCreateForm(), form, status=400)
+
+
+@login_required
+@require_POST
+def block(request: HttpRequest, username: str) -> HttpResponse:
+    """Block or unblock a user (feeds.blocking), then back to the direct messages with them."""
+    form = BlockForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": "send action=block or action=unblock"}, status=400)
+    blocks = form.cleaned_data["action"] == "block"
+    change = blocking.user_block if blocks else blocking.user_unblock
+    try:
+        user = change(blocker=request.user, username=username)
+    except ValidationError as exc:
+        status = _REFUSAL_STATUS.get(exc.code, 400)
+        return JsonResponse({"error": " ".join(exc.messages), "code": exc.code}, status=status)
+    return redirect("chat:direct-with", username=user.username)
 
 
 @login_required
@@ -109,6 +135,8 @@ def _room_page(
         "members": membership.room_members(room=room) if room.is_private else [],
         "member_form": form,
         "direct_with": direct_with,
+        "blocked": bool(direct_with)
+        and blocking.has_blocked(blocker_id=request.user.pk, username=direct_with),
         # Where the page opens: the first message after it (a first visit reads it all).
         "last_read": services.read_marker_open(room=room, user=request.user),
     }
@@ -120,7 +148,7 @@ _CHANGES = {
     "remove": membership.room_member_remove,
     "promote": membership.room_member_promote,
 }
-_REFUSAL_STATUS = {protocol.FORBIDDEN: 403, protocol.NOT_FOUND: 404}
+_REFUSAL_STATUS = {protocol.FORBIDDEN: 403, protocol.NOT_FOUND: 404, protocol.BLOCKED: 403}
 
 
 @login_required

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from feeds import protocol
+from feeds import blocking, protocol
 from feeds.models import Room
 from feeds.services import DIRECT_SLUG_PREFIX, ROOM_TITLE_MAX
 
@@ -38,12 +38,14 @@ def direct_room_find(*, user: Any, username: str) -> Room | None:
 
 
 def direct_room_open(*, user: Any, username: str) -> Room:
-    """The direct-message room of `user` and the user named `username`, made if new."""
+    """The direct-message room of `user` and the user named `username`, made if new
+    (refused with code `blocked` if that user blocked `user`)."""
     other = _other(user, username)
     key = _key(user.pk, other.pk)
     room = Room.objects.filter(direct_key=key).first()
     if room is not None:
         return room
+    blocking.check_direct(sender_id=user.pk, direct_key=key)
     low, high = sorted((user.pk, other.pk))
     title = f"{user.username} & {other.username}"[:ROOM_TITLE_MAX]
     try:

@@ -215,3 +215,25 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"report of message {self.message_id} by {self.reporter_id}"
+
+
+class UserBlock(models.Model):
+    """`blocker` takes no direct messages and no mentions from `blocked` (feeds.blocking)."""
+
+    blocker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_blocks"
+    )
+    blocked = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["blocker", "blocked"], name="userblock_unique_blocker_blocked"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.blocker_id} blocks {self.blocked_id}"

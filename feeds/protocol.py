@@ -71,6 +71,8 @@ BAD_EMOJI = "bad_emoji"
 # A `message` from a member a moderator muted in the room (feeds.moderation): the error
 # carries `remaining_seconds`.
 MUTED = "muted"
+# A `message` to a direct message whose other member blocked the sender (feeds.blocking).
+BLOCKED = "blocked"
 MUTE_MINUTES_MAX = 7 * 24 * 60
 REPORT_REASON_MAX = 500
 # Fields the server sets in a broadcast, whatever the client sent under those names.

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from feeds import access, presence
-from feeds.models import Message, Reaction, ReadMarker, Room, RoomMute
+from feeds.models import Message, Reaction, ReadMarker, Room, RoomMute, UserBlock
 
 _HISTORY_FIELDS = (
     "id",
@@ -208,7 +208,8 @@ def unread_counts(*, user: Any) -> dict[int, tuple[int, int]]:
     unread = Message.objects.filter(
         room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), deleted_at__isnull=True
     ).exclude(author_id=user.pk)
-    mentions = unread.filter(content__icontains=f"@{user.username}")
+    blocked = UserBlock.objects.filter(blocker_id=user.pk).values("blocked_id")
+    mentions = unread.filter(content__icontains=f"@{user.username}").exclude(author_id__in=blocked)
     rows = (
         ReadMarker.objects.filter(
             user_id=user.pk, room_id__in=access.rooms_visible_to(user).values("id")

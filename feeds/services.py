@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from feeds import access, events, protocol, ratelimit, selectors
+from feeds import access, blocking, events, protocol, ratelimit, selectors
 from feeds.models import CONTENT_MAX, Message, Reaction, ReadMarker, Room
 from notifications.models import Notification
 from notifications.services import TITLE_MAX as NOTIFICATION_TITLE_MAX
@@ -86,6 +86,8 @@ def message_post(
         existing = _resent(room=room, author=author, content=content, client_msg_id=client_msg_id)
         if existing is not None:
             return existing, False
+    if room.direct_key is not None:
+        blocking.check_direct(sender_id=author.pk, direct_key=room.direct_key)
     if remaining := selectors.mute_remaining(room_id=room.pk, user_id=author.pk):
         raise ValidationError(
             "you are muted in this room for %(remaining)s more seconds",
@@ -301,7 +303,8 @@ def _mentioned_user_ids(names: set[str]) -> set[int]:
 
 
 def message_notify_mentions(*, message: Message) -> list[Notification]:
-    """Notify each user mentioned in `message` who can read its room (never the author).
+    """Notify each user mentioned in `message` who can read its room (never the author,
+    nor anyone who blocked the author).
 
     At most once per sender and target per ratelimit.MENTION_INTERVAL_SECONDS.
     """
@@ -310,6 +313,7 @@ def message_notify_mentions(*, message: Message) -> list[Notification]:
         return []
     User = get_user_model()
     candidates = set(list(_mentioned_user_ids(names) - {message.author_id})[:MENTIONS_MAX])
+    candidates -= blocking.blockers_of(user_id=message.author_id, among=candidates)
     recipients = [
         user_id
         for user_id in sorted(access.user_ids_who_can_see(message.room, candidates))
