@@ -370,9 +370,19 @@ function showOlder(messages) {
   log.scrollTop = log.scrollHeight - before; // keep what the reader was looking at
 }
 
+// A link to a message (a mention's notification) older than the welcome's history pages
+// back to it, at most HASH_PAGES_MAX pages.
+const HASH_PAGES_MAX = 10;
+let hashPages = 0;
+
 function revealHash() {
   if (hashShown || !window.location.hash.startsWith("#m")) return;
   const target = document.getElementById(window.location.hash.slice(1));
+  const wanted = Number(window.location.hash.slice(2));
+  if (!target && wanted > 0 && oldestId !== null && wanted < oldestId && !olderButton.hidden) {
+    if (hashPages++ < HASH_PAGES_MAX && !historyQuery) requestHistory({ before: oldestId });
+    return;
+  }
   if (!target) return;
   hashShown = true;
   target.scrollIntoView({ block: "center" });
@@ -637,6 +647,7 @@ const handlers = {
       showOlder(frame.messages);
       olderButton.hidden = !frame.has_more;
       olderButton.disabled = false;
+      revealHash();
       return;
     }
     for (const m of frame.messages) showMessage(m);

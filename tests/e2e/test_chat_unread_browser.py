@@ -49,3 +49,19 @@ async def test_unread_badges_appear_live_and_clear_once_read(server, second_serv
         await expect(first_new).to_be_in_viewport()
         await tab.locator("#chat-log").evaluate("log => { log.scrollTop = log.scrollHeight; }")
         await expect(badge).to_have_count(0, timeout=LIVE_MS)
+
+
+async def test_a_link_to_an_old_message_pages_back_to_it(server, alice, bob):
+    general = await sync_to_async(Room.objects.create)(slug="general", title="General")
+    post = sync_to_async(services.message_post)
+    for i in range(5):
+        await post(room=general, author=alice, content=f"early {i}")
+    mention, _ = await post(room=general, author=alice, content="@bob see this")
+    for i in range(120):  # more than the welcome's 50 and a history page's 100 after it
+        await post(room=general, author=alice, content=f"later {i}")
+    async with chromium() as browser:
+        page = await signed_in_page(browser, server.url, "bob")
+        await page.goto(f"{server.url}/chat/general/#m{mention['id']}")
+        target = page.locator(f"#m{mention['id']}")
+        await expect(target).to_be_in_viewport(timeout=LIVE_MS)
+        await expect(target.locator(".msg-body")).to_have_text("@bob see this")
