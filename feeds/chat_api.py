@@ -155,3 +155,28 @@ async def message(request: HttpRequest, slug: str, message_id: int) -> HttpRespo
         return JsonResponse({"message": edited})
     except protocol.FrameError as exc:
         return _refused(exc)
+
+
+async def read(request: HttpRequest, slug: str) -> HttpResponse:
+    """`POST /api/chat/rooms/<slug>/read/` with a `read` frame's body (`{"id"}`): move the
+    user's read marker, as the socket's `read` frame does (for tabs without a socket)."""
+    if request.method != "POST":
+        return _not_allowed(request, "POST")
+    user, room, refusal = await _room_for(request, slug)
+    if refusal is not None:
+        return refusal
+    try:
+        data: dict[str, Any] = {}
+        refused: protocol.FrameError | None = None
+        try:
+            data = _frame(request, "read")
+        except protocol.FrameError as exc:
+            refused = exc
+        if not (await chat_actions.spend(user_id=user.pk, kind="read")).allowed:
+            refused = protocol.rate_limited(data)
+        if refused is not None:
+            raise refused
+        moved = await chat_actions.read(room, user, protocol.target_in(data))
+        return JsonResponse({"read": moved})
+    except protocol.FrameError as exc:
+        return _refused(exc)

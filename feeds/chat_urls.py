@@ -13,6 +13,7 @@ urlpatterns = [
     path("chat/<slug:slug>/members/", chat_views.room_members, name="members"),
     path("api/chat/rooms/", chat_views.api_room_list, name="api-rooms"),
     path("api/chat/rooms/<slug:slug>/messages/", chat_api.messages, name="api-messages"),
+    path("api/chat/rooms/<slug:slug>/read/", chat_api.read, name="api-read"),
     path(
         "api/chat/rooms/<slug:slug>/messages/<int:message_id>/",
         chat_api.message,

@@ -17,6 +17,7 @@ const ROOM = root.dataset.room;
 const ME = root.dataset.me;
 const ROOMS_API = root.dataset.roomsApi;
 const MESSAGES_API = root.dataset.messagesApi;
+const READ_API = root.dataset.readApi;
 const CHANNEL = root.dataset.channel; // the room's SSE channel, chat-<id>
 // Staff and the room's creator may delete anyone's message (feeds.access.can_moderate).
 const CAN_MODERATE = root.dataset.canModerate === "true";
@@ -187,13 +188,23 @@ function markRead() {
 function sendRead() {
   readTimer = null;
   if (readTo <= readSent) return;
+  const id = readTo;
   if (mode === "ws" && socket?.readyState === WebSocket.OPEN) {
-    socket.send(JSON.stringify({ type: "read", id: readTo }));
-    readSent = readTo;
-    readChannel?.postMessage({ room: ROOM, id: readTo });
+    socket.send(JSON.stringify({ type: "read", id }));
+  } else if (mode !== "ws") {
+    // Without a socket (SSE or polls), the same frame over HTTP.
+    fetch(READ_API, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify({ id }),
+    }).catch(() => {});
   } else {
-    readTimer = setTimeout(sendRead, READ_SEND_MS); // the socket is down: try again
+    readTimer = setTimeout(sendRead, READ_SEND_MS); // the socket is reconnecting: try again
+    return;
   }
+  readSent = id;
+  readChannel?.postMessage({ room: ROOM, id });
 }
 
 // Opening a room shows its first unread message under a "New" divider (a first visit or

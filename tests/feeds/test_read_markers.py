@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -112,3 +114,21 @@ def test_the_room_page_opens_at_the_users_marker(general, alice, bob):
     assert f'data-last-read="{first}"' in client.get("/chat/general/").content.decode()
     say(general, alice)
     assert f'data-last-read="{first}"' in client.get("/chat/general/").content.decode()
+
+
+def test_a_tab_without_a_socket_moves_its_marker_over_http(general, alice, bob):
+    services.read_marker_open(room=general, user=bob)
+    newest = say(general, alice)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+    client.get("/chat/general/")  # sets the CSRF cookie
+    token = {"HTTP_X_CSRFTOKEN": client.cookies["csrftoken"].value}
+    post = partial(client.post, content_type="application/json")
+    here = "/api/chat/rooms/general/read/"
+    response = post(here, data={"id": newest}, **token)
+    assert response.status_code == 200 and response.json() == {"read": newest}
+    assert selectors.unread_counts(user=bob) == {}
+    assert post(here, data={"id": "x"}, **token).status_code == 400
+    assert post(here, data={"id": newest}).status_code == 403  # no CSRF token
+    assert client.get(here).status_code == 405
+    assert post("/api/chat/rooms/nope/read/", data={"id": 1}, **token).status_code == 404
