@@ -127,6 +127,13 @@ CHAT_SOCKETS_PER_USER = env_int("CHAT_SOCKETS_PER_USER", 20)
 if SSE_STREAMS_PER_USER < 1 or CHAT_SOCKETS_PER_USER < 1:
     raise ImproperlyConfigured("SSE_STREAMS_PER_USER and CHAT_SOCKETS_PER_USER must be positive")
 
+# How long after sending a chat message its author may still edit it (feeds.services).
+CHAT_EDIT_WINDOW_SECONDS = env_int("CHAT_EDIT_WINDOW_SECONDS", 15 * 60)
+if CHAT_EDIT_WINDOW_SECONDS < 0:
+    raise ImproperlyConfigured(
+        f"CHAT_EDIT_WINDOW_SECONDS must be 0 or more, got {CHAT_EDIT_WINDOW_SECONDS}"
+    )
+
 # On SIGTERM a server process stops accepting and moves its clients off over this many
 # seconds, spread out, before it exits (realtime/drain.py): a rolling restart of several
 # processes then loses nothing and causes no reconnect storm.

@@ -1,8 +1,9 @@
 """Who may enter which chat room: one place, default deny.
 
 Public rooms are open to every active, logged-in user; private rooms to their members
-only. Everything else (anonymous, inactive, unknown room) is refused, and refusals
-look the same from outside, so a private room's existence does not leak.
+only; no room to a user banned from it (feeds.moderation). Everything else (anonymous,
+inactive, unknown room) is refused, and refusals look the same from outside, so a
+private room's existence does not leak.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from feeds.models import Room
+from feeds.models import Room, RoomBan
 
 
 def _is_active_user(user: Any) -> bool:
@@ -25,7 +26,10 @@ def rooms_visible_to(user: Any) -> QuerySet[Room]:
     if not _is_active_user(user):
         return Room.objects.none()
     member_of = Room.members.through.objects.filter(user_id=user.pk).values("room_id")
-    return Room.objects.filter(Q(is_private=False) | Q(id__in=member_of))
+    banned_from = RoomBan.objects.filter(user_id=user.pk).values("room_id")
+    return Room.objects.filter(Q(is_private=False) | Q(id__in=member_of)).exclude(
+        id__in=banned_from
+    )
 
 
 def room_for(user: Any, slug: str) -> Room | None:
@@ -36,7 +40,10 @@ def room_for(user: Any, slug: str) -> Room | None:
     by slug (most rooms are public: one query)."""
     if not _is_active_user(user):
         return None
-    room = Room.objects.filter(slug=slug).first()
+    # A ban (feeds.moderation) shuts the room for the user, public or not: one NOT EXISTS
+    # in the same query.
+    banned = RoomBan.objects.filter(room=OuterRef("pk"), user_id=user.pk)
+    room = Room.objects.filter(slug=slug).exclude(Exists(banned)).first()
     if room is None or not room.is_private:
         return room
     return room if room.members.filter(pk=user.pk).exists() else None
@@ -68,4 +75,16 @@ def user_ids_who_can_see(room: Room, user_ids: set[int]) -> set[int]:
     users = get_user_model().objects.filter(pk__in=user_ids, is_active=True)
     if room.is_private:
         users = users.filter(chat_rooms=room)
-    return set(users.values_list("pk", flat=True))
+    banned = RoomBan.objects.filter(room=room).values("user_id")
+    return set(users.exclude(pk__in=banned).values_list("pk", flat=True))
+
+
+def can_moderate(user: Any, room: Room) -> bool:
+    """Whether `user` runs `room`: deletes anyone's message in it and manages its members.
+
+    Staff, the room's creator (its owner) and its admins (feeds.membership)."""
+    if not _is_active_user(user):
+        return False
+    if user.is_staff or (room.created_by_id is not None and room.created_by_id == user.pk):
+        return True
+    return room.admins.filter(pk=user.pk).exists()

@@ -22,11 +22,20 @@ logger = logging.getLogger(__name__)
 
 # Whole seconds until the bucket has a token again (ratelimit refills REFILL_PER_SECOND).
 RETRY_AFTER_SECONDS = 1
-_STATUS = {protocol.RATE_LIMITED: 429, protocol.UNAVAILABLE: 503}
+_STATUS = {
+    protocol.RATE_LIMITED: 429,
+    protocol.UNAVAILABLE: 503,
+    protocol.NOT_FOUND: 404,
+    protocol.FORBIDDEN: 403,
+    protocol.EDIT_WINDOW_OVER: 403,
+    protocol.MUTED: 403,
+    protocol.BLOCKED: 403,
+}
 
 
 def _refused(exc: protocol.FrameError) -> JsonResponse:
     extra = {"client_msg_id": exc.client_msg_id} if exc.client_msg_id else {}
+    extra.update(exc.extra)
     response = json_error(_STATUS.get(exc.code, 400), exc.message, code=exc.code, **extra)
     if exc.code == protocol.RATE_LIMITED:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -44,17 +53,30 @@ def _history_request(request: HttpRequest) -> protocol.HistoryIn:
     return protocol.history_in(data)
 
 
-async def messages(request: HttpRequest, slug: str) -> HttpResponse:
-    if request.method not in ("GET", "POST"):
-        response = json_error(405, f"method {request.method} not allowed")
-        response["Allow"] = "GET, POST"
-        return response
+def _not_allowed(request: HttpRequest, allow: str) -> HttpResponse:
+    response = json_error(405, f"method {request.method} not allowed")
+    response["Allow"] = allow
+    return response
+
+
+async def _room_for(request: HttpRequest, slug: str) -> tuple[Any, Any, HttpResponse | None]:
+    """(user, room, None), or a refusal as the third item."""
     user = await request.auser()
     if not user.is_authenticated:
-        return json_error(403, "authentication required")
+        return user, None, json_error(403, "authentication required")
     room = await chat_actions.room_entry(user, slug)
     if room is None:
-        return json_error(404, "no such room")  # private rooms one may not enter alike
+        # private rooms one may not enter alike
+        return user, None, json_error(404, "no such room")
+    return user, room, None
+
+
+async def messages(request: HttpRequest, slug: str) -> HttpResponse:
+    if request.method not in ("GET", "POST"):
+        return _not_allowed(request, "GET, POST")
+    user, room, refusal = await _room_for(request, slug)
+    if refusal is not None:
+        return refusal
     try:
         if request.method == "GET":
             frame = await chat_actions.history(room.pk, _history_request(request))
@@ -66,15 +88,15 @@ async def messages(request: HttpRequest, slug: str) -> HttpResponse:
         return _refused(exc)
 
 
-def _frame(request: HttpRequest) -> dict[str, Any]:
+def _frame(request: HttpRequest, kind: str = "message") -> dict[str, Any]:
     try:
         text = request.body.decode("utf-8")
     except UnicodeDecodeError:
         raise protocol.FrameError(protocol.BAD_JSON, "body must be UTF-8 JSON") from None
     data = protocol.parse(text)
-    data.setdefault("type", "message")  # so the broadcast is the socket's, field for field
-    if protocol.frame_type(data) != "message":
-        raise protocol.FrameError(protocol.UNKNOWN_TYPE, 'only "message" frames can be posted')
+    data.setdefault("type", kind)  # so the broadcast is the socket's, field for field
+    if protocol.frame_type(data) != kind:
+        raise protocol.FrameError(protocol.UNKNOWN_TYPE, f'only "{kind}" frames can be sent here')
     return data
 
 
@@ -102,3 +124,59 @@ async def _post(request: HttpRequest, room: Any, user: Any) -> HttpResponse:
         raise protocol.unavailable(data) from None
     status = 201 if created else 200
     return JsonResponse({"message": stored, "duplicate": not created}, status=status)
+
+
+async def message(request: HttpRequest, slug: str, message_id: int) -> HttpResponse:
+    """`/api/chat/rooms/<slug>/messages/<id>/`: PATCH an `edit` frame's body (`{"content"}`)
+    to edit one's message, DELETE to delete it; as the socket's `edit` and `delete` frames."""
+    if request.method not in ("PATCH", "DELETE"):
+        return _not_allowed(request, "PATCH, DELETE")
+    user, room, refusal = await _room_for(request, slug)
+    if refusal is not None:
+        return refusal
+    kind = "edit" if request.method == "PATCH" else "delete"
+    try:
+        data: dict[str, Any] = {}
+        refused: protocol.FrameError | None = None
+        if kind == "edit":
+            try:
+                data = _frame(request, kind)
+            except protocol.FrameError as exc:
+                refused = exc
+        if not (await chat_actions.spend(user_id=user.pk, kind=kind)).allowed:
+            refused = protocol.rate_limited(data)
+        if refused is not None:
+            raise refused
+        data["id"] = message_id
+        if kind == "delete":
+            await chat_actions.delete(room, user, protocol.target_in(data))
+            return HttpResponse(status=204)
+        edited = await chat_actions.edit(room, user, protocol.edit_in(data))
+        return JsonResponse({"message": edited})
+    except protocol.FrameError as exc:
+        return _refused(exc)
+
+
+async def read(request: HttpRequest, slug: str) -> HttpResponse:
+    """`POST /api/chat/rooms/<slug>/read/` with a `read` frame's body (`{"id"}`): move the
+    user's read marker, as the socket's `read` frame does (for tabs without a socket)."""
+    if request.method != "POST":
+        return _not_allowed(request, "POST")
+    user, room, refusal = await _room_for(request, slug)
+    if refusal is not None:
+        return refusal
+    try:
+        data: dict[str, Any] = {}
+        refused: protocol.FrameError | None = None
+        try:
+            data = _frame(request, "read")
+        except protocol.FrameError as exc:
+            refused = exc
+        if not (await chat_actions.spend(user_id=user.pk, kind="read")).allowed:
+            refused = protocol.rate_limited(data)
+        if refused is not None:
+            raise refused
+        moved = await chat_actions.read(room, user, protocol.target_in(data))
+        return JsonResponse({"read": moved})
+    except protocol.FrameError as exc:
+        return _refused(exc)

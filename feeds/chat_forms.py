@@ -1,4 +1,4 @@
-"""The chat page's form: create a public room."""
+"""The chat pages' forms: create a room; add, remove or promote a private room's member."""
 
 from django import forms
 
@@ -13,3 +13,27 @@ class RoomCreateForm(forms.Form):
             attrs={"placeholder": "e.g. Release planning", "autocomplete": "off"}
         ),
     )
+    private = forms.BooleanField(required=False, label="Private (members only)")
+
+
+class DirectForm(forms.Form):
+    username = forms.CharField(
+        max_length=150,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "username", "autocomplete": "off"}),
+    )
+
+
+class MemberChangeForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[("add", "add"), ("remove", "remove"), ("promote", "promote")]
+    )
+    username = forms.CharField(
+        max_length=150,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "username", "autocomplete": "off"}),
+    )
+
+
+class BlockForm(forms.Form):
+    action = forms.ChoiceField(choices=[("block", "block"), ("unblock", "unblock")])

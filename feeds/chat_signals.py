@@ -35,6 +35,8 @@ def _on_room_changed(sender: Any, instance: Room, **kw: Any) -> None:
 
 
 def _on_members_changed(sender: Any, instance: Any, action: str, reverse: bool, **kw: Any) -> None:
+    if action == "post_add":
+        services.members_joined(instance=instance, reverse=reverse, pk_set=kw["pk_set"])
     if action in ("post_remove", "post_clear"):
         # Forward: room.members.remove(user); reverse: user.chat_rooms.remove(room).
         if reverse:

@@ -192,7 +192,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _refuse(self, exc: protocol.FrameError) -> None:
         await self.send_frame(
-            protocol.error(exc.code, exc.message, client_msg_id=exc.client_msg_id)
+            protocol.error(exc.code, exc.message, client_msg_id=exc.client_msg_id, extra=exc.extra)
         )
 
     async def on_message(self, data: dict[str, Any]) -> None:
@@ -201,6 +201,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not created:
             await self.send_frame(protocol.ack_duplicate(stored))
         # A new message reaches this connection too, as the room's broadcast.
+
+    async def on_edit(self, data: dict[str, Any]) -> None:
+        # The room's `message_edited` is the confirmation, as a broadcast is for a message.
+        await chat_actions.edit(self.room, self.user, protocol.edit_in(data))
+
+    async def on_delete(self, data: dict[str, Any]) -> None:
+        await chat_actions.delete(self.room, self.user, protocol.target_in(data))
+
+    async def on_react(self, data: dict[str, Any]) -> None:
+        # The room's `reaction` frame is the confirmation.
+        await chat_actions.react(self.room, self.user, protocol.react_in(data))
+
+    async def on_mute(self, data: dict[str, Any]) -> None:
+        await self.send_frame(await chat_actions.mute(self.room, self.user, data))
+
+    async def on_ban(self, data: dict[str, Any]) -> None:
+        await self.send_frame(await chat_actions.ban(self.room, self.user, data))
+
+    async def on_report(self, data: dict[str, Any]) -> None:
+        await self.send_frame(await chat_actions.report(self.room, self.user, data))
+
+    async def on_read(self, data: dict[str, Any]) -> None:
+        # Confirmed by the `read` frame every socket of the user gets when the marker moved.
+        await chat_actions.read(self.room, self.user, protocol.target_in(data))
 
     async def on_history(self, data: dict[str, Any]) -> None:
         frame = await chat_actions.history(self.room.pk, protocol.history_in(data))
@@ -220,6 +244,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "history": on_history,
         "typing": on_typing,
         "join": on_join,
+        "edit": on_edit,
+        "delete": on_delete,
+        "read": on_read,
+        "react": on_react,
+        "mute": on_mute,
+        "ban": on_ban,
+        "report": on_report,
     }
 
     # ------------------------------------------------------------ events from feeds.live

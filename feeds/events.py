@@ -57,6 +57,47 @@ def message_broadcast_on_commit(*, room_id: int, data: dict[str, Any]) -> None:
     transaction.on_commit(publish, robust=True)
 
 
+def _room_change_on_commit(room_id: int, frame: dict[str, Any], sse_data: dict[str, Any]) -> None:
+    # An ordinary room frame, in the room's order with its broadcasts. On the SSE channel
+    # it carries no id: it is not a new position in the room (the message's own id is
+    # behind every reader already), and a reader that misses it gets the message's
+    # current state from history.
+    group, channel = live.room_group(room_id), live.sse_channel(room_id)
+    kind = frame["type"]
+
+    def publish() -> None:
+        text = protocol.encode(frame)
+        sse = event_message(channel, kind, protocol.encode(sse_data), None)
+        pulse_layer().publish_sync(
+            [(group, stamped({"type": live.MESSAGE, "text": text})), (channel, sse)]
+        )
+
+    transaction.on_commit(publish, robust=True)
+
+
+def message_edited_on_commit(*, room_id: int, data: dict[str, Any]) -> None:
+    """Send `message_edited` (the message as history gives it) to the room after commit."""
+    _room_change_on_commit(room_id, protocol.message_edited(data), data)
+
+
+def message_deleted_on_commit(*, room_id: int, message_id: int) -> None:
+    """Send `message_deleted` to the room once the tombstone is committed."""
+    _room_change_on_commit(room_id, protocol.message_deleted(message_id), {"id": message_id})
+
+
+def reaction_on_commit(*, room_id: int, frame: dict[str, Any]) -> None:
+    """Send a `reaction` change to the room (and its SSE channel) after commit."""
+    _room_change_on_commit(room_id, frame, {k: v for k, v in frame.items() if k != "type"})
+
+
+def read_marker_sync_on_commit(*, user_id: int, room: str, last_read_id: int) -> None:
+    """Tell every chat socket of the user, on every process, how far they have read `room`
+    (their other tabs drop its unread divider; any room's socket relays it to its page)."""
+    text = protocol.encode(protocol.read(room=room, last_read_id=last_read_id))
+    message = stamped({"type": live.MESSAGE, "text": text})
+    transaction.on_commit(lambda: _publish(user_group(user_id), message), robust=True)
+
+
 async def typing_broadcast(*, room_id: int, user_id: int, username: str) -> None:
     """Tell the room, except the typist's own tabs, that `username` is typing."""
     text = protocol.encode(protocol.typing(user=username))

@@ -47,22 +47,56 @@ RATE_LIMITED = "rate_limited"
 # beyond what a retry with the same client_msg_id deduplicates.
 UNAVAILABLE = "unavailable"
 TOO_MANY_CONNECTIONS = "too_many_connections"
+# Refused edits and deletes (feeds.services): no such message in the room (or a deleted
+# one to edit), someone else's message, an edit after the window closed.
+NOT_FOUND, FORBIDDEN, EDIT_WINDOW_OVER = "not_found", "forbidden", "edit_window_over"
 
-CLIENT_TYPES = ("message", "history", "typing", "join")
+CLIENT_TYPES = (
+    "message",
+    "history",
+    "typing",
+    "join",
+    "edit",
+    "delete",
+    "read",
+    "react",
+    "mute",
+    "ban",
+    "report",
+)
+# The emoji a message may get (`react`): a small fixed set, so a reaction bar stays small
+# and nobody reacts with arbitrary text.
+REACTIONS = ("👍", "❤️", "😂", "😮", "😢", "🎉")
+BAD_EMOJI = "bad_emoji"
+# A `message` from a member a moderator muted in the room (feeds.moderation): the error
+# carries `remaining_seconds`.
+MUTED = "muted"
+# A `message` to a direct message whose other member blocked the sender (feeds.blocking).
+BLOCKED = "blocked"
+MUTE_MINUTES_MAX = 7 * 24 * 60
+REPORT_REASON_MAX = 500
 # Fields the server sets in a broadcast, whatever the client sent under those names.
 SERVER_FIELDS = ("id", "user", "room", "content", "created_at", "client_msg_id", "prev")
 # Rate-limit cost per frame: naive clients send `typing` on every keystroke.
-_COSTS = {"typing": 0.25}
+_COSTS = {"typing": 0.25, "read": 0.25}
 
 
 class FrameError(Exception):
     """A client frame the server refuses; becomes an error frame, the socket stays open."""
 
-    def __init__(self, code: str, message: str, *, client_msg_id: str = "") -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        client_msg_id: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.client_msg_id = client_msg_id
+        self.extra = extra or {}  # more fields of the error frame (`remaining_seconds`)
 
 
 @dataclass(frozen=True)
@@ -70,6 +104,18 @@ class MessageIn:
     content: str
     client_msg_id: str
     client_fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EditIn:
+    id: int
+    content: str
+
+
+@dataclass(frozen=True)
+class ReactIn:
+    id: int
+    emoji: str
 
 
 @dataclass(frozen=True)
@@ -161,6 +207,11 @@ def _extra_fields(data: dict[str, Any], client_msg_id: str) -> dict[str, Any]:
 def message_in(data: dict[str, Any]) -> MessageIn:
     """Validate a `message` frame: content 1..CONTENT_MAX characters once trimmed."""
     client_msg_id = _client_msg_id(data)
+    content = _content(data, client_msg_id)
+    return MessageIn(content, client_msg_id, _extra_fields(data, client_msg_id))
+
+
+def _content(data: dict[str, Any], client_msg_id: str = "") -> str:
     content = data.get("content")
     if not isinstance(content, str):
         raise FrameError(INVALID, "content must be a string", client_msg_id=client_msg_id)
@@ -179,7 +230,7 @@ def message_in(data: dict[str, Any]) -> MessageIn:
             "message contains characters that cannot be stored",
             client_msg_id=client_msg_id,
         )
-    return MessageIn(content, client_msg_id, _extra_fields(data, client_msg_id))
+    return content
 
 
 def _named_message(data: dict[str, Any]) -> str:
@@ -211,6 +262,57 @@ def _message_id(data: dict[str, Any], name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= DB_ID_MAX:
         raise FrameError(INVALID, f"{name} must be a message id (a non-negative integer)")
     return value
+
+
+def target_in(data: dict[str, Any]) -> int:
+    """Validate the `id` of an `edit` or `delete` frame: the message it changes."""
+    message_id = _message_id(data, "id")
+    if message_id is None:
+        raise FrameError(INVALID, "id must be a message id (a non-negative integer)")
+    return message_id
+
+
+def edit_in(data: dict[str, Any]) -> EditIn:
+    """Validate an `edit` frame: a message id and new content, checked as a message's."""
+    return EditIn(target_in(data), _content(data))
+
+
+def react_in(data: dict[str, Any]) -> ReactIn:
+    """Validate a `react` frame: a message id and one emoji of REACTIONS."""
+    message_id = target_in(data)
+    emoji = data.get("emoji")
+    if not isinstance(emoji, str) or emoji not in REACTIONS:
+        raise FrameError(BAD_EMOJI, f"emoji must be one of {' '.join(REACTIONS)}")
+    return ReactIn(message_id, emoji)
+
+
+def _username(data: dict[str, Any]) -> str:
+    name = data.get("username")
+    if not isinstance(name, str) or not name.strip() or len(name) > 150:
+        raise FrameError(INVALID, "username must be a user's name")
+    return name.strip()
+
+
+def mute_in(data: dict[str, Any]) -> tuple[str, int]:
+    """Validate a `mute` frame: (username, minutes from 1 to MUTE_MINUTES_MAX)."""
+    minutes = data.get("minutes")
+    valid = isinstance(minutes, int) and not isinstance(minutes, bool)
+    if not valid or not 1 <= minutes <= MUTE_MINUTES_MAX:
+        raise FrameError(INVALID, f"minutes must be an integer from 1 to {MUTE_MINUTES_MAX}")
+    return _username(data), minutes
+
+
+def ban_in(data: dict[str, Any]) -> str:
+    """Validate a `ban` frame: the username."""
+    return _username(data)
+
+
+def report_in(data: dict[str, Any]) -> tuple[int, str]:
+    """Validate a `report` frame: (message id, reason of at most REPORT_REASON_MAX)."""
+    reason = data.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > REPORT_REASON_MAX or not _storable(reason):
+        raise FrameError(INVALID, f"reason must be text of at most {REPORT_REASON_MAX} characters")
+    return target_in(data), reason.strip()
 
 
 def history_in(data: dict[str, Any]) -> HistoryIn:
@@ -245,6 +347,25 @@ def welcome(*, room: str, user: str, history_json: str, online_json: str) -> str
 
 def broadcast(data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "broadcast", "data": data, "timestamp": now_ms()}
+
+
+def message_edited(data: dict[str, Any]) -> dict[str, Any]:
+    """A message's new text: `data` is the message as history gives it, with `edited_at`."""
+    return {"type": "message_edited", "data": data}
+
+
+def read(*, room: str, last_read_id: int) -> dict[str, Any]:
+    """The user has read `room` up to `last_read_id` (sent to all of the user's sockets)."""
+    return {"type": "read", "room": room, "id": last_read_id}
+
+
+def reaction(*, message_id: int, emoji: str, user: str, on: bool) -> dict[str, Any]:
+    """`user` added (`on`) or took back an emoji on a message of the room."""
+    return {"type": "reaction", "id": message_id, "emoji": emoji, "user": user, "on": on}
+
+
+def message_deleted(message_id: int) -> dict[str, Any]:
+    return {"type": "message_deleted", "id": message_id}
 
 
 def fit_history(
@@ -282,11 +403,18 @@ def presence(*, joined: list[str], left: list[str]) -> dict[str, Any]:
     return {"type": "presence", "joined": joined, "left": left}
 
 
-def error(code: str, message: str, *, client_msg_id: str = "") -> dict[str, Any]:
-    frame = {"type": "error", "code": code, "message": message}
+def error(
+    code: str, message: str, *, client_msg_id: str = "", extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    frame = {"type": "error", "code": code, "message": message, **(extra or {})}
     if client_msg_id:
         frame["client_msg_id"] = client_msg_id
     return frame
+
+
+def ack(kind: str, **fields: Any) -> dict[str, Any]:
+    """The answer to a moderation frame (`mute`, `ban`, `report`): it took effect."""
+    return {"type": "ack", "for": kind, **fields}
 
 
 def ack_join(*, room: str, user: str) -> dict[str, Any]:

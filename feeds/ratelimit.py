@@ -90,17 +90,29 @@ async def frame_verdict(*, user_id: int, cost: float) -> Verdict:
     return Verdict(allowed=False, flood=strikes >= FLOOD_STRIKES)
 
 
-async def typing_allowed(*, room_id: int, user_id: int) -> bool:
-    """At most one `typing` announcement per user and room every TYPING_INTERVAL_MS."""
+async def _once_per(name: str, room_id: int, user_id: int, interval_ms: int) -> bool:
     try:
         return bool(
-            await async_client().set(
-                key("typing", room_id, user_id), "1", nx=True, px=TYPING_INTERVAL_MS
-            )
+            await async_client().set(key(name, room_id, user_id), "1", nx=True, px=interval_ms)
         )
     except (redis.RedisError, OSError) as exc:
-        logger.warning("typing throttle for user %s failed: %s", user_id, exc)
+        logger.warning("%s throttle for user %s failed: %s", name, user_id, exc)
         return False
+
+
+async def typing_allowed(*, room_id: int, user_id: int) -> bool:
+    """At most one `typing` announcement per user and room every TYPING_INTERVAL_MS."""
+    return await _once_per("typing", room_id, user_id, TYPING_INTERVAL_MS)
+
+
+# chat.js sends a `read` frame at most once a second per room, so a well-behaved tab never
+# meets this; a client that floods them gets its marker moved twice a second at most.
+READ_INTERVAL_MS = 500
+
+
+async def read_allowed(*, room_id: int, user_id: int) -> bool:
+    """At most one read-marker move per user and room every READ_INTERVAL_MS."""
+    return await _once_per("read", room_id, user_id, READ_INTERVAL_MS)
 
 
 # Sliding-window limits on actions (room creation, mentions) come from the maintained

@@ -17,7 +17,18 @@ const ROOM = root.dataset.room;
 const ME = root.dataset.me;
 const ROOMS_API = root.dataset.roomsApi;
 const MESSAGES_API = root.dataset.messagesApi;
+const READ_API = root.dataset.readApi;
 const CHANNEL = root.dataset.channel; // the room's SSE channel, chat-<id>
+// Staff and the room's creator may delete anyone's message (feeds.access.can_moderate).
+const CAN_MODERATE = root.dataset.canModerate === "true";
+// How far this user had read the room when the page opened: it opens at the next message.
+const LAST_READ_AT_OPEN = Number(root.dataset.lastRead || 0);
+// Read markers go to the server at most once per READ_SEND_MS (the server throttles too),
+// and to the user's /chat/ pages in this browser at once (rooms.js).
+const READ_SEND_MS = 1000;
+// The emoji a message may get (feeds.protocol.REACTIONS).
+const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🎉"];
+const readChannel = "BroadcastChannel" in window ? new BroadcastChannel(`pulse-chat-read:${ME}`) : null;
 const EVENTS_URL = "/events/";
 const POLL_URL = "/api/notifications/poll/";
 const WS_URL = new URL(root.dataset.wsPath, window.location.href);
@@ -62,6 +73,7 @@ const onlineList = document.getElementById("chat-online");
 const onlineCount = document.getElementById("chat-online-count");
 const jumpButton = document.getElementById("chat-jump");
 const notice = document.getElementById("chat-notice");
+const dmPresence = document.getElementById("dm-presence"); // a direct message: the other person
 
 let socket = null;
 let attempts = 0;
@@ -77,7 +89,11 @@ const nextOf = new Map(); // prev id -> id
 let oldestId = null;
 let lastTypingSent = 0;
 let hashShown = false;
+let readTo = LAST_READ_AT_OPEN; // the furthest read, by this tab or the user's others
+let readSent = LAST_READ_AT_OPEN;
+let readTimer = null;
 const shown = new Set();
+const reactionsOf = new Map(); // message id -> Map(emoji -> Set(usernames))
 const online = new Set();
 const typers = new Map(); // username -> timer
 const pending = new Map(loadPending()); // client_msg_id -> {content, failed, reason, retried}
@@ -148,6 +164,63 @@ function scrollToBottom() {
   jumpButton.hidden = true;
 }
 
+// ---------------------------------------------------------------- read markers
+
+// The newest message the reader has had on screen: the log's bottom edge, while the tab
+// is visible.
+function readableTo() {
+  if (document.visibilityState !== "visible") return 0;
+  const bottom = log.getBoundingClientRect().bottom;
+  let newest = 0;
+  for (const row of list.querySelectorAll("li.msg[data-id]")) {
+    if (row.getBoundingClientRect().top < bottom) newest = Math.max(newest, Number(row.dataset.id));
+  }
+  return newest;
+}
+
+function markRead() {
+  const id = readableTo();
+  if (id <= readTo) return;
+  readTo = id;
+  readTimer ??= setTimeout(sendRead, READ_SEND_MS);
+}
+
+function sendRead() {
+  readTimer = null;
+  if (readTo <= readSent) return;
+  const id = readTo;
+  if (mode === "ws" && socket?.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify({ type: "read", id }));
+  } else if (mode !== "ws") {
+    // Without a socket (SSE or polls), the same frame over HTTP.
+    fetch(READ_API, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify({ id }),
+    }).catch(() => {});
+  } else {
+    readTimer = setTimeout(sendRead, READ_SEND_MS); // the socket is reconnecting: try again
+    return;
+  }
+  readSent = id;
+  readChannel?.postMessage({ room: ROOM, id });
+}
+
+// Opening a room shows its first unread message under a "New" divider (a first visit or
+// nothing new: the newest messages, as before).
+function showFirstUnread() {
+  const first = [...list.querySelectorAll("li.msg[data-id]")].find(
+    (row) => Number(row.dataset.id) > LAST_READ_AT_OPEN && !row.classList.contains("mine"),
+  );
+  if (!LAST_READ_AT_OPEN || !first) return false;
+  const divider = el("li", "unread-divider", "New messages");
+  divider.id = "chat-unread-divider";
+  list.insertBefore(divider, first);
+  divider.scrollIntoView({ block: "start" });
+  return true;
+}
+
 function showNotice(text) {
   notice.textContent = text;
   notice.hidden = false;
@@ -187,7 +260,78 @@ function messageNode(m) {
   head.append(el("span", "msg-author", m.user), timeNode(m.created_at));
   main.append(head, bodyNode(m.content));
   li.append(avatar(m.user), main);
+  applyChange(li, m);
   return li;
+}
+
+// A message's current state on its row: edited text and mark, or a tombstone.
+function applyChange(li, m) {
+  const main = li.querySelector(".msg-main");
+  const head = main.querySelector(".msg-head");
+  head.querySelector(".msg-actions")?.remove();
+  if (m.reactions) {
+    reactionsOf.set(m.id, new Map(Object.entries(m.reactions).map(([e, names]) => [e, new Set(names)])));
+  }
+  if (m.deleted) {
+    reactionsOf.delete(m.id);
+    li.querySelector(".msg-reactions")?.remove();
+    li.classList.add("deleted");
+    li.dataset.content = "";
+    main.querySelector(".msg-body").replaceWith(el("div", "msg-body msg-tombstone", "message deleted"));
+    head.querySelector(".msg-edited")?.remove();
+    return;
+  }
+  if (li.classList.contains("deleted")) return; // a delete is final; a late edit is stale
+  if (m.edited_at && li.dataset.editedAt !== m.edited_at) {
+    li.dataset.editedAt = m.edited_at;
+    main.querySelector(".msg-body").replaceWith(bodyNode(m.content));
+    if (!head.querySelector(".msg-edited")) head.append(el("span", "msg-edited", "(edited)"));
+  }
+  li.dataset.content = m.content;
+  const actions = el("span", "msg-actions");
+  if (m.user === ME) actions.append(actionButton("Edit", () => editMessage(li)));
+  if (m.user === ME || CAN_MODERATE) actions.append(actionButton("Delete", () => deleteMessage(li)));
+  actions.append(actionButton("React", () => li.querySelector(".reaction-picker")?.toggleAttribute("hidden")));
+  if (m.user !== ME) actions.append(actionButton("Report", () => reportMessage(li)));
+  if (m.user !== ME && CAN_MODERATE) {
+    actions.append(actionButton("Mute", () => muteAuthor(m.user)), actionButton("Ban", () => banAuthor(m.user)));
+  }
+  head.append(actions);
+  renderReactions(li);
+}
+
+// ---------------------------------------------------------------- reactions
+
+// The row under a message: one chip per emoji used (its count; pressed if one's own),
+// and a hidden picker of the whole set ("React"). Either toggles one's own reaction.
+function renderReactions(li) {
+  const id = Number(li.dataset.id);
+  const bar = el("div", "msg-reactions");
+  for (const [emoji, names] of reactionsOf.get(id) || []) {
+    if (!names.size) continue;
+    const chip = el("button", `reaction${names.has(ME) ? " mine" : ""}`, `${emoji} ${names.size}`);
+    chip.type = "button";
+    chip.title = [...names].join(", ");
+    chip.setAttribute("aria-pressed", String(names.has(ME)));
+    chip.addEventListener("click", () => react(id, emoji));
+    bar.append(chip);
+  }
+  const picker = el("span", "reaction-picker");
+  picker.hidden = true;
+  for (const emoji of REACTIONS) picker.append(actionButton(emoji, () => react(id, emoji)));
+  bar.append(picker);
+  li.querySelector(".msg-reactions")?.remove();
+  li.querySelector(".msg-main").append(bar);
+}
+
+function react(id, emoji) {
+  if (mode === "ws" && socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "react", id, emoji }));
+  else showNotice("Reactions need a live connection; try again in a moment.");
+}
+
+function changeMessage(m) {
+  const li = document.getElementById(`m${m.id}`);
+  if (li) applyChange(li, m);
 }
 
 function link(m) {
@@ -204,7 +348,7 @@ function link(m) {
 // Insert in id order: live messages append, backfilled and older ones slot in.
 function showMessage(m, { animate = false } = {}) {
   link(m); // a history page may relink a message shown before
-  if (shown.has(m.id)) return;
+  if (shown.has(m.id)) return changeMessage(m); // edited or deleted since it was shown
   shown.add(m.id);
   const stick = nearBottom();
   const newest = m.id > lastSeenId;
@@ -237,9 +381,19 @@ function showOlder(messages) {
   log.scrollTop = log.scrollHeight - before; // keep what the reader was looking at
 }
 
+// A link to a message (a mention's notification) older than the welcome's history pages
+// back to it, at most HASH_PAGES_MAX pages.
+const HASH_PAGES_MAX = 10;
+let hashPages = 0;
+
 function revealHash() {
   if (hashShown || !window.location.hash.startsWith("#m")) return;
   const target = document.getElementById(window.location.hash.slice(1));
+  const wanted = Number(window.location.hash.slice(2));
+  if (!target && wanted > 0 && oldestId !== null && wanted < oldestId && !olderButton.hidden) {
+    if (hashPages++ < HASH_PAGES_MAX && !historyQuery) requestHistory({ before: oldestId });
+    return;
+  }
   if (!target) return;
   hashShown = true;
   target.scrollIntoView({ block: "center" });
@@ -405,11 +559,22 @@ function renderOnline() {
   const names = [...online].sort((a, b) => (a === ME ? -1 : b === ME ? 1 : a.localeCompare(b)));
   for (const name of names) {
     const li = el("li");
-    li.append(avatar(name), el("span", "online-name", name));
-    if (name === ME) li.append(el("span", "you", "(you)"));
+    if (name === ME) {
+      li.append(avatar(name), el("span", "online-name", name), el("span", "you", "(you)"));
+    } else {
+      const link = el("a", "online-name", name);
+      link.href = `/chat/dm/${encodeURIComponent(name)}/`;
+      link.title = `Message ${name}`;
+      li.append(avatar(name), link);
+    }
     onlineList.append(li);
   }
   onlineCount.textContent = String(online.size);
+  if (dmPresence) {
+    const here = online.has(dmPresence.dataset.user);
+    dmPresence.textContent = here ? "online" : "offline";
+    dmPresence.classList.toggle("live", here);
+  }
 }
 
 function renderTyping() {
@@ -457,13 +622,35 @@ const handlers = {
       requestHistory({ after: completeId });
     } else {
       resendPending();
-      if (first) scrollToBottom();
+      if (first && !showFirstUnread()) scrollToBottom();
     }
     revealHash();
+    markRead();
   },
   broadcast(frame) {
     stopTyping(frame.data.user);
     showMessage(frame.data, { animate: true });
+    markRead();
+  },
+  message_edited(frame) {
+    changeMessage(frame.data);
+  },
+  message_deleted(frame) {
+    changeMessage({ id: frame.id, deleted: true });
+  },
+  reaction(frame) {
+    if (!reactionsOf.has(frame.id)) reactionsOf.set(frame.id, new Map());
+    const byEmoji = reactionsOf.get(frame.id);
+    if (!byEmoji.has(frame.emoji)) byEmoji.set(frame.emoji, new Set());
+    byEmoji.get(frame.emoji)[frame.on ? "add" : "delete"](frame.user);
+    const li = document.getElementById(`m${frame.id}`);
+    if (li && !li.classList.contains("deleted")) renderReactions(li);
+  },
+  read(frame) {
+    // Sent to every socket of the user: another tab (or device) read a room this far.
+    if (frame.room !== ROOM) return;
+    readTo = Math.max(readTo, frame.id);
+    readSent = Math.max(readSent, frame.id);
   },
   history(frame) {
     historyQuery = null;
@@ -471,6 +658,7 @@ const handlers = {
       showOlder(frame.messages);
       olderButton.hidden = !frame.has_more;
       olderButton.disabled = false;
+      revealHash();
       return;
     }
     for (const m of frame.messages) showMessage(m);
@@ -480,6 +668,9 @@ const handlers = {
   },
   ack(frame) {
     if (frame.for === "message" && frame.client_msg_id) resolvePending(frame.client_msg_id);
+    else if (frame.for === "report") showNotice("Thanks: the message was reported to the staff.");
+    else if (frame.for === "mute") showNotice(`${frame.user} is muted until ${new Date(frame.until).toLocaleTimeString()}.`);
+    else if (frame.for === "ban") showNotice(`${frame.user} is banned from this room.`);
   },
   typing(frame) {
     if (frame.user !== ME) setTyping(frame.user);
@@ -497,7 +688,11 @@ const handlers = {
     if (id && pending.has(id)) {
       const transient = Object.hasOwn(RETRY_AFTER_MS, frame.code);
       if (transient && !pending.get(id).retried) return retryLater(id, frame.code);
-      failPending(id, frame.code === "rate_limited" ? "you are sending too fast" : frame.message, transient);
+      const reason = {
+        rate_limited: "you are sending too fast",
+        muted: `a moderator muted you here: ${Math.ceil((frame.remaining_seconds || 0) / 60)} more minutes`,
+      }[frame.code];
+      failPending(id, reason || frame.message, transient);
     } else if (frame.code === "rate_limited" && historyQuery) {
       // A long backfill can outrun the frame budget: ask for the same page again shortly.
       const query = historyQuery;
@@ -509,6 +704,64 @@ const handlers = {
     }
   },
 };
+
+// ---------------------------------------------------------------- edit and delete
+
+// Over the socket when it is open (the room's message_edited / message_deleted confirms
+// it, an error frame refuses it), else over HTTP; the row changes when the room is told.
+async function sendChange(frame) {
+  if (mode === "ws" && socket && socket.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify(frame));
+    return;
+  }
+  const url = new URL(`${frame.id}/`, new URL(MESSAGES_API, window.location.href));
+  const editing = frame.type === "edit";
+  try {
+    const response = await fetch(url, {
+      method: editing ? "PATCH" : "DELETE",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
+      credentials: "same-origin",
+      body: editing ? JSON.stringify({ content: frame.content }) : undefined,
+    });
+    if (response.status === 204) return changeMessage({ id: frame.id, deleted: true });
+    const body = await response.json();
+    if (response.ok) changeMessage(body.message);
+    else showNotice(`The server refused a request: ${body.error}`);
+  } catch {
+    showNotice("Could not reach the server: try again.");
+  }
+}
+
+function editMessage(li) {
+  const content = window.prompt("Edit your message", li.dataset.content || "");
+  if (content === null || !content.trim() || content.trim() === li.dataset.content) return;
+  if (content.length > CONTENT_MAX) return showNotice(`Messages are at most ${CONTENT_MAX} characters.`);
+  sendChange({ type: "edit", id: Number(li.dataset.id), content });
+}
+
+function deleteMessage(li) {
+  if (window.confirm("Delete this message for everyone?")) sendChange({ type: "delete", id: Number(li.dataset.id) });
+}
+
+// Moderation (docs/chat-protocol.md, "Moderation"): answered by an `ack` or an `error`.
+function sendModeration(frame) {
+  if (mode === "ws" && socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  else showNotice("This needs a live connection; try again in a moment.");
+}
+
+function reportMessage(li) {
+  const reason = window.prompt("Report this message to the site's staff. Why?", "");
+  if (reason !== null) sendModeration({ type: "report", id: Number(li.dataset.id), reason: reason.slice(0, 500) });
+}
+
+function muteAuthor(username) {
+  const minutes = Number(window.prompt(`Mute ${username} for how many minutes?`, "10"));
+  if (Number.isInteger(minutes) && minutes > 0) sendModeration({ type: "mute", username, minutes });
+}
+
+function banAuthor(username) {
+  if (window.confirm(`Ban ${username} from this room for good?`)) sendModeration({ type: "ban", username });
+}
 
 let historyQuery = null; // the history page asked for and not answered yet
 
@@ -614,6 +867,12 @@ function onStreamEvent(transport, event, data) {
     stopTyping(data.user);
     showMessage(data, { animate: true });
     empty.hidden = shown.size > 0 || pending.size > 0;
+  } else if (event === "message_edited") {
+    changeMessage(data);
+  } else if (event === "message_deleted") {
+    changeMessage({ id: data.id, deleted: true });
+  } else if (event === "reaction") {
+    handlers.reaction(data);
   } else if (event === "stream-reset") {
     window.location.reload(); // the server cannot replay from here: start over
   } else if (event === "stream-error" && data?.reason === "session-ended") {
@@ -699,7 +958,7 @@ function openStream(probe) {
     nowLive(transport);
   });
   source.addEventListener("keep-alive", heard);
-  for (const name of ["message", "stream-reset", "stream-error"]) {
+  for (const name of ["message", "message_edited", "message_deleted", "reaction", "stream-reset", "stream-error"]) {
     source.addEventListener(name, (event) => {
       heard();
       let data = null;
@@ -892,7 +1151,9 @@ input.addEventListener("input", () => {
 jumpButton.addEventListener("click", scrollToBottom);
 log.addEventListener("scroll", () => {
   if (nearBottom()) jumpButton.hidden = true;
+  markRead();
 });
+document.addEventListener("visibilitychange", markRead);
 
 olderButton.addEventListener("click", () => {
   if (oldestId === null) return;

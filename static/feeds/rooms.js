@@ -1,5 +1,9 @@
-// The room list: online counts (and new rooms) refresh every few seconds while visible.
-// Room titles are user text: textContent only.
+// The room list: online counts (and new rooms) refresh every few seconds while visible,
+// and at once when the user's rooms change (left a private room: the notification
+// stream's channels-changed; added to one: its notification), via notifications/live.js.
+// Unread counts (and mentions among them) come with every refresh; a room read in another
+// tab of this browser refreshes the list at once (chat.js posts on a BroadcastChannel),
+// one read elsewhere by the next tick. Room titles are user text: textContent only.
 
 const list = document.getElementById("room-list");
 const REFRESH_MS = 5000;
@@ -20,7 +24,14 @@ function roomRow(room) {
   const link = el("a", "item-title room-title", room.title);
   link.href = room.url;
   main.append(link);
-  if (room.is_private) main.append(el("span", "pill", "Private"));
+  if (room.direct) main.append(el("span", "pill", "Direct message"));
+  else if (room.is_private) main.append(el("span", "pill", "Private"));
+  if (room.unread) {
+    const badge = el("span", `unread-badge${room.mentions ? " mention" : ""}`, room.mentions ? `@${room.mentions} · ${room.unread}` : String(room.unread));
+    badge.title = `${room.unread} unread${room.mentions ? `, ${room.mentions} mentioning you` : ""}`;
+    li.classList.add("has-unread");
+    main.append(badge);
+  }
   const count = el("span", `online-count${room.online ? " live" : ""}`, `${room.online} online`);
   count.dataset.online = String(room.online);
   li.append(mark, main, count);
@@ -44,4 +55,9 @@ async function refresh() {
 }
 
 setInterval(refresh, REFRESH_MS);
+document.addEventListener("pulse:channels-changed", refresh);
+document.addEventListener("pulse:notification", refresh);
 document.addEventListener("visibilitychange", refresh);
+if ("BroadcastChannel" in window) {
+  new BroadcastChannel(`pulse-chat-read:${list.dataset.me}`).addEventListener("message", refresh);
+}

@@ -636,7 +636,10 @@ function streamParams(url) {
 function onStreamError(data) {
   const reason = data?.reason;
   if (reason === "session-ended") showSignedOut();
-  else if (reason === "channels-changed") connect(); // joined or left a group
+  else if (reason === "channels-changed") {
+    connect(); // joined or left a group
+    emit("channels-changed", {}); // the chat room list re-reads the rooms it shows
+  }
   // The server process restarts and spreads its streams out: another one takes this now.
   else if (reason === "server-restart") setTimeout(connect, Math.random() * RESTART_JITTER_MS);
   else scheduleReconnect();

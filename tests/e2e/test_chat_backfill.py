@@ -14,7 +14,7 @@ import random
 import pytest
 from asgiref.sync import sync_to_async
 
-from feeds import protocol
+from feeds import protocol, services
 from feeds.models import Message, Room
 from tests.support.chat_tab import ChatTab
 from tests.support.factories import make_sessions, make_users
@@ -36,6 +36,12 @@ def store_unbroadcast(room: Room, author, count: int) -> list[int]:
         Message.objects.create(room=room, author=author, content=f"quiet {i}").pk
         for i in range(count)
     ]
+
+
+def change_while_away(room: Room, author, *, edit: int, delete: int) -> None:
+    """An edit and a delete whose live frames the tab is not there to get."""
+    services.message_edit(room=room, editor=author, message_id=edit, content="edited away")
+    services.message_delete(room=room, actor=author, message_id=delete)
 
 
 async def wait_for(condition, timeout: float = 15.0) -> None:
@@ -67,10 +73,17 @@ async def test_a_message_broadcast_lost_below_one_seen_live_is_backfilled(server
         quiet = await sync_to_async(store_unbroadcast)(room, bob, protocol.WELCOME_HISTORY + 10)
         before = len(reader.connections)
         reader.drop()
+        # ...and, while it is away, one message in the gap is edited and another deleted.
+        edited, deleted = quiet[3], quiet[4]
+        await sync_to_async(change_while_away)(room, bob, edit=edited, delete=deleted)
         await wait_for(lambda: len(reader.connections) > before and reader.welcomed.is_set())
         await wait_for(lambda: set(quiet) <= reader.shown)
         await asyncio.sleep(0.5)  # a later history page would have come by now
         assert lost in reader.shown
+        # The backfill gave their current state, in their places in the chain.
+        assert reader.contents[edited] == "edited away" and reader.contents[quiet[5]] == "quiet 5"
+        assert reader.deleted == {deleted} and reader.contents[deleted] == ""
+        assert reader.complete_id >= max(quiet)
     finally:
         for tab in tabs:
             tab.close()

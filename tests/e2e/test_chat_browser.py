@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from feeds.models import Message, Room
-from tests.support.browser import chromium, log_in
+from tests.support.browser import chromium, log_in, open_room
 from tests.support.servers import Server
 
 pytestmark = [
@@ -18,14 +18,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.slow,
 ]
-
-
-async def open_room(browser, base_url: str, username: str, slug: str) -> Page:
-    page = await (await browser.new_context()).new_page()
-    await log_in(page, base_url, username)
-    await page.goto(f"{base_url}/chat/{slug}/")
-    await expect(page.locator("#chat-status")).to_have_text("Live")
-    return page
 
 
 async def test_alice_and_bob_see_each_others_messages_and_typing(server, alice, bob):

@@ -55,6 +55,54 @@ async def test_a_message_sent_through_one_server_reaches_a_client_of_the_other(
         await b.close()
 
 
+async def test_an_edit_and_a_delete_on_one_server_reach_a_tab_of_the_other(
+    server, second_server, general, alice, bob
+):
+    a, _ = await joined(server, "general", alice)
+    b, _ = await joined(second_server, "general", bob)
+    try:
+        await send(a, type="message", content="helo", client_msg_id="e-1")
+        mid = (await frame(b, "broadcast"))["data"]["id"]
+        await send(a, type="edit", id=mid, content="hello")
+        edited = await frame(b, "message_edited")
+        assert (edited["data"]["id"], edited["data"]["content"]) == (mid, "hello")
+        assert edited["data"]["edited_at"]
+        await send(b, type="delete", id=mid)  # not his message: refused, nothing changes
+        assert (await frame(b, "error"))["code"] == "forbidden"
+        await send(a, type="delete", id=mid)
+        assert await frame(b, "message_deleted") == {"type": "message_deleted", "id": mid}
+        # A tab that opens now gets the tombstone in its welcome.
+        c, welcome = await joined(second_server, "general", bob)
+        await c.close()
+        assert welcome["history"][-1]["deleted"] is True
+        assert welcome["history"][-1]["content"] == ""
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_edits_and_deletes_reach_the_rooms_sse_channel_without_moving_its_position(
+    server, second_server, general, alice, bob
+):
+    channel = f"chat-{general.pk}"
+    stream = await open_stream(
+        second_server.url, session=await cookie_for(bob), params={"channel": channel}
+    )
+    ws, _ = await joined(server, "general", alice)
+    try:
+        await send(ws, type="message", content="helo")
+        mid = (await frame(ws, "broadcast"))["data"]["id"]
+        await send(ws, type="edit", id=mid, content="hello")
+        await send(ws, type="delete", id=mid)
+        got = [await stream.next(10) for _ in range(3)]
+        assert [e.event for e in got] == ["message", "message_edited", "message_deleted"]
+        assert got[1].json()["content"] == "hello" and got[2].json() == {"id": mid}
+        assert got[1].id == got[2].id == got[0].id == f"{channel}:{mid}"
+    finally:
+        await ws.close()
+        await stream.close()
+
+
 async def test_refused_handshakes_get_http_403(server, general, alice, charlie):
     await sync_to_async(Room.objects.create)(slug="secret", title="Secret", is_private=True)
     alice_cookie = await cookie_for(alice)

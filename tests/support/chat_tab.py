@@ -125,6 +125,9 @@ class ChatTab:
         self.complete_id: int | None = None
         self._next: dict[int, int] = {}
         self.shown: set[int] = set()
+        # Each shown message's current text ("" once deleted), and the deleted ones.
+        self.contents: dict[int, str] = {}
+        self.deleted: set[int] = set()
         self.pending: dict[str, str] = {}  # client_msg_id -> content, unconfirmed
         self.confirmed: Counter[str] = Counter()  # how: broadcast, backfill, duplicate ack
         self.refused: dict[str, str] = {}  # client_msg_id -> error code the server sent
@@ -269,6 +272,10 @@ class ChatTab:
             self._welcome(frame, conn)
         elif kind == "broadcast":
             self._show(frame["data"], how="broadcast")
+        elif kind == "message_edited":
+            self._change(frame["data"])
+        elif kind == "message_deleted":
+            self._change({"id": frame["id"], "deleted": True})
         elif kind == "history":
             self.history_query = None
             if "before" in frame:
@@ -312,11 +319,24 @@ class ChatTab:
     def _show(self, m: dict[str, Any], how: str = "backfill") -> None:
         self._link(m)
         if m["id"] in self.shown:
+            self._change(m)  # chat.js: edited or deleted since it was shown
             return
         self.shown.add(m["id"])
+        self.contents[m["id"]] = m["content"]
+        self._change(m)
         self.last_seen_id = max(self.last_seen_id, m["id"])
         if m["user"] == self.me and m.get("client_msg_id"):
             self._resolve(m["client_msg_id"], how)
+
+    def _change(self, m: dict[str, Any]) -> None:
+        """chat.js applyChange(): a tombstone is final, an edit replaces the text."""
+        if m["id"] not in self.shown or m["id"] in self.deleted:
+            return
+        if m.get("deleted"):
+            self.deleted.add(m["id"])
+            self.contents[m["id"]] = ""
+        elif "edited_at" in m:
+            self.contents[m["id"]] = m["content"]
 
     def _link(self, m: dict[str, Any]) -> None:
         """chat.js link(): chain `m` after its `prev`; move complete_id along the chain."""
