@@ -9,6 +9,7 @@ from django.test import Client
 
 from feeds import membership, selectors, services
 from feeds.models import Room
+from notifications import preferences
 from notifications.models import Notification
 from tests.support.communicators import closed_with, join
 from tests.support.factories import make_user
@@ -38,6 +39,16 @@ def test_an_added_member_sees_the_room_and_is_notified_once(secret, alice, bob):
     assert [r["slug"] for r in selectors.room_list(user=bob)] == ["secret"]
     (note,) = Notification.objects.filter(recipient=bob)
     assert (note.title, note.url) == ("alice added you to Secret", "/chat/secret/")
+
+
+def test_an_invitation_has_its_kind_and_is_not_created_for_who_muted_chat(secret, alice, bob):
+    membership.room_member_add(room=secret, by=alice, username="bob")
+    assert Notification.objects.get(recipient=bob).kind == membership.INVITE_KIND
+    preferences.preferences_update(user=alice, data={"categories": {"chat": {"in_app": False}}})
+    other = services.room_create(title="Other", created_by=bob, is_private=True)
+    membership.room_member_add(room=other, by=bob, username="alice")
+    assert [r["slug"] for r in selectors.room_list(user=alice)] == ["other", "secret"]
+    assert not Notification.objects.filter(recipient=alice).exists()
 
 
 def test_only_the_owner_and_admins_manage_members(secret, alice, bob, charlie):
