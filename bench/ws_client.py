@@ -11,9 +11,10 @@ daphne does not) and inflates what comes compressed. Every wait is bounded.
 Commands: {"cmd": "connect", "port", "path", "sessions": [...], "streams", "deflate",
            "concurrency", "paths": [...],         paths: one per session, instead of path
            "ports": [...], "rate"}                 ports: one per session; rate: connects/s
-          {"cmd": "stats", "first": a, "last": b, "raw"}   deliveries of seq in [a, b);
+          {"cmd": "stats", "first": a, "last": b, "raw"}   deliveries of seq in [a, b),
+                                                    and edits/deletes/reactions by type;
                                                     raw: every latency too
-          {"cmd": "count"}                           deliveries so far
+          {"cmd": "count"}                           deliveries so far (all of those)
           {"cmd": "quit"}
 """
 
@@ -37,6 +38,8 @@ from bench.sse_client import percentile
 # (the stock consumer's json.dumps puts spaces after the separators).
 _SEQ = re.compile(rb'"seq": ?(\d+), ?"t": ?([0-9.]+)')
 _WELCOME = re.compile(rb'\{"type": ?"welcome"')
+# What bench.ws_sender's --mix sends reaches receivers as these (no seq: counted by type).
+_CHANGE = re.compile(rb'\{"type": ?"(message_edited|message_deleted|reaction)"')
 CONNECT_TIMEOUT = 30.0
 
 
@@ -52,6 +55,7 @@ class Totals:
         self.closed = 0
         self.close_codes: Counter[int] = Counter()
         self.errors = 0
+        self.changes: Counter[str] = Counter()  # edits, deletes, reactions, by frame type
 
 
 def _pong(payload: bytes) -> bytes:
@@ -141,6 +145,9 @@ class ChatSocket(asyncio.Protocol):
         if found is None:
             if _WELCOME.match(buf, start) and not self.opened.done():
                 self.opened.set_result(True)
+            elif change := _CHANGE.match(buf, start):
+                self.totals.changes[change[1].decode()] += 1
+                self.totals.received += 1
             return
         seq = int(found[1])
         totals = self.totals
@@ -239,8 +246,10 @@ class Client:
         call (with `raw`, every latency in ms); forget everything below `last`."""
         totals = self.totals
         faults = (totals.gaps, totals.duplicates, totals.errors, Counter(totals.close_codes))
+        changes = dict(totals.changes)
         totals.gaps = totals.duplicates = totals.errors = 0
         totals.close_codes.clear()
+        totals.changes.clear()
         keep_seqs, keep_lat = array("q"), array("d")
         lat: list[float] = []
         for seq, latency in zip(totals.seqs, totals.latencies, strict=True):
@@ -263,6 +272,7 @@ class Client:
             "gaps": faults[0],
             "duplicates": faults[1],
             "errors": faults[2],
+            "changes": changes,
             "cpu_s": round(_cpu_seconds(), 3),
             **({"latencies_ms": [round(x * 1000, 2) for x in lat]} if raw else {}),
         }
