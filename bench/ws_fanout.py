@@ -6,8 +6,10 @@
     python -m bench.ws_fanout --clients 20 --rates 5 --stock-rates 1 --step-seconds 1 \\
         --repeat 1 --no-light                         # a smoke run (tests/bench)
     python -m bench.ws_fanout --quick --no-stock --profile /tmp/prof   # py-spy the server
-    python -m bench.ws_fanout --quick --targets ours,before --baseline-ref eed7550 \
+    python -m bench.ws_fanout --quick --targets ours,before --baseline-ref eed7550 \\
         --servers daphne,daphne-plain     # this code against an earlier commit, same run
+    python -m bench.ws_fanout --quick --targets ours,before --baseline-ref 02e1110 \\
+        --mix 0.1          # issue 17: 10 % edits/deletes/reactions against plain messages
 
 Everything runs on loopback in a throwaway world (bench.env: Redis, SQLite, users with
 sessions). Receivers live in a separate load-client process (bench.ws_client); a sender
@@ -17,6 +19,12 @@ send time in each message. Latency is that time to the receiver's time.time() on
 receipt (same clock). Per step it prints offered and delivered deliveries/s, p50/p95/p99,
 loss, server CPU and RSS and the load client's CPU; per target the RSS per idle
 connection and the best sustained rate (zero loss, p99 <= 250 ms; and <= 1 s).
+
+With --mix F, F of the `ours` sender's frames are edits, deletes and reactions (in turn)
+on its own earlier messages; every frame a receiver gets counts as a delivery (broadcast,
+message_edited, message_deleted, reaction), loss is checked per type, latency is the
+messages'. Other targets send plain messages, so `before` is the fan-out without them;
+the summary adds ours' p99 over before's at each offered rate.
 
 Targets, each in a fresh server process:
 - ours:  config.asgi (the Pulse channel layer: one Redis subscription per process, frames
@@ -83,6 +91,8 @@ STOCK_RATES = [0.5, 1, 2, 4, 8]
 STOCK_STOP_P99_MS = 5000.0  # the stock ladder goes on past 1 s to find its ceiling
 LIGHT_CLIENTS, LIGHT_RATE = 100, 10.0
 PER_SENDER_RATE = 4.0  # messages/s per sender user, under the 5/s refill of feeds.ratelimit
+# bench.ws_sender's --mix frame -> the frame every receiver gets for it.
+MIX_FRAMES = {"edit": "message_edited", "delete": "message_deleted", "react": "reaction"}
 
 
 # ---------------------------------------------------------------- processes
@@ -180,6 +190,7 @@ class WSSender(LineProcess):
         return self.ask(60, cmd="connect", port=port, path=PATH, sessions=sessions)
 
     def run(self, **step: Any) -> dict[str, Any]:
+        """Send one step (see bench.ws_sender's publish)."""
         budget = step["count"] / max(step["rate"], 0.001) + 60
         return self.ask(budget, cmd="publish", **step)
 
@@ -196,8 +207,13 @@ def run_steps(
     receivers: int,
     first_seq: int,
     stop_p99_ms: float = FAIL_P99_MS,
+    mix: float = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Send each step, wait for delivery, collect the numbers; stop at loss or slow p99."""
+    """Send each step, wait for delivery, collect the numbers; stop at loss or slow p99.
+    With `mix`, edits, deletes and reactions count as deliveries too, and loss is checked
+    per frame type (latency is the messages')."""
+    from feeds.protocol import REACTIONS  # Django is set up by now (bench.env)
+
     steps = []
     seq = first_seq
     for rate in ladder.rates:
@@ -206,13 +222,20 @@ def run_steps(
         before = client.count()["received"]
         cpu0, client_cpu0 = server.cpu_seconds(), client.cpu_seconds()
         sender_cpu0, wall0 = sender.cpu_seconds(), time.monotonic()
-        sent = sender.run(rate=rate, count=count, first=seq, pad=ladder.pad)
+        sent = sender.run(
+            rate=rate, count=count, first=seq, pad=ladder.pad, mix=mix, emoji=REACTIONS
+        )
+        messages = sent["messages"]
         _, seconds = client.wait_for(before + expected, timeout=60, idle=3)
         wall = max(time.monotonic() - wall0, 1e-6)
         # The delivery window: the step's nominal length, or longer if sending or
         # delivery took longer; so a step never delivers more than it offered.
         window = max(count / rate, sent["seconds"], seconds)
-        stats = client.stats(seq, seq + count)
+        stats = client.stats(seq, seq + messages)
+        loss = {"message": messages * receivers - stats["delivered"]}
+        for kind, frame in MIX_FRAMES.items():
+            loss[frame] = sent["changes"].get(kind, 0) * receivers - stats["changes"].get(frame, 0)
+        delivered = stats["delivered"] + sum(stats["changes"].values())
         step = {
             "rate_msgs_s": rate,
             "rate_events_s": rate,  # bench.ladder.print_step's name for it
@@ -220,10 +243,14 @@ def run_steps(
             "receivers": receivers,
             "offered_deliveries_s": round(rate * receivers),
             "send_seconds": sent["seconds"],
-            "delivered_deliveries_s": round(stats["delivered"] / window),
+            "delivered_deliveries_s": round(delivered / window),
             "expected": expected,
-            "delivered": stats["delivered"],
-            "loss": expected - stats["delivered"],
+            "delivered": delivered,
+            # Missing deliveries of each type (an extra of one type hides no loss of another).
+            "loss": sum(max(0, n) for n in loss.values()),
+            "loss_by_type": loss,
+            "changes_sent": sent["changes"],
+            "sender_refused": sent["refused"],
             "p50_ms": stats["p50_ms"],
             "p95_ms": stats["p95_ms"],
             "p99_ms": stats["p99_ms"],
@@ -241,7 +268,7 @@ def run_steps(
         step["ok"] = step["loss"] == 0 and step["p99_ms"] <= P99_LIMIT_MS
         steps.append(step)
         print_step(step)
-        seq += count
+        seq += messages
         if step["loss"] > 0 or not step["p99_ms"] <= stop_p99_ms:
             break
     return steps, seq
@@ -262,10 +289,13 @@ def run_target(
     profile: str | None = None,
     deflate: bool = False,
     baseline: Path | None = None,
+    mix: float = 0,
 ) -> dict[str, Any]:
     stock = target == "stock"
+    mix = mix if target == "ours" else 0  # `before` and stock: the plain message workload
     label = f"{target}-{kind}"
-    print(f"\n== {label}: {len(receivers)} receivers in one room", flush=True)
+    edits = f", {mix:.0%} edits/deletes/reactions" if mix else ""
+    print(f"\n== {label}: {len(receivers)} receivers in one room{edits}", flush=True)
     cwd = baseline if target == "before" and baseline is not None else ROOT
     app = STOCK_APP if stock else OURS_APP
     server = start_ws_server(env, kind, app=app, label=label, cwd=cwd)
@@ -296,7 +326,7 @@ def run_target(
         with profiling(server, profile, label):
             steps, _ = run_steps(
                 server=server, client=client, sender=sender, ladder=ladder, receivers=count,
-                first_seq=seq, stop_p99_ms=STOCK_STOP_P99_MS if stock else FAIL_P99_MS,
+                first_seq=seq, stop_p99_ms=STOCK_STOP_P99_MS if stock else FAIL_P99_MS, mix=mix,
             )  # fmt: skip
     finally:
         sender.stop()
@@ -306,6 +336,7 @@ def run_target(
         "label": label,
         "server": kind,
         "target": target,
+        "mix": mix,
         "receivers": len(receivers),
         "idle": idle,
         "steps": steps,
@@ -335,6 +366,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         }
         at_20k = [_p50_near(r["steps"], P50_AT_DELIVERIES) for r in group]
         entry["p50_ms_at_20k"] = median([p for p in at_20k if p is not None] or [0])
+        entry["p99_ms_by_rate"] = _p99_by_rate(group)
         if group[0]["target"] == "light":
             entry["p50_ms"] = median([r["steps"][0]["p50_ms"] for r in group if r["steps"]])
             entry["p99_ms"] = median([r["steps"][0]["p99_ms"] for r in group if r["steps"]])
@@ -345,6 +377,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             ours["ratio_vs_before"] = round(
                 ours["sustained_p99_250ms"] / before["sustained_p99_250ms"], 2
             )
+        if ours and before:
+            ours["p99_vs_before"] = _p99_ratios(ours["p99_ms_by_rate"], before["p99_ms_by_rate"])
         ours, stock = summary.get(f"ours-{kind}"), summary.get(f"stock-{kind}")
         if ours and stock:
             # Stock never meets p99 <= 250 ms with 1,000 receivers (one message takes longer
@@ -374,6 +408,25 @@ def _p50_near(steps: list[dict[str, Any]], deliveries: int) -> float | None:
     )
 
 
+def _p99_by_rate(group: list[dict[str, Any]]) -> dict[str, float]:
+    """Median p99 per offered rate (messages/s) over the repeats' zero-loss steps."""
+    by_rate: dict[str, list[float]] = {}
+    for run in group:
+        for step in run["steps"]:
+            if step["loss"] == 0:
+                by_rate.setdefault(f"{step['rate_msgs_s']:g}", []).append(step["p99_ms"])
+    return {rate: median(p99s) for rate, p99s in by_rate.items()}
+
+
+def _p99_ratios(ours: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    """ours' p99 over before's at each offered rate both ran without loss."""
+    return {
+        rate: round(ours[rate] / before[rate], 2)
+        for rate in ours
+        if rate in before and before[rate] > 0
+    }
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     print("\n== summary (medians)")
     print(
@@ -394,6 +447,15 @@ def print_summary(summary: dict[str, Any]) -> None:
         "ratio: ours at p99 <= 250 ms over stock at p99 <= 1 s, or over `before` at p99 <= 250"
         " ms; (1 s): both at p99 <= 1 s; p50@20k: p50 ms at ~20,000 deliveries/s"
     )
+    for label, s in summary.items():
+        if "p99_vs_before" not in s:
+            continue
+        before = summary[label.replace("ours-", "before-", 1)]["p99_ms_by_rate"]
+        print(f"{label} against before, p99 ms at the same offered rate (ours / before = ratio):")
+        for rate, ratio in s["p99_vs_before"].items():
+            print(
+                f"  {rate:>6} msg/s  {s['p99_ms_by_rate'][rate]:>8g} / {before[rate]:<8g} = {ratio}"
+            )
 
 
 # ---------------------------------------------------------------- main
@@ -417,6 +479,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-stock", action="store_true", help="skip the stock baseline")
     parser.add_argument("--no-light", action="store_true", help="skip the light-load run")
     parser.add_argument("--pad", type=int, default=100, help="message content length")
+    parser.add_argument(
+        "--mix", type=float, default=0, metavar="FRACTION",
+        help="this fraction of the `ours` sender's frames are edits, deletes and reactions"
+        " (in turn) on its own messages; `before` and stock send plain messages",
+    )  # fmt: skip
     parser.add_argument(
         "--deflate", action="store_true", help="receivers offer permessage-deflate as browsers do"
     )
@@ -445,6 +512,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     wanted -= {"stock"} if args.no_stock else set()
     wanted -= {"light"} if args.no_light else set()
     ladders = {"ours": ours, "before": ours, "stock": stock, "light": light}
+    # Past half, the workload is mostly changes to messages: no chat room's.
+    if not 0 <= args.mix <= 0.5:
+        raise SystemExit("--mix must be a fraction from 0 to 0.5")
     if "before" in wanted and not args.baseline_ref:
         raise SystemExit("--targets before needs --baseline-ref <commit>")
     targets = [(kind, t, ladders[t]) for t in ladders if t in wanted for kind in kinds]
@@ -467,7 +537,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     run_target(
                         env, crowd, senders, kind=kind, target=target, ladder=ladder,
                         profile=args.profile if target in ("ours", "before") else None,
-                        deflate=args.deflate, baseline=tree,
+                        deflate=args.deflate, baseline=tree, mix=args.mix,
                     )
                 )  # fmt: skip
     summary = summarize(runs)
