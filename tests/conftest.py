@@ -18,6 +18,7 @@ from django.db import connections
 from django.test import Client
 
 from config.redis_server import EmbeddedRedis
+from tests.support import content_types
 from tests.support.factories import make_user
 from tests.support.sentinel import SentinelGroup
 from tests.support.servers import RUN_DIR, UNCAPPED, Server
@@ -138,3 +139,16 @@ def sentinel_redis() -> Iterator[SentinelGroup]:
     group = SentinelGroup(RUN_DIR / f"sentinel-{uuid.uuid4().hex[:8]}").start()
     yield group
     group.stop()
+
+
+@pytest.fixture(autouse=True)
+def _stable_content_type_ids(request: pytest.FixtureRequest, django_db_blocker) -> None:
+    """The session's server processes cache content types by id; a flush renumbers them
+    (tests/support/content_types.py)."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or (
+        "transactional_db" in request.fixturenames
+    )
+    if transactional:
+        with django_db_blocker.unblock():
+            content_types.restore_ids()
