@@ -7,6 +7,8 @@ Database work runs on the chat database thread (realtime.db), off the event loop
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -75,24 +77,29 @@ def _refusal(exc: ValidationError) -> protocol.FrameError:
     return protocol.FrameError(code if code in codes else protocol.INVALID, " ".join(exc.messages))
 
 
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A service's ValidationError becomes the FrameError the socket answers with."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise _refusal(exc) from None
+
+
 @chat_database
 def edit(room: Room, editor: Any, request: protocol.EditIn) -> dict[str, Any]:
     """Edit the editor's message: the message as history now gives it; FrameError if refused."""
-    try:
+    with _refusals():
         return services.message_edit(
             room=room, editor=editor, message_id=request.id, content=request.content
         )
-    except ValidationError as exc:
-        raise _refusal(exc) from None
 
 
 @chat_database
 def delete(room: Room, actor: Any, message_id: int) -> None:
     """Delete a message as `actor` (its author or a moderator); FrameError if refused."""
-    try:
+    with _refusals():
         services.message_delete(room=room, actor=actor, message_id=message_id)
-    except ValidationError as exc:
-        raise _refusal(exc) from None
 
 
 @chat_database
@@ -111,22 +118,18 @@ async def read(room: Room, user: Any, message_id: int) -> int | None:
 @chat_database
 def react(room: Room, user: Any, request: protocol.ReactIn) -> bool:
     """Toggle a reaction: whether it is now on; FrameError if refused."""
-    try:
+    with _refusals():
         return services.message_react(
             room=room, user=user, message_id=request.id, emoji=request.emoji
         )
-    except ValidationError as exc:
-        raise _refusal(exc) from None
 
 
 @chat_database
 def mute(room: Room, by: Any, data: dict[str, Any]) -> dict[str, Any]:
     """A moderator's `mute` frame: its ack; FrameError if refused."""
     username, minutes = protocol.mute_in(data)
-    try:
+    with _refusals():
         until = moderation.room_mute(room=room, by=by, username=username, minutes=minutes)
-    except ValidationError as exc:
-        raise _refusal(exc) from None
     return protocol.ack("mute", user=username, until=until.isoformat())
 
 
@@ -134,10 +137,8 @@ def mute(room: Room, by: Any, data: dict[str, Any]) -> dict[str, Any]:
 def ban(room: Room, by: Any, data: dict[str, Any]) -> dict[str, Any]:
     """A moderator's `ban` frame: its ack; FrameError if refused."""
     username = protocol.ban_in(data)
-    try:
+    with _refusals():
         moderation.room_ban(room=room, by=by, username=username)
-    except ValidationError as exc:
-        raise _refusal(exc) from None
     return protocol.ack("ban", user=username)
 
 
@@ -145,10 +146,8 @@ def ban(room: Room, by: Any, data: dict[str, Any]) -> dict[str, Any]:
 def report(room: Room, reporter: Any, data: dict[str, Any]) -> dict[str, Any]:
     """A member's `report` frame: its ack; FrameError if refused."""
     message_id, reason = protocol.report_in(data)
-    try:
+    with _refusals():
         moderation.message_report(
             room=room, reporter=reporter, message_id=message_id, reason=reason
         )
-    except ValidationError as exc:
-        raise _refusal(exc) from None
     return protocol.ack("report", id=message_id)
