@@ -17,9 +17,12 @@ PLACEHOLDER = re.compile(r"\{\{ (\w+) \}\}")
 SECTION = re.compile(r"^\s*# (tls|plain): (begin|end)\n", re.MULTILINE)
 # A value that could end a directive or open a block would let input rewrite the config.
 UNSAFE = re.compile(r"[;{}\n\r#'\"`$\\]")
+# nginx skips a process that refused a connection for this long, then sends it one request
+# and waits for that to finish before it sends more (README, rolling restarts).
+FAIL_TIMEOUT_SECONDS = 5
 
 
-def upstream_lines(upstreams: list[str], *, fail_timeout: int = 5) -> str:
+def upstream_lines(upstreams: list[str], *, fail_timeout: int = FAIL_TIMEOUT_SECONDS) -> str:
     """One `server` line per process address (host:port)."""
     if not upstreams:
         raise ValueError("at least one upstream (host:port) is needed")

@@ -17,7 +17,6 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -50,12 +49,6 @@ WAVE = 300  # tabs opened together before the restarts, as pages load over time
 SEND_EVERY = 1.0
 NOTIFY_EVERY = 0.1  # a notification to the next user this often
 EXIT_WITHIN = DRAIN_SECONDS + 15.0  # generous: a busy machine is slow to exit
-# nginx skips a process that refused a connection for this long (deploy/render_nginx.py
-# fail_timeout), then sends it one request and waits for that to finish before it sends
-# more: a WebSocket or SSE stream as that probe keeps it out for another fail_timeout. So
-# after a restart an operator waits that long and sends a short request through nginx, or
-# the next process's clients all go to the one not restarted yet.
-NGINX_FAIL_TIMEOUT = 5.0
 BACK_WITHIN = 30.0  # after a new process answers, everyone is connected again by then
 BUSIEST_SECOND_MAX = 0.20
 # One restart's reconnects, spread evenly, put about 1/9 of them in each second of the
@@ -135,15 +128,6 @@ async def all_connected(chat: list[ChatTab], sse: list[SSETab], *, timeout: floa
         await asyncio.sleep(0.1)
     missing = sum(not t.welcomed.is_set() for t in chat), sum(not t.opened.is_set() for t in sse)
     raise AssertionError(f"not back within {timeout} s (chat, sse): {missing}")
-
-
-async def back_in_nginx(nginx: Nginx) -> None:
-    """Let nginx take a restarted process back (NGINX_FAIL_TIMEOUT): short requests as probes."""
-    await asyncio.sleep(NGINX_FAIL_TIMEOUT + 0.5)
-    async with httpx.AsyncClient(base_url=nginx.url, timeout=10) as client:
-        for _ in range(3):
-            assert (await client.get("/healthz")).status_code == 200
-            await asyncio.sleep(0.2)
 
 
 async def stored_messages(rooms: list[Room]) -> list[dict]:
@@ -227,7 +211,7 @@ async def test_a_rolling_restart_of_three_processes_loses_nothing_and_spreads_re
             await asyncio.to_thread(server.start)
             await all_connected(chat, sse, timeout=BACK_WITHIN)
             if server is not processes[-1]:
-                await back_in_nginx(nginx)
+                await nginx.take_back()  # as the README tells operators
         print(f"rolling restart took {loop.time() - phases[0]:.1f} s")
 
         await asyncio.sleep(2.0)  # traffic flowing after the last restart

@@ -9,17 +9,21 @@ under open connections, as an operator does in a rolling restart.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from deploy.render_nginx import render
+import httpx
+
+from deploy.render_nginx import FAIL_TIMEOUT_SECONDS, render
 from tests.support.servers import ROOT, free_port
 
 NGINX = "/usr/sbin/nginx"
@@ -172,6 +176,20 @@ class Nginx:
                 raise RuntimeError(f"nginx did not reload within {timeout} s: {self.error_log}")
             time.sleep(0.05)
         time.sleep(0.1)  # the old worker logs "shutting down" just before it closes its sockets
+
+    async def take_back(self) -> None:
+        """After a process restarted: what the README tells an operator to do before the
+        next restart. nginx skips the process for FAIL_TIMEOUT_SECONDS after it refused a
+        connection, then lets one request through and waits for it to end: a stream as that
+        first request would keep the process out for another fail_timeout, so short requests
+        go first."""
+        await asyncio.sleep(FAIL_TIMEOUT_SECONDS + 0.5)
+        verify = ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else True
+        async with httpx.AsyncClient(base_url=self.url, timeout=10, verify=verify) as client:
+            for _ in range(3):
+                response = await client.get("/healthz")
+                assert response.status_code == 200, response.text
+                await asyncio.sleep(0.2)
 
     def _log_counts(self) -> tuple[int, int]:
         """Workers started and workers told to shut down, from the error log."""
