@@ -151,6 +151,7 @@ def _collapse(
     if actor is not None:
         actors = [pk for pk in actors if pk != actor.pk] + [actor.pk]
     title = collapsed_title(content["title"], actor=actor, others=len(actors) - 1)
+    replaces = earlier.pk
     # Deleting publishes `event: read` for the earlier row (notification_deleted): older
     # clients then show it read, newer ones drop it on `replaces`.
     earlier.delete()
@@ -161,7 +162,7 @@ def _collapse(
         target=target,
         collapse_count=earlier.collapse_count + 1,
         collapse_actor_ids=actors,
-        replaces_id=earlier.pk,
+        replaces_id=replaces,
     )
 
 

@@ -207,7 +207,10 @@ def test_reading_an_announcement_stores_one_row_and_tells_the_users_tabs(
     a = announce()
     published(pubsub)
     with django_capture_on_commit_callbacks(execute=True):
-        assert announcement_mark_read(user=alice, announcement_id=a.pk) == {"unread": 0, "unseen": 0}
+        assert announcement_mark_read(user=alice, announcement_id=a.pk) == {
+            "unread": 0,
+            "unseen": 0,
+        }
         announcement_mark_read(user=alice, announcement_id=a.pk)  # again: no change
     assert AnnouncementRead.objects.filter(user=alice).count() == 1
     (message,) = published(pubsub)
