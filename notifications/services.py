@@ -372,9 +372,19 @@ def _mark(*, user: Any, ids: list[int], announcement_ids: Sequence[int] = ()) ->
 # ---------------------------------------------------------------- inbox states
 
 
-def _owned(*, user: Any, notification_id: int) -> Notification:
-    """One of the user's notifications, locked; Notification.DoesNotExist if not theirs."""
-    return Notification.objects.select_for_update().get(id=notification_id, recipient=user)
+def _change_one(
+    *, user: Any, notification_id: int, change: Callable[[Notification], None]
+) -> dict[str, int]:
+    """Apply `change` to one of the user's notifications, locked, in a transaction; return
+    the badge counts. Raises Notification.DoesNotExist for an id that is not theirs."""
+    with transaction.atomic():
+        change(Notification.objects.select_for_update().get(id=notification_id, recipient=user))
+    return selectors.badge_count(user_id=user.pk)
+
+
+def _set_state(notification: Notification, action: str, **fields: Any) -> None:
+    Notification.objects.filter(pk=notification.pk).update(**fields)
+    _read_change_publish(user_id=notification.recipient_id, ids=[notification.pk], action=action)
 
 
 def notifications_mark_seen(*, user: Any) -> dict[str, int]:
@@ -396,12 +406,12 @@ def notification_mark_unread(*, user: Any, notification_id: int) -> dict[str, in
 
     Raises Notification.DoesNotExist for an id that is not theirs.
     """
-    with transaction.atomic():
-        notification = _owned(user=user, notification_id=notification_id)
+
+    def unread(notification: Notification) -> None:
         if notification.read_at is not None:
-            Notification.objects.filter(pk=notification.pk).update(read_at=None, archived_at=None)
-            _read_change_publish(user_id=user.pk, ids=[notification.pk], action=InboxAction.UNREAD)
-    return selectors.badge_count(user_id=user.pk)
+            _set_state(notification, InboxAction.UNREAD, read_at=None, archived_at=None)
+
+    return _change_one(user=user, notification_id=notification_id, change=unread)
 
 
 def notification_archive(*, user: Any, notification_id: int) -> dict[str, int]:
@@ -409,15 +419,13 @@ def notification_archive(*, user: Any, notification_id: int) -> dict[str, int]:
 
     Raises Notification.DoesNotExist for an id that is not theirs.
     """
-    with transaction.atomic():
-        notification = _owned(user=user, notification_id=notification_id)
+
+    def archive(notification: Notification) -> None:
         if notification.archived_at is None:
             _mark(user=user, ids=[notification.pk])  # `event: read` too, for older clients
-            Notification.objects.filter(pk=notification.pk).update(archived_at=timezone.now())
-            _read_change_publish(
-                user_id=user.pk, ids=[notification.pk], action=InboxAction.ARCHIVED
-            )
-    return selectors.badge_count(user_id=user.pk)
+            _set_state(notification, InboxAction.ARCHIVED, archived_at=timezone.now())
+
+    return _change_one(user=user, notification_id=notification_id, change=archive)
 
 
 def notification_unarchive(*, user: Any, notification_id: int) -> dict[str, int]:
@@ -425,14 +433,12 @@ def notification_unarchive(*, user: Any, notification_id: int) -> dict[str, int]
 
     Raises Notification.DoesNotExist for an id that is not theirs.
     """
-    with transaction.atomic():
-        notification = _owned(user=user, notification_id=notification_id)
+
+    def unarchive(notification: Notification) -> None:
         if notification.archived_at is not None:
-            Notification.objects.filter(pk=notification.pk).update(archived_at=None)
-            _read_change_publish(
-                user_id=user.pk, ids=[notification.pk], action=InboxAction.UNARCHIVED
-            )
-    return selectors.badge_count(user_id=user.pk)
+            _set_state(notification, InboxAction.UNARCHIVED, archived_at=None)
+
+    return _change_one(user=user, notification_id=notification_id, change=unarchive)
 
 
 def notification_delete(*, user: Any, notification_id: int) -> dict[str, int]:
@@ -440,11 +446,12 @@ def notification_delete(*, user: Any, notification_id: int) -> dict[str, int]:
 
     Raises Notification.DoesNotExist for an id that is not theirs.
     """
-    with transaction.atomic():
-        notification = _owned(user=user, notification_id=notification_id)
+
+    def delete(notification: Notification) -> None:
         notification.delete()  # an unread one also goes out as `event: read` (older clients)
         _read_change_publish(user_id=user.pk, ids=[notification_id], action=InboxAction.DELETED)
-    return selectors.badge_count(user_id=user.pk)
+
+    return _change_one(user=user, notification_id=notification_id, change=delete)
 
 
 # ---------------------------------------------------------------- announcements

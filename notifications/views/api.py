@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -96,31 +97,29 @@ _ACTIONS = {
 @require_post
 @login_required_json
 def inbox_action(request: HttpRequest, notification_id: str, action: str) -> HttpResponse:
-    try:
-        counts = _ACTIONS[action](user=request.user, notification_id=int(notification_id))
-    except Notification.DoesNotExist:
-        return json_error(404, "no such notification")
-    return JsonResponse(counts)
+    return _on_own(request, _ACTIONS[action], int(notification_id))
 
 
 @require_methods("DELETE")
 @login_required_json
 def notification_delete(request: HttpRequest, notification_id: int) -> HttpResponse:
+    return _on_own(request, services.notification_delete, notification_id)
+
+
+def _on_own(
+    request: HttpRequest, change: Callable[..., dict[str, int]], notification_id: int
+) -> HttpResponse:
+    """Run an inbox service on one of the user's notifications; another's id → 404."""
     try:
-        counts = services.notification_delete(user=request.user, notification_id=notification_id)
+        return JsonResponse(change(user=request.user, notification_id=notification_id))
     except Notification.DoesNotExist:
         return json_error(404, "no such notification")
-    return JsonResponse(counts)
 
 
 @require_post
 @login_required_json
 def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
-    try:
-        counts = services.notification_mark_read(user=request.user, notification_id=notification_id)
-    except Notification.DoesNotExist:
-        return json_error(404, "no such notification")
-    return JsonResponse(counts)
+    return _on_own(request, services.notification_mark_read, notification_id)
 
 
 @require_post
