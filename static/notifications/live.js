@@ -334,6 +334,7 @@ function prependToDropdown(n) {
   bellList.insertBefore(notificationRow(n, { compact: true }), bellList.querySelector("li.item[data-id]"));
   const rows = bellList.querySelectorAll("li.item[data-id]");
   if (rows.length > 8) rows[rows.length - 1].remove();
+  if (document.visibilityState === "visible") markSeen(); // shown in the open bell: seen
 }
 
 // ---------------------------------------------------------------- inbox page

@@ -41,7 +41,13 @@ async def test_opening_the_bell_clears_the_badge_in_every_tab_and_new_ones_count
         # seen is not read: both rows are still unread
         await expect(tab2.locator("#inbox-list li.item.unread")).to_have_count(2)
 
-        await create(recipient=alice, title="Three")
+        await create(recipient=alice, title="Three")  # into the open bell: seen at once
+        await expect(tab1.locator("#bell-list li.item")).to_have_count(3, timeout=5000)
+        await expect(tab2.locator("#inbox-list li.item")).to_have_count(3, timeout=5000)
+        await expect(tab2.locator("#bell-badge")).to_be_hidden()
+
+        await tab1.keyboard.press("Escape")
+        await create(recipient=alice, title="Four")
         await expect(tab1.locator("#bell-badge")).to_have_text("1", timeout=5000)
         await expect(tab2.locator("#bell-badge")).to_have_text("1", timeout=5000)
 
