@@ -148,7 +148,7 @@ def notification_content(notification: Notification) -> dict[str, Any]:
 def collapse_fields(notification: Notification) -> dict[str, Any]:
     """A collapsed row's `count`, `others` (distinct actors besides the latest) and
     `replaces` (the row it took the place of); nothing for a plain one."""
-    count = notification.collapse_count or 1  # None on a batch insert's instances
+    count = notification.collapse_count
     if count == 1:
         return {}
     actors = notification.collapse_actor_ids or []

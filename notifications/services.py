@@ -100,7 +100,9 @@ def notification_create(
 
     `level` defaults to the kind's; an unknown kind raises kinds.UnknownKind. It does not
     read preferences: callers that choose recipients (notify(), chat mentions) leave out
-    who turned the kind's category off (preferences.muted_user_ids).
+    who turned the kind's category off (preferences.muted_user_ids). One with a `target`
+    collapses into the recipient's unread one of the same kind on the same target from the
+    last NOTIFICATION_COLLAPSE_SECONDS: that row is replaced by the one returned.
     """
     title, body = clean_text(title), clean_text(body)
     level = level_of(kind=kind, level=level)
@@ -167,7 +169,7 @@ def _collapse(
 
 
 def collapsed_title(title: str, *, actor: Any, others: int) -> str:
-    """ "bob replied" from bob and 3 others: "bob and 3 others replied"."""
+    """Say who else: `bob replied` from bob and 3 others is `bob and 3 others replied`."""
     if others < 1:
         return title
     more = f"{others} other{'s' if others > 1 else ''}"
