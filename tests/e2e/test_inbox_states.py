@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 from notifications.services import notification_create
 from tests.support.factories import cookie_for
 from tests.support.sse_client import open_stream
+from tests.support.transports import each_transport, open_feed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -28,10 +29,13 @@ async def post(client: httpx.AsyncClient, path: str, method: str = "POST") -> ht
     return await client.request(method, path, headers={"X-CSRFToken": client.cookies["csrftoken"]})
 
 
-async def test_an_archive_on_one_process_reaches_a_tab_on_another(server, second_server, alice):
+@each_transport
+async def test_an_archive_on_one_process_reaches_a_tab_on_another(
+    transport, server, second_server, alice
+):
     n = await create(recipient=alice, title="archive me")
     await create(recipient=alice, title="keep me")
-    tab = await open_stream(second_server.url, session=await cookie_for(alice))
+    tab = await open_feed(transport, second_server.url, session=await cookie_for(alice))
     client = await inbox_client(server, alice)
     try:
         response = await post(client, f"/api/notifications/{n.pk}/archive/")
