@@ -134,6 +134,14 @@ if CHAT_EDIT_WINDOW_SECONDS < 0:
         f"CHAT_EDIT_WINDOW_SECONDS must be 0 or more, got {CHAT_EDIT_WINDOW_SECONDS}"
     )
 
+# Repeated notifications of one kind on one target within this many seconds collapse into
+# one row ("bob and 3 others replied ..."; notifications.services); 0 turns it off.
+NOTIFICATION_COLLAPSE_SECONDS = env_int("NOTIFICATION_COLLAPSE_SECONDS", 3600)
+if NOTIFICATION_COLLAPSE_SECONDS < 0:
+    raise ImproperlyConfigured(
+        f"NOTIFICATION_COLLAPSE_SECONDS must be 0 or more, got {NOTIFICATION_COLLAPSE_SECONDS}"
+    )
+
 # On SIGTERM a server process stops accepting and moves its clients off over this many
 # seconds, spread out, before it exits (realtime/drain.py): a rolling restart of several
 # processes then loses nothing and causes no reconnect storm.

@@ -59,14 +59,15 @@ class NotificationAdmin(KindChoiceMixin, admin.ModelAdmin):
     list_filter = (ReadStateFilter, "kind", "level", "created_at")
     search_fields = ("title", "body", "recipient__username")
     raw_id_fields = ("recipient", "actor")
-    readonly_fields = ("created_at", "send_key")
+    # Archiving is the user's (it publishes to their tabs); the admin only shows it.
+    readonly_fields = ("created_at", "send_key", "archived_at")
     date_hierarchy = "created_at"
     list_select_related = ("recipient",)
 
 
 @admin.register(ReadChange)
 class ReadChangeAdmin(admin.ModelAdmin):
-    list_display = ("user", "created_at", "count")
+    list_display = ("user", "action", "created_at", "count")
     list_select_related = ("user",)
     raw_id_fields = ("user",)
 

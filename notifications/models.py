@@ -85,6 +85,17 @@ class Notification(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     read_at = models.DateTimeField(null=True, blank=True)
 
+    # ---- inbox states and collapse (issue 16 part 5) ----
+    # Archived: out of the inbox, and read (archiving reads it; marking unread brings it back).
+    archived_at = models.DateTimeField(null=True, blank=True)
+    # A collapsed row stands for `collapse_count` notifications of one kind on one target,
+    # from these actors (distinct ids, the latest last); it replaced the row `replaces_id`.
+    # db_default: batch_sql inserts leave these columns out.
+    collapse_count = models.PositiveIntegerField(default=1, db_default=1, editable=False)
+    collapse_actor_ids = models.JSONField(null=True, blank=True, editable=False)
+    replaces_id = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    # ---- end of inbox states ----
+
     class Meta:
         ordering = ["-id"]
         indexes = [
@@ -122,11 +133,26 @@ class Notification(models.Model):
         return self.read_at is not None
 
 
+class InboxAction(models.TextChoices):
+    """What a ReadChange did; each is replayed as the `event:` of the same name."""
+
+    READ = "read", "Read"
+    UNREAD = "unread", "Marked unread"
+    SEEN = "seen", "Seen"
+    ARCHIVED = "archived", "Archived"
+    UNARCHIVED = "unarchived", "Unarchived"
+    DELETED = "deleted", "Deleted"
+
+
 class ReadChange(models.Model):
-    """One change of a user's read state (mark one, mark all): replayed as `event: read`."""
+    """One change of a user's inbox state (read, mark all read, seen, archived, deleted, ...):
+    replayed on `user-<id>-read` as the event its action names."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="read_changes"
+    )
+    action = models.CharField(
+        max_length=10, choices=InboxAction.choices, default=InboxAction.READ, db_default="read"
     )
     notification_ids = models.JSONField(default=list)
     announcement_ids = models.JSONField(default=list, blank=True)
@@ -288,3 +314,20 @@ class NotificationSettings(models.Model):
 
     def __str__(self) -> str:
         return f"settings of {self.user_id}"
+
+
+# ---------------------------------------------------------------- inbox states (issue 16 part 5)
+
+
+class InboxSeen(models.Model):
+    """How far a user has seen their notifications (the bell was opened): the badge counts
+    unread notifications after `notification_id`, plus unread announcements."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", primary_key=True
+    )
+    notification_id = models.PositiveBigIntegerField(default=0)
+    seen_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} saw through {self.notification_id}"

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from notifications.views import api, pages, staff, stream
 
@@ -15,6 +15,17 @@ urlpatterns = [
     path("api/notifications/poll/", stream.poll, name="api-poll"),
     path("api/notifications/read-all/", api.mark_all_read, name="api-read-all"),
     path("api/notifications/<int:notification_id>/read/", api.mark_read, name="api-read"),
+    path("api/notifications/seen/", api.mark_seen, name="api-seen"),
+    path(
+        "api/notifications/<int:notification_id>/",
+        api.notification_delete,
+        name="api-notification",
+    ),
+    re_path(
+        r"^api/notifications/(?P<notification_id>[0-9]+)/(?P<action>unread|archive|unarchive)/$",
+        api.inbox_action,
+        name="api-inbox-action",
+    ),
     path("api/announcements/", api.announcement_list, name="api-announcements"),
     path("api/preferences/", api.preferences_view, name="api-preferences"),
     path(
