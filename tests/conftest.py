@@ -21,6 +21,7 @@ from config.redis_server import EmbeddedRedis
 from tests.support.factories import make_user
 from tests.support.sentinel import SentinelGroup
 from tests.support.servers import RUN_DIR, UNCAPPED, Server
+from tests.support.smtp import SmtpSink
 
 _redis = EmbeddedRedis(RUN_DIR / "redis.sock")
 
@@ -138,3 +139,14 @@ def sentinel_redis() -> Iterator[SentinelGroup]:
     group = SentinelGroup(RUN_DIR / f"sentinel-{uuid.uuid4().hex[:8]}").start()
     yield group
     group.stop()
+
+
+@pytest.fixture
+def smtp(settings) -> Iterator[SmtpSink]:
+    """A real SMTP server on a free port, and Django's email settings pointing at it."""
+    sink = SmtpSink().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    yield sink
+    sink.stop()
