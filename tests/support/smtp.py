@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from email import message_from_bytes, policy
@@ -27,6 +28,8 @@ class _Keep:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.sink.delay:
+            await asyncio.sleep(self.sink.delay)
         if self.sink.refuse_data:
             return "451 4.3.0 try again later"
         with self.sink.lock:
@@ -41,6 +44,7 @@ class SmtpSink:
         self.raw: list[bytes] = []
         self.lock = threading.Lock()
         self.refuse_data = False  # answer DATA with a temporary error (4xx)
+        self.delay = 0.0  # seconds before answering DATA: a slow server, to stop a worker mid-batch
         self.port = free_port()
         self.controller = Controller(_Keep(self), hostname="127.0.0.1", port=self.port)
 
