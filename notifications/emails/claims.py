@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, QuerySet
@@ -31,12 +32,7 @@ def claim(
     """Claim up to `limit` rows of `pending` (already filtered to due ones); return token, ids."""
     token = uuid.uuid4().hex
     with transaction.atomic():
-        ids = list(
-            pending.filter(state=EmailState.PENDING)
-            .select_for_update(skip_locked=True)
-            .order_by("due_at", "id")
-            .values_list("id", flat=True)[:limit]
-        )
+        ids = list(due_ids(pending, limit=limit).select_for_update(skip_locked=True))
         if not ids:
             return token, []
         NotificationEmail.objects.filter(id__in=ids, state=EmailState.PENDING).update(
@@ -47,15 +43,29 @@ def claim(
     )
 
 
-def start_sending(*, token: str, ids: Collection[int]) -> int:
-    """Mark claimed rows `sending` right before their SMTP transaction; 0: taken back."""
-    return NotificationEmail.objects.filter(
-        id__in=list(ids), claim=token, state=EmailState.CLAIMED
-    ).update(state=EmailState.SENDING, attempts=F("attempts") + 1)
+def due_ids(pending: QuerySet[NotificationEmail], *, limit: int) -> QuerySet[Any]:
+    """The ids of the first `limit` pending rows by due time: an index range (notif_email_due)."""
+    return (
+        pending.filter(state=EmailState.PENDING)
+        .order_by("due_at")  # the index's order: the LIMIT stops the scan early
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def start_sending(*, token: str, ids: Collection[int]) -> set[int]:
+    """Mark claimed rows `sending` right before their SMTP transaction; return those marked
+    (a row missing was taken back after the lease ran out)."""
+    rows = NotificationEmail.objects.filter(id__in=list(ids), claim=token)
+    rows.filter(state=EmailState.CLAIMED).update(
+        state=EmailState.SENDING, attempts=F("attempts") + 1
+    )
+    return set(rows.filter(state=EmailState.SENDING).values_list("id", flat=True))
 
 
 def finish(*, token: str, ids: Collection[int], state: str, now: datetime, error: str = "") -> None:
     """Record the outcome of rows this claim holds: sent, skipped (with why) or failed."""
+    if not ids:
+        return
     NotificationEmail.objects.filter(id__in=list(ids), claim=token).update(
         state=state,
         claim="",

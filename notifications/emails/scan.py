@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from notifications import kinds, preferences
 from notifications.batch_sql import id_set
@@ -35,11 +36,7 @@ def scan_batch(*, now: datetime) -> int:
     """Look at the next batch of notifications after the cursor; return how many it read."""
     with transaction.atomic():
         cursor, _ = EmailScanCursor.objects.select_for_update().get_or_create(pk=1)
-        rows = list(
-            Notification.objects.filter(id__gt=cursor.last_notification_id)
-            .order_by("id")
-            .values("id", "recipient_id", "kind", "created_at")[:SCAN_BATCH]
-        )
+        rows = list(after_cursor(cursor.last_notification_id))
         # Only a prefix of settled rows: never step over one that may still be followed by
         # an earlier id committing late (see the module docstring).
         settled = now - SCAN_LAG
@@ -49,6 +46,15 @@ def scan_batch(*, now: datetime) -> int:
         NotificationEmail.objects.bulk_create(_email_rows(rows), ignore_conflicts=True)
         EmailScanCursor.objects.filter(pk=1).update(last_notification_id=rows[-1]["id"])
     return len(rows)
+
+
+def after_cursor(last_id: int) -> QuerySet[Notification, dict[str, Any]]:
+    """The next batch of notifications after the cursor: a primary key range."""
+    return (
+        Notification.objects.filter(id__gt=last_id)
+        .order_by("id")
+        .values("id", "recipient_id", "kind", "created_at")[:SCAN_BATCH]
+    )
 
 
 def _email_rows(rows: list[dict[str, Any]]) -> list[NotificationEmail]:

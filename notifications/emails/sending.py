@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 SEND_BATCH = 200
 DIGEST_USERS = 500
+# Rows a digest run claims per user of a chunk at most (the rest wait for the next pass).
+DIGEST_ROWS_PER_USER = 200
+# Emails in flight at once, each on its own SMTP connection.
+SMTP_CONNECTIONS = 4
 DIGEST_MODES = (EmailMode.HOURLY, EmailMode.DAILY)
 _FIELDS = ("id", "title", "body", "kind", "url", "created_at", "read_at")
 
@@ -50,23 +56,22 @@ def send_due_missed(*, now: datetime, tally: Tally, limit: int = SEND_BATCH) -> 
     )
     context = _Recipients({r["user_id"] for r in rows}, now)
     notes = _notifications([r["notification_id"] for r in rows])
-    with get_connection() as connection:
-        for row in rows:
-            n = notes.get(row["notification_id"])
-            reason = context.skip_reason(row["user_id"], n, EmailMode.IMMEDIATE)
-            if reason or n is None:
-                claims.finish(
-                    token=token, ids=[row["id"]], state=EmailState.SKIPPED, now=now, error=reason
-                )
-                tally.skip(reason)
-            elif until := context.quiet(row["user_id"]):
-                claims.postpone(token=token, ids=[row["id"]], until=until)
-            else:
-                email = messages.missed_email(
-                    to=context.address(row["user_id"]), user_id=row["user_id"], notification=n
-                )
-                if _send(connection, email, token=token, ids=[row["id"]], now=now, tally=tally):
-                    tally.sent += 1
+    outbox: list[tuple[list[int], EmailMessage]] = []
+    for row in rows:
+        n = notes.get(row["notification_id"])
+        reason = context.skip_reason(row["user_id"], n, EmailMode.IMMEDIATE)
+        if n is None or reason:
+            claims.finish(
+                token=token, ids=[row["id"]], state=EmailState.SKIPPED, now=now, error=reason
+            )
+            tally.skip(reason)
+        elif until := context.quiet(row["user_id"]):
+            claims.postpone(token=token, ids=[row["id"]], until=until)
+        else:
+            to = context.address(row["user_id"])
+            email = messages.missed_email(to=to, user_id=row["user_id"], notification=n)
+            outbox.append(([row["id"]], email))
+    tally.sent += _deliver(outbox, token=token, now=now, tally=tally)
     return len(ids)
 
 
@@ -90,23 +95,25 @@ def _send_digests(user_ids: list[int], *, now: datetime, tally: Tally) -> None:
     pending = NotificationEmail.objects.filter(
         user_id__in=id_set(user_ids), mode__in=DIGEST_MODES, due_at__lte=now
     )
-    token, ids = claims.claim(pending, now=now, limit=len(user_ids) * 10_000)
+    token, ids = claims.claim(pending, now=now, limit=len(user_ids) * DIGEST_ROWS_PER_USER)
+    rows = list(
+        NotificationEmail.objects.filter(id__in=id_set(ids)).values(
+            "id", "user_id", "mode", "notification_id"
+        )
+    )
+    notes = _notifications([r["notification_id"] for r in rows])
     by_user: dict[int, list[dict[str, Any]]] = {}
-    for row in NotificationEmail.objects.filter(id__in=id_set(ids)).values(
-        "id", "user_id", "mode", "notification_id"
-    ):
+    for row in rows:
         by_user.setdefault(row["user_id"], []).append(row)
     context = _Recipients(set(by_user), now)
-    with get_connection() as connection:
-        for user_id, rows in by_user.items():
-            notes = _notifications([r["notification_id"] for r in rows])
-            _send_digest(
-                connection, context, user_id, rows, notes, token=token, now=now, tally=tally
-            )
+    outbox = []
+    for user_id, user_rows in by_user.items():
+        if item := _digest(context, user_id, user_rows, notes, token=token, now=now, tally=tally):
+            outbox.append(item)
+    tally.digests += _deliver(outbox, token=token, now=now, tally=tally)
 
 
-def _send_digest(
-    connection: BaseEmailBackend,
+def _digest(
     context: _Recipients,
     user_id: int,
     rows: list[dict[str, Any]],
@@ -115,23 +122,23 @@ def _send_digest(
     token: str,
     now: datetime,
     tally: Tally,
-) -> None:
-    send, skipped = [], 0
+) -> tuple[list[int], EmailMessage] | None:
+    """The user's digest and the rows it covers; None if nothing is left to send now."""
+    send, skipped = [], {}
     for row in rows:
         if reason := context.skip_reason(user_id, notes.get(row["notification_id"]), row["mode"]):
-            claims.finish(
-                token=token, ids=[row["id"]], state=EmailState.SKIPPED, now=now, error=reason
-            )
+            skipped.setdefault(reason, []).append(row["id"])
             tally.skip(reason)
-            skipped += 1
         else:
             send.append(row)
+    for reason, ids in skipped.items():
+        claims.finish(token=token, ids=ids, state=EmailState.SKIPPED, now=now, error=reason)
     if not send:
-        return
+        return None
     ids = [r["id"] for r in send]
     if until := context.quiet(user_id):
         claims.postpone(token=token, ids=ids, until=until)
-        return
+        return None
     ordered = sorted((notes[r["notification_id"]] for r in send), key=lambda n: -n["id"])
     email = messages.digest_email(
         to=context.address(user_id),
@@ -140,36 +147,88 @@ def _send_digest(
         notifications=ordered,
         key=f"{user_id}-{min(ids)}",
     )
-    if _send(connection, email, token=token, ids=ids, now=now, tally=tally):
-        tally.digests += 1
+    return ids, email
 
 
-def _send(
-    connection: BaseEmailBackend,
+def _deliver(
+    outbox: list[tuple[list[int], EmailMessage]], *, token: str, now: datetime, tally: Tally
+) -> int:
+    """Send each (rows, email) of the outbox; return how many went out.
+
+    SMTP_CONNECTIONS emails at a time, each on its own connection: an SMTP transaction is
+    four round trips, mostly waiting. Only the rows of the emails in flight are `sending`.
+    """
+    if not outbox:
+        return 0
+    sent = 0
+    with _SmtpConnections(min(SMTP_CONNECTIONS, len(outbox))) as smtp:
+        for start in range(0, len(outbox), SMTP_CONNECTIONS):
+            wave = outbox[start : start + SMTP_CONNECTIONS]
+            live = claims.start_sending(token=token, ids=[i for ids, _ in wave for i in ids])
+            wave = [(ids, email) for ids, email in wave if set(ids) <= live]
+            done: list[int] = []
+            for (ids, email), error in zip(wave, smtp.send([e for _, e in wave]), strict=True):
+                if error is None:
+                    done += ids
+                    sent += 1
+                else:
+                    _failed(error, email, token=token, ids=ids, now=now, tally=tally)
+            claims.finish(token=token, ids=done, state=EmailState.SENT, now=now)
+    return sent
+
+
+def _failed(
+    error: Exception,
     email: EmailMessage,
     *,
     token: str,
     ids: list[int],
     now: datetime,
     tally: Tally,
-) -> bool:
-    """One SMTP transaction between `sending` and `sent`; errors retry or fail the rows."""
-    if not claims.start_sending(token=token, ids=ids):
-        return False  # the lease ran out and another worker took these back
-    try:
-        connection.send_messages([email])
-    except smtplib.SMTPRecipientsRefused as exc:
-        claims.finish(token=token, ids=ids, state=EmailState.FAILED, now=now, error=_why(exc))
+) -> None:
+    """A refused recipient (a bounce) fails at once; other errors are retried later."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        claims.finish(token=token, ids=ids, state=EmailState.FAILED, now=now, error=_why(error))
         tally.failed += 1
-        return False
-    except (smtplib.SMTPException, OSError) as exc:
-        logger.warning("email to %s failed, will retry: %s", email.to, exc)
-        connection.close()  # reopened by the next send
-        claims.retry_later(token=token, ids=ids, now=now, error=_why(exc))
+    else:
+        logger.warning("email to %s failed, will retry: %s", email.to, error)
+        claims.retry_later(token=token, ids=ids, now=now, error=_why(error))
         tally.retried += 1
-        return False
-    claims.finish(token=token, ids=ids, state=EmailState.SENT, now=now)
-    return True
+
+
+class _SmtpConnections:
+    """A few SMTP connections, one per thread of a small pool, kept open for a whole batch."""
+
+    def __init__(self, size: int) -> None:
+        self.pool = ThreadPoolExecutor(size, thread_name_prefix="smtp")
+        self.local = threading.local()
+        self.opened: list[BaseEmailBackend] = []
+        self.lock = threading.Lock()
+
+    def send(self, emails: list[EmailMessage]) -> list[Exception | None]:
+        """Send these at once, one per connection: each one's error, or None if it went out."""
+        return list(self.pool.map(self._send_one, emails))
+
+    def _send_one(self, email: EmailMessage) -> Exception | None:
+        connection = getattr(self.local, "connection", None)
+        if connection is None:
+            connection = self.local.connection = get_connection()
+            with self.lock:
+                self.opened.append(connection)
+        try:
+            connection.send_messages([email])
+        except (smtplib.SMTPException, OSError) as exc:
+            connection.close()  # reopened by the next send
+            return exc
+        return None
+
+    def __enter__(self) -> _SmtpConnections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+        for connection in self.opened:
+            connection.close()
 
 
 def _why(exc: Exception) -> str:

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from notifications.emails import claims
+from notifications.emails.sending import SMTP_CONNECTIONS
 from notifications.models import EmailState, Notification, NotificationEmail
 from notifications.services import notifications_send_batch
 from tests.support.factories import make_users
@@ -52,14 +53,15 @@ def test_two_workers_one_killed_mid_batch_send_every_due_email_exactly_once(redi
     assert [mid for mid, n in received.items() if n > 1] == []  # never two of one
     states = Counter(NotificationEmail.objects.values_list("state", flat=True))
     in_doubt = NotificationEmail.objects.filter(state=EmailState.FAILED)
-    # At most the one email the killed worker was in the middle of is "in doubt": failed
+    # At most the emails the killed worker had in flight are "in doubt": failed
     # with the reason, not resent, whether or not the server got it.
     assert states[EmailState.SENT] + in_doubt.count() == EMAILS, states
-    assert in_doubt.count() <= 1 and all(r.last_error == claims.IN_DOUBT for r in in_doubt)
+    assert in_doubt.count() <= SMTP_CONNECTIONS
+    assert all(r.last_error == claims.IN_DOUBT for r in in_doubt)
     sent_ids = set(
         NotificationEmail.objects.filter(state=EmailState.SENT).values_list(
             "notification_id", flat=True
         )
     )
     assert {f"<pulse-notification-{pk}@127.0.0.1>" for pk in sent_ids} <= set(received)
-    assert len(received) >= EMAILS - 1
+    assert len(received) >= EMAILS - SMTP_CONNECTIONS
