@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections
-
 from notifications.emails.sending import Tally
 from notifications.emails.worker import run_pass
+from notifications.management.repeating import RepeatingCommand
 
 
-class Command(BaseCommand):
+class Command(RepeatingCommand):
     help = (
         "Email every notification that is still unread after its kind's delay and was not seen "
         "live, and the hourly/daily digests that are due. Safe to run concurrently and after a "
         "crash: run it every minute from cron, or keep it running with --every."
     )
 
-    def add_arguments(self, parser: Any) -> None:
-        parser.add_argument(
-            "--every",
-            type=float,
-            metavar="SECONDS",
-            help="keep running and send what is due every SECONDS instead of once",
-        )
+    every_help = "keep running and send what is due every SECONDS instead of once"
 
-    def handle(self, *args: Any, every: float | None, verbosity: int, **options: Any) -> None:
-        if every is not None and every <= 0:
-            raise CommandError("--every must be a positive number of seconds")
-        try:
-            while True:
-                self._report(run_pass(), verbosity)
-                if every is None:
-                    return
-                close_old_connections()
-                time.sleep(every)
-        except KeyboardInterrupt:
-            return
+    def run_once(self, verbosity: int) -> None:
+        self._report(run_pass(), verbosity)
 
     def _report(self, tally: Tally, verbosity: int) -> None:
         parts = [f"sent {tally.sent}", f"digests {tally.digests}"]
