@@ -23,6 +23,7 @@ from notifications.models import (
 )
 from notifications.services import notification_create
 from realtime import connection_caps
+from realtime.redis_clients import sync_client
 from tests.support.smtp import REFUSED_DOMAIN, body_of
 
 pytestmark = pytest.mark.django_db
@@ -82,6 +83,15 @@ def test_a_notification_seen_on_a_live_stream_is_not_emailed(alice, bob, smtp):
     assert [m["To"] for m in smtp.wait_for(1)] == ["bob@example.com"]
     assert tally.skipped == {"seen live": 1}
     assert NotificationEmail.objects.get(notification=seen).state == EmailState.SKIPPED
+
+
+def test_a_stream_that_closed_before_the_notification_came_does_not_count_as_seen(alice, smtp):
+    missed(alice, minutes=11)
+    twenty_minutes_ago = int((timezone.now() - timedelta(minutes=20)).timestamp() * 1000)
+    sync_client().set(connection_caps.key("live", alice.pk), twenty_minutes_ago)
+    assert connection_caps.last_live_ms(user_ids=[alice.pk]) == {alice.pk: twenty_minutes_ago}
+    run_pass()
+    assert [m["To"] for m in smtp.wait_for(1)] == ["alice@example.com"]
 
 
 def test_the_open_link_marks_it_read_in_the_recipients_session_only(alice, bob, smtp):
