@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 SEND_BATCH = 200
 DIGEST_USERS = 500
-# Rows a digest run claims per user of a chunk at most (the rest wait for the next pass).
+# Rows one chunk of digest users claims: this many per user of it (the rest wait for the next
+# pass), so a chunk holds a bounded number of ids whatever the backlog.
 DIGEST_ROWS_PER_USER = 200
 # Emails in flight at once, each on its own SMTP connection.
 SMTP_CONNECTIONS = 4

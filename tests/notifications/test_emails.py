@@ -221,3 +221,34 @@ def test_the_command_rejects_a_bad_interval():
 
     with pytest.raises(CommandError, match="--every must be a positive"):
         call_command("send_notification_emails", "--every", "0")
+
+
+def test_the_admin_lists_failed_emails_with_why_and_sends_them_again(alice, bob, smtp):
+    alice.email = f"alice@{REFUSED_DOMAIN}"
+    alice.save()
+    missed(alice)
+    run_pass()
+    row = NotificationEmail.objects.get()
+    staff = Client()
+    bob.is_staff = bob.is_superuser = True
+    bob.save()
+    staff.force_login(bob)
+    listing = staff.get("/admin/notifications/notificationemail/?state__exact=failed")
+    assert listing.status_code == 200 and f"email for notification {row.notification_id}" in (
+        listing.content.decode()
+    )
+    assert (
+        "550"
+        in staff.get(f"/admin/notifications/notificationemail/{row.pk}/change/").content.decode()
+    )
+
+    alice.email = "alice@example.com"
+    alice.save()
+    staff.post(
+        "/admin/notifications/notificationemail/",
+        {"action": "retry_now", "_selected_action": [row.pk]},
+    )
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == (EmailState.PENDING, 0)
+    run_pass()
+    assert [m["To"] for m in smtp.wait_for(1)] == ["alice@example.com"]
