@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import dj_email_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -211,6 +212,27 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Email for missed notifications and digests (notifications/emails/): EMAIL_URL as
+# smtp://[user:password@]host:port (`?tls=True` for STARTTLS, smtps:// for TLS) or
+# console:// (the default: messages are printed, as under bin/run).
+EMAIL_URL = env_str("EMAIL_URL") or "console://"
+_email = dj_email_url.parse(EMAIL_URL)
+if "EMAIL_BACKEND" not in _email:
+    raise ImproperlyConfigured(
+        "EMAIL_URL must start with smtp://, smtps:// or console://, "
+        f"got {EMAIL_URL.partition(':')[0]}:..."
+    )
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS, EMAIL_USE_SSL = _email["EMAIL_USE_TLS"], _email["EMAIL_USE_SSL"]
+EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"] or 30
+DEFAULT_FROM_EMAIL = env_str("EMAIL_FROM") or "Pulse <pulse@localhost>"
+# The links in emails are absolute: the address users reach the site at.
+SITE_URL = (env_str("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
 
 # The last `manage.py compare_transports` result, which the staff page /staff/transports/ shows.
 TRANSPORT_COMPARISON_FILE = Path(

@@ -19,7 +19,9 @@ from notifications.models import (
     Announcement,
     Audience,
     CategoryPreference,
+    EmailState,
     Notification,
+    NotificationEmail,
     NotificationSettings,
     ReadChange,
 )
@@ -82,6 +84,25 @@ class CategoryPreferenceAdmin(admin.ModelAdmin):
     list_filter = ("category", "in_app", "email")
     search_fields = ("user__username",)
     raw_id_fields = ("user",)
+
+
+@admin.register(NotificationEmail)
+class NotificationEmailAdmin(admin.ModelAdmin):
+    """What became of each notification's email; failed ones (SMTP errors, bounces) say why."""
+
+    list_display = ("notification", "user", "mode", "state", "due_at", "attempts", "sent_at")
+    list_filter = ("state", "mode")
+    search_fields = ("user__username", "user__email")
+    raw_id_fields = ("notification", "user")
+    readonly_fields = ("claim", "claimed_until", "attempts", "sent_at", "last_error")
+    actions = ("retry_now",)
+
+    @admin.action(description="Send again now (failed or pending ones)")
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[NotificationEmail]) -> None:
+        count = queryset.filter(state__in=[EmailState.FAILED, EmailState.PENDING]).update(
+            state=EmailState.PENDING, due_at=timezone.now(), attempts=0, last_error=""
+        )
+        self.message_user(request, f"{count} email(s) will be sent by the next worker pass.")
 
 
 @admin.register(NotificationSettings)

@@ -331,3 +331,71 @@ class InboxSeen(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} saw through {self.notification_id}"
+
+
+# --- Email for missed notifications and digests (notifications/emails/) -----------------------
+
+
+class EmailState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CLAIMED = "claimed", "Claimed by a worker"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+
+
+class NotificationEmail(models.Model):
+    """The email side of one notification: when it is due, and what became of it.
+
+    One row at most per notification (never two emails for one); made by the worker's scan
+    only for notifications whose recipient wants them by email, immediately or in a digest.
+    """
+
+    notification = models.OneToOneField(
+        Notification, on_delete=models.CASCADE, related_name="email"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    mode = models.CharField(max_length=10, choices=EmailMode.choices)
+    state = models.CharField(max_length=10, choices=EmailState.choices, default=EmailState.PENDING)
+    due_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Which worker pass holds a claimed/sending row, and until when (then it is taken back).
+    claim = models.CharField(max_length=32, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The due query: pending rows by due time, whatever the table's size.
+            models.Index(
+                fields=["mode", "due_at"],
+                condition=models.Q(state="pending"),
+                name="notif_email_due",
+            ),
+            # Claims whose worker died: few rows, found without a scan.
+            models.Index(
+                fields=["claimed_until"],
+                condition=models.Q(state__in=["claimed", "sending"]),
+                name="notif_email_claimed",
+            ),
+            models.Index(
+                fields=["user", "due_at"],
+                condition=models.Q(state="pending"),
+                name="notif_email_user_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"email for notification {self.notification_id}: {self.state}"
+
+
+class EmailScanCursor(models.Model):
+    """How far the email worker has looked through notifications (one row, id 1)."""
+
+    last_notification_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"emails scanned up to notification {self.last_notification_id}"

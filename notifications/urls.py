@@ -1,12 +1,18 @@
 from django.urls import path, re_path
 
-from notifications.views import api, pages, staff, stream
+from notifications.views import api, email, pages, staff, stream
 
 app_name = "notifications"
 
 urlpatterns = [
     path("notifications/", pages.inbox, name="inbox"),
     path("notifications/settings/", pages.preferences_page, name="preferences"),
+    path(
+        "notifications/<int:notification_id>/open/",
+        email.open_notification,
+        name="email-open",
+    ),
+    path("email/unsubscribe/<str:token>/", email.unsubscribe, name="email-unsubscribe"),
     path("events/", stream.events, name="events"),
     path("staff/transports/", staff.transports, name="staff-transports"),
     path("api/health/", api.health, name="api-health"),

@@ -1,0 +1,305 @@
+"""Benchmark the notification email worker: send rate, the due query's plan, digest memory.
+
+    python -m bench.notification_emails [--quick] [--emails 5000] [--rows 1000000]
+        [--digest-users 100000] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+
+Everything runs in a throwaway world (bench/env.py: a temp dir, a private Redis, SQLite or
+a throwaway PostgreSQL database) with a real SMTP server (aiosmtpd) in its own process that
+counts what it receives. Three parts:
+
+1. Send rate: `--emails` missed notifications, all due, sent by one worker pass
+   (`notifications.emails.worker.run_pass`), against the baseline in the same run: Django's
+   `send_mail()` once per notification, as a cron script without the worker would.
+2. The due query: with `--rows` notifications in the table (most already emailed), the
+   query plans (EXPLAIN) and times of the worker's two queries, the cursor scan and the claim
+   of due rows, beside the baseline query a worker without the email table would run
+   ("unread, older than the delay, not yet emailed"), whose cost grows with the table.
+3. Digests: `--digest-users` users with one due daily digest each; peak memory of the
+   digest run (tracemalloc) against the same run for a tenth of the users.
+
+Results are printed and written as JSON to bench/results/notification_emails.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import statistics
+import sys
+import time
+import tracemalloc
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.env import BenchEnv, free_port  # noqa: E402
+
+
+def _smtp_counter(port: int, count: Any, ready: Any) -> None:
+    from aiosmtpd.controller import Controller
+
+    class Count:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            count.value += 1
+            return "250 OK"
+
+        def __repr__(self) -> str:
+            return "Count()"
+
+    controller = Controller(Count(), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    while True:
+        time.sleep(3600)
+
+
+class SmtpCounter:
+    """An aiosmtpd server in its own process (not this one's CPU): counts messages received."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.port = free_port()
+        self._count = ctx.Value("q", 0, lock=False)
+        ready = ctx.Event()
+        self.process = ctx.Process(
+            target=_smtp_counter, args=(self.port, self._count, ready), daemon=True
+        )
+        self.process.start()
+        if not ready.wait(30):
+            raise RuntimeError("the SMTP server did not start")
+
+    @property
+    def count(self) -> int:
+        return self._count.value
+
+    def wait_for(self, n: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {self.count} of {n} emails arrived")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(5)
+
+
+def point_email_at(smtp: SmtpCounter) -> None:
+    from django.conf import settings
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+
+
+def create_users(count: int, prefix: str) -> list[int]:
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    for start in range(0, count, 5000):
+        User.objects.bulk_create(
+            User(username=f"{prefix}{i:06d}", email=f"{prefix}{i:06d}@example.com", password="!")
+            for i in range(start, min(count, start + 5000))
+        )
+    users = User.objects.filter(username__startswith=prefix)
+    return list(users.order_by("pk").values_list("pk", flat=True))
+
+
+def make_due(user_ids: list[int], title: str) -> None:
+    """One notification per user, created 11 minutes ago: due for a missed-email."""
+    from django.utils import timezone
+
+    from notifications.models import Notification
+    from notifications.services import notifications_send_batch
+
+    for start in range(0, len(user_ids), 2000):
+        notifications_send_batch(recipient_ids=user_ids[start : start + 2000], title=title)
+    Notification.objects.filter(title=title).update(
+        created_at=timezone.now() - timedelta(minutes=11)
+    )
+
+
+def send_rate(emails: int, smtp: SmtpCounter) -> dict[str, Any]:
+    from django.core.mail import send_mail
+
+    from notifications.emails.worker import run_pass
+    from notifications.models import Notification
+
+    users = create_users(emails, "mail")
+    make_due(users, "due for email")
+    before = smtp.count
+    started = time.perf_counter()
+    tally = run_pass()
+    smtp.wait_for(before + emails)
+    worker_rate = emails / (time.perf_counter() - started)
+    assert tally.sent == emails, tally
+
+    sample = Notification.objects.filter(title="due for email").select_related("recipient")
+    sample = list(sample[: min(emails, 500)])
+    before = smtp.count
+    started = time.perf_counter()
+    for n in sample:
+        send_mail(n.title, n.body, None, [n.recipient.email])
+    smtp.wait_for(before + len(sample))
+    naive_rate = len(sample) / (time.perf_counter() - started)
+    return {
+        "emails": emails,
+        "worker_per_s": round(worker_rate),
+        "send_mail_loop_per_s": round(naive_rate),
+        "ratio": round(worker_rate / naive_rate, 1),
+    }
+
+
+def fill_table(rows: int) -> None:
+    """`rows` unread notifications a day old, 99% emailed already, 1% pending, not yet due."""
+    from django.db import connection
+
+    from notifications.models import Notification, NotificationEmail
+
+    n, e = Notification._meta.db_table, NotificationEmail._meta.db_table
+    user = create_users(1, "bulk")[0]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %s) "
+            f"INSERT INTO {n} (recipient_id, title, body, level, kind, url, send_key, created_at) "
+            "SELECT %s, 'old', '', 'info', 'general', '', '', %s FROM s",
+            [rows, user, _now() - timedelta(days=1)],
+        )
+        cursor.execute(
+            f"INSERT INTO {e} (notification_id, user_id, mode, state, due_at, attempts, claim, "
+            f"last_error) SELECT id, recipient_id, 'immediate', CASE WHEN id %% 100 = 0 THEN "
+            f"'pending' ELSE 'sent' END, %s, 1, '', '' FROM {n} WHERE title = 'old'",
+            [_now()],
+        )
+        # Pending ones are due in a day: the claim finds nothing due among them.
+        cursor.execute(f"SELECT MAX(id) FROM {n}")
+        last = cursor.fetchone()[0]
+    NotificationEmail.objects.filter(state="pending").update(due_at=_now() + timedelta(days=1))
+    from notifications.models import EmailScanCursor
+
+    EmailScanCursor.objects.update_or_create(pk=1, defaults={"last_notification_id": last})
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {n}; ANALYZE {e}")
+
+
+def _now() -> Any:
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def query_plans(rows: int) -> dict[str, Any]:
+    from django.db import connection
+
+    from notifications.models import Notification, NotificationEmail
+
+    fill_table(rows)
+    now = _now()
+    from notifications.emails import claims, scan
+
+    scan_query = scan.after_cursor(10**12)  # the scan once it has caught up: nothing new
+    pending = NotificationEmail.objects.filter(mode="immediate", due_at__lte=now)
+    claim = claims.due_ids(pending, limit=200)
+    baseline = (
+        Notification.objects.filter(
+            read_at__isnull=True, created_at__lte=now - timedelta(minutes=10), email__isnull=True
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:200]
+    )
+    out: dict[str, Any] = {"rows": rows, "database": connection.vendor}
+    for name, qs in (("scan", scan_query), ("claim", claim), ("baseline", baseline)):
+        out[name] = {"plan": qs.explain(), "ms": round(_median_ms(qs), 3)}
+    return out
+
+
+def _median_ms(qs: Any, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        list(qs.all())  # a fresh queryset: not the cached result
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def digest_memory(users: int, smtp: SmtpCounter) -> dict[str, Any]:
+    from notifications.emails.worker import run_pass
+    from notifications.models import CategoryPreference, Notification
+
+    out = {}
+    for label, count in (("tenth", max(users // 10, 1)), ("all", users)):
+        ids = create_users(count, f"dg{label}")
+        CategoryPreference.objects.bulk_create(
+            [CategoryPreference(user_id=u, category="general", email="daily") for u in ids],
+            batch_size=5000,
+        )
+        make_due(ids, f"digest {label}")
+        Notification.objects.filter(title=f"digest {label}").update(
+            created_at=_now() - timedelta(days=2)
+        )
+        before = smtp.count
+        tracemalloc.start()
+        started = time.perf_counter()
+        tally = run_pass()
+        seconds = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        smtp.wait_for(before + count)
+        assert tally.digests == count, tally
+        out[label] = {"users": count, "peak_mb": round(peak / 2**20, 1), "s": round(seconds, 1)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--emails", type=int, default=5000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--digest-users", type=int, default=100_000)
+    parser.add_argument("--database-url", default="", help="a PostgreSQL server (else SQLite)")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "bench" / "results" / "notification_emails.json"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.emails, args.rows, args.digest_users = 300, 20_000, 1000
+
+    with BenchEnv(database_url=args.database_url) as env:
+        smtp = SmtpCounter()
+        try:
+            point_email_at(smtp)
+            print(f"send rate, {args.emails:,} emails ...", flush=True)
+            result: dict[str, Any] = {"send": send_rate(args.emails, smtp)}
+            print(f"digests, {args.digest_users:,} users ...", flush=True)
+            result["digests"] = digest_memory(args.digest_users, smtp)
+            print(f"query plans, {args.rows:,} notifications ...", flush=True)
+            result["queries"] = query_plans(args.rows)
+            result["database"] = "postgresql" if env.is_postgres else "sqlite"
+        finally:
+            smtp.stop()
+    report(result, args.json)
+
+
+def report(result: dict[str, Any], path: Path) -> None:
+    s, q, d = result["send"], result["queries"], result["digests"]
+    print(f"  worker pass:        {s['worker_per_s']:>8,} emails/s  (target >= 200)")
+    print(f"  send_mail() loop:   {s['send_mail_loop_per_s']:>8,} emails/s  (baseline)")
+    print(f"  ratio:              {s['ratio']:>8}x")
+    for name in ("scan", "claim", "baseline"):
+        print(f"  {name} query, {q['rows']:,} rows ({q['database']}): {q[name]['ms']} ms")
+        print("    " + q[name]["plan"].replace("\n", "\n    "))
+    for label in ("tenth", "all"):
+        r = d[label]
+        print(f"  digests, {r['users']:>7,} users: peak {r['peak_mb']} MB, {r['s']} s")
+    out = path.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"  written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+
+
+if __name__ == "__main__":
+    main()
