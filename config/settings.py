@@ -231,6 +231,14 @@ EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
 EMAIL_USE_TLS, EMAIL_USE_SSL = _email["EMAIL_USE_TLS"], _email["EMAIL_USE_SSL"]
 EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"] or 30
 DEFAULT_FROM_EMAIL = env_str("EMAIL_FROM") or "Pulse <pulse@localhost>"
+# A worker's claim on due email rows lasts this long; a worker that died leaves its unsent
+# rows to the others after it (notifications/emails/claims.py). Longer than a batch takes.
+NOTIFICATION_EMAIL_LEASE_SECONDS = env_int("NOTIFICATION_EMAIL_LEASE_SECONDS", 300)
+if NOTIFICATION_EMAIL_LEASE_SECONDS < 1:
+    raise ImproperlyConfigured(
+        "NOTIFICATION_EMAIL_LEASE_SECONDS must be 1 or more, "
+        f"got {NOTIFICATION_EMAIL_LEASE_SECONDS}"
+    )
 # The links in emails are absolute: the address users reach the site at.
 SITE_URL = (env_str("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
 

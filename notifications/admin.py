@@ -86,6 +86,9 @@ class CategoryPreferenceAdmin(admin.ModelAdmin):
     raw_id_fields = ("user",)
 
 
+RETRYABLE = (EmailState.FAILED, EmailState.IN_DOUBT, EmailState.PENDING)
+
+
 @admin.register(NotificationEmail)
 class NotificationEmailAdmin(admin.ModelAdmin):
     """What became of each notification's email; failed ones (SMTP errors, bounces) say why."""
@@ -97,12 +100,18 @@ class NotificationEmailAdmin(admin.ModelAdmin):
     readonly_fields = ("claim", "claimed_until", "attempts", "sent_at", "last_error")
     actions = ("retry_now",)
 
-    @admin.action(description="Send again now (failed or pending ones)")
+    @admin.action(description="Send again now (failed, in doubt or pending ones)")
     def retry_now(self, request: HttpRequest, queryset: QuerySet[NotificationEmail]) -> None:
-        count = queryset.filter(state__in=[EmailState.FAILED, EmailState.PENDING]).update(
+        # In doubt: a worker died during SMTP DATA. Only staff decide to risk a second copy.
+        retried = queryset.filter(state__in=RETRYABLE)
+        in_doubt = retried.filter(state=EmailState.IN_DOUBT).count()
+        count = retried.update(
             state=EmailState.PENDING, due_at=timezone.now(), attempts=0, last_error=""
         )
-        self.message_user(request, f"{count} email(s) will be sent by the next worker pass.")
+        text = f"{count} email(s) will be sent by the next worker pass."
+        if in_doubt:
+            text += f" {in_doubt} of them were in doubt: the recipient may get a second copy."
+        self.message_user(request, text)
 
 
 @admin.register(NotificationSettings)

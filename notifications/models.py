@@ -343,6 +343,8 @@ class EmailState(models.TextChoices):
     SENT = "sent", "Sent"
     SKIPPED = "skipped", "Skipped"
     FAILED = "failed", "Failed"
+    # The worker stopped during SMTP DATA: perhaps delivered, so never resent automatically.
+    IN_DOUBT = "in_doubt", "In doubt (may have been sent)"
 
 
 class NotificationEmail(models.Model):

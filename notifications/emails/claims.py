@@ -2,10 +2,12 @@
 
 A claim is one short transaction: pick due pending rows (`FOR UPDATE SKIP LOCKED` on
 PostgreSQL, so workers pick different rows without waiting; SQLite serialises writers and
-ignores it) and mark them `claimed` with a random token and a lease, conditionally on still
-being pending. A row is `sending` only during its SMTP transaction. After a lease runs out
-(its worker died), `recover` returns claimed rows to pending and marks sending rows failed:
-such an email may have gone out, and sending it again could make two.
+ignores it) and mark them `claimed` with a random token and a lease
+(NOTIFICATION_EMAIL_LEASE_SECONDS), conditionally on still being pending. A row is `sending`
+only from just before its SMTP `DATA` until its outcome is recorded. After a lease runs out
+(its worker died), `recover` returns claimed rows to pending, for another worker to send,
+and marks sending rows `in_doubt`: such an email may have gone out, and sending it again
+could make two, so only staff resend it (the admin's retry action).
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, QuerySet
 
 from notifications.models import EmailState, NotificationEmail
 
-LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
-IN_DOUBT = "interrupted while sending (the worker stopped): it may have been delivered, so it "
-IN_DOUBT += "is not sent again"
+IN_DOUBT = "the worker stopped during SMTP DATA: it may have been delivered, so it is not sent "
+IN_DOUBT += "again unless staff retry it"
+
+
+def lease() -> timedelta:
+    """How long a claim holds its rows before other workers may take them back."""
+    return timedelta(seconds=settings.NOTIFICATION_EMAIL_LEASE_SECONDS)
 
 
 def claim(
@@ -36,7 +43,7 @@ def claim(
         if not ids:
             return token, []
         NotificationEmail.objects.filter(id__in=ids, state=EmailState.PENDING).update(
-            state=EmailState.CLAIMED, claim=token, claimed_until=now + LEASE
+            state=EmailState.CLAIMED, claim=token, claimed_until=now + lease()
         )
     return token, list(
         NotificationEmail.objects.filter(id__in=ids, claim=token).values_list("id", flat=True)
@@ -53,8 +60,8 @@ def due_ids(pending: QuerySet[NotificationEmail], *, limit: int) -> QuerySet[Any
 
 
 def start_sending(*, token: str, ids: Collection[int]) -> set[int]:
-    """Mark claimed rows `sending` right before their SMTP transaction; return those marked
-    (a row missing was taken back after the lease ran out)."""
+    """Mark claimed rows `sending` right before their SMTP `DATA`; return those marked
+    (a row missing was taken back after the lease ran out, or went with its notification)."""
     rows = NotificationEmail.objects.filter(id__in=list(ids), claim=token)
     rows.filter(state=EmailState.CLAIMED).update(
         state=EmailState.SENDING, attempts=F("attempts") + 1
@@ -108,6 +115,24 @@ def recover(*, now: datetime) -> tuple[int, int]:
         state=EmailState.PENDING, claim="", claimed_until=None
     )
     doubtful = stale.filter(state=EmailState.SENDING).update(
-        state=EmailState.FAILED, claim="", claimed_until=None, last_error=IN_DOUBT
+        state=EmailState.IN_DOUBT, claim="", claimed_until=None, last_error=IN_DOUBT
     )
     return resumed, doubtful
+
+
+def unsent_for(notification_id: int) -> dict[str, Any] | None:
+    """The email row of a notification that is about to be replaced (a collapse), if no
+    worker has handed it to SMTP yet; locked, so no worker starts it meanwhile."""
+    return (
+        NotificationEmail.objects.select_for_update()
+        .filter(notification_id=notification_id, state__in=[EmailState.PENDING, EmailState.CLAIMED])
+        .values("user_id", "mode", "due_at", "attempts", "last_error")
+        .first()
+    )
+
+
+def carry_over(row: dict[str, Any] | None, *, notification_id: int) -> None:
+    """Give a replaced notification's unsent email row to the row replacing it, pending at
+    the same due time: one email for both, and later collapses do not put it off."""
+    if row is not None:
+        NotificationEmail.objects.create(notification_id=notification_id, **row)

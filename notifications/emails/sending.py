@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.mail import EmailMessage, get_connection
-from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail import EmailMessage
 
 from notifications.batch_sql import id_set
 from notifications.emails import claims, messages, scan
 from notifications.emails.schedule import quiet_until
-from notifications.models import EmailMode, EmailState, NotificationEmail, NotificationSettings
+from notifications.emails.smtp import SmtpConnections
+from notifications.models import (
+    EmailMode,
+    EmailState,
+    InboxSeen,
+    NotificationEmail,
+    NotificationSettings,
+)
 from realtime.connection_caps import last_live_ms
 
 logger = logging.getLogger(__name__)
@@ -31,7 +35,7 @@ DIGEST_ROWS_PER_USER = 200
 # Emails in flight at once, each on its own SMTP connection.
 SMTP_CONNECTIONS = 4
 DIGEST_MODES = (EmailMode.HOURLY, EmailMode.DAILY)
-_FIELDS = ("id", "title", "body", "kind", "url", "created_at", "read_at")
+_FIELDS = ("id", "title", "body", "kind", "url", "created_at", "read_at", "archived_at")
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Tally:
     skipped: dict[str, int] = field(default_factory=dict)
     retried: int = 0
     failed: int = 0
+    in_doubt: int = 0  # rows of a dead worker that was in SMTP DATA: perhaps sent
 
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
@@ -157,24 +162,51 @@ def _deliver(
     """Send each (rows, email) of the outbox; return how many went out.
 
     SMTP_CONNECTIONS emails at a time, each on its own connection: an SMTP transaction is
-    four round trips, mostly waiting. Only the rows of the emails in flight are `sending`.
+    four round trips, mostly waiting. Rows are `sending` only from just before `DATA`, so
+    a worker killed earlier leaves them claimed, for another worker after the lease.
     """
     if not outbox:
         return 0
     sent = 0
-    with _SmtpConnections(min(SMTP_CONNECTIONS, len(outbox))) as smtp:
+    with SmtpConnections(min(SMTP_CONNECTIONS, len(outbox))) as smtp:
         for start in range(0, len(outbox), SMTP_CONNECTIONS):
             wave = outbox[start : start + SMTP_CONNECTIONS]
-            live = claims.start_sending(token=token, ids=[i for ids, _ in wave for i in ids])
-            wave = [(ids, email) for ids, email in wave if set(ids) <= live]
-            done: list[int] = []
-            for (ids, email), error in zip(wave, smtp.send([e for _, e in wave]), strict=True):
-                if error is None:
-                    done += ids
-                    sent += 1
-                else:
-                    _failed(error, email, token=token, ids=ids, now=now, tally=tally)
-            claims.finish(token=token, ids=done, state=EmailState.SENT, now=now)
+            sent += _send_wave(smtp, wave, token=token, now=now, tally=tally)
+    return sent
+
+
+def _send_wave(
+    smtp: SmtpConnections,
+    wave: list[tuple[list[int], EmailMessage]],
+    *,
+    token: str,
+    now: datetime,
+    tally: Tally,
+) -> int:
+    """Email i of the wave on connection i: envelopes, rows `sending`, `DATA`, rows `sent`."""
+    emails = [email for _, email in wave]
+    refused = smtp.envelopes(emails)
+    accepted = [[] if error else ids for (ids, _), error in zip(wave, refused, strict=True)]
+    for (ids, email), error in zip(wave, refused, strict=True):
+        if error is not None:
+            _failed(error, email, token=token, ids=ids, now=now, tally=tally)
+    live = claims.start_sending(token=token, ids=[i for ids in accepted for i in ids])
+    go = [e if ids and set(ids) <= live else None for ids, e in zip(accepted, emails, strict=True)]
+    # Rows taken back since the claim (the lease ran out, the notification went): not sent.
+    smtp.abort(
+        [e if ids and not g else None for ids, e, g in zip(accepted, emails, go, strict=True)]
+    )
+    done: list[int] = []
+    sent = 0
+    for (ids, email), sending, error in zip(wave, go, smtp.data(go), strict=True):
+        if sending is None:
+            continue
+        if error is None:
+            done += ids
+            sent += 1
+        else:
+            _failed(error, email, token=token, ids=ids, now=now, tally=tally)
+    claims.finish(token=token, ids=done, state=EmailState.SENT, now=now)
     return sent
 
 
@@ -195,41 +227,6 @@ def _failed(
         logger.warning("email to %s failed, will retry: %s", email.to, error)
         claims.retry_later(token=token, ids=ids, now=now, error=_why(error))
         tally.retried += 1
-
-
-class _SmtpConnections:
-    """A few SMTP connections, one per thread of a small pool, kept open for a whole batch."""
-
-    def __init__(self, size: int) -> None:
-        self.pool = ThreadPoolExecutor(size, thread_name_prefix="smtp")
-        self.local = threading.local()
-        self.opened: list[BaseEmailBackend] = []
-        self.lock = threading.Lock()
-
-    def send(self, emails: list[EmailMessage]) -> list[Exception | None]:
-        """Send these at once, one per connection: each one's error, or None if it went out."""
-        return list(self.pool.map(self._send_one, emails))
-
-    def _send_one(self, email: EmailMessage) -> Exception | None:
-        connection = getattr(self.local, "connection", None)
-        if connection is None:
-            connection = self.local.connection = get_connection()
-            with self.lock:
-                self.opened.append(connection)
-        try:
-            connection.send_messages([email])
-        except (smtplib.SMTPException, OSError) as exc:
-            connection.close()  # reopened by the next send
-            return exc
-        return None
-
-    def __enter__(self) -> _SmtpConnections:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.pool.shutdown(wait=True)
-        for connection in self.opened:
-            connection.close()
 
 
 def _why(exc: Exception) -> str:
@@ -256,6 +253,11 @@ class _Recipients:
         }
         self.modes = scan.email_modes(user_ids=user_ids)
         self.live = last_live_ms(user_ids=user_ids)
+        self.seen_through = dict(
+            InboxSeen.objects.filter(user_id__in=id_set(user_ids)).values_list(
+                "user_id", "notification_id"
+            )
+        )
 
     def address(self, user_id: int) -> str:
         return str(self.users[user_id]["email"])
@@ -267,8 +269,14 @@ class _Recipients:
         user = self.users.get(user_id)
         if user is None or not user["is_active"] or not user["email"]:
             return "no email address"
+        # Archived, read, or seen in the bell: not missed, alone or in a digest (a deleted
+        # one has no row left). Archiving reads; "mark unread" leaves the seen mark.
+        if n["archived_at"] is not None:
+            return "archived"
         if n["read_at"] is not None:
             return "read"
+        if n["id"] <= self.seen_through.get(user_id, 0):
+            return "seen"
         settings = self.settings.get(user_id)
         if settings is not None and settings.pause_email:
             return "email paused"

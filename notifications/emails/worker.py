@@ -14,7 +14,7 @@ def run_pass() -> sending.Tally:
     """Send every email due now; return what happened."""
     now = timezone.now()
     tally = sending.Tally()
-    _, tally.failed = claims.recover(now=now)
+    _, tally.in_doubt = claims.recover(now=now)
     for _ in range(MAX_BATCHES):
         if not scan.scan_batch(now=now):
             break

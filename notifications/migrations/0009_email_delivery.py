@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('mode', models.CharField(choices=[('off', 'Off'), ('immediate', 'Immediately, if missed'), ('hourly', 'Hourly digest'), ('daily', 'Daily digest')], max_length=10)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('claimed', 'Claimed by a worker'), ('sending', 'Sending'), ('sent', 'Sent'), ('skipped', 'Skipped'), ('failed', 'Failed')], default='pending', max_length=10)),
+                ('state', models.CharField(choices=[('pending', 'Pending'), ('claimed', 'Claimed by a worker'), ('sending', 'Sending'), ('sent', 'Sent'), ('skipped', 'Skipped'), ('failed', 'Failed'), ('in_doubt', 'In doubt (may have been sent)')], default='pending', max_length=10)),
                 ('due_at', models.DateTimeField()),
                 ('attempts', models.PositiveSmallIntegerField(default=0)),
                 ('claim', models.CharField(blank=True, max_length=32)),

@@ -210,10 +210,12 @@ def test_two_claims_never_take_the_same_row_and_a_dead_workers_claim_resumes(ali
     first, ids_a = claims.claim(due, now=now, limit=3)
     _, ids_b = claims.claim(due, now=now, limit=3)
     assert (len(ids_a), len(ids_b), set(ids_a) & set(ids_b)) == (3, 1, set())
-    claims.start_sending(token=first, ids=ids_a[:1])  # then the worker holding it died
-    assert claims.recover(now=now + claims.LEASE + timedelta(seconds=1)) == (3, 1)
+    claims.start_sending(token=first, ids=ids_a[:1])  # DATA began, then its worker died
+    assert claims.recover(now=now + claims.lease() + timedelta(seconds=1)) == (3, 1)
     row = NotificationEmail.objects.get(pk=ids_a[0])
-    assert row.state == EmailState.FAILED and row.last_error == claims.IN_DOUBT
+    assert row.state == EmailState.IN_DOUBT and row.last_error == claims.IN_DOUBT
+    # The claimed rows it had not handed to SMTP are pending again: the next pass sends them.
+    assert NotificationEmail.objects.filter(state=EmailState.PENDING).count() == 3
 
 
 def test_the_command_rejects_a_bad_interval():

@@ -26,5 +26,14 @@ class Command(RepeatingCommand):
             parts.append(f"will retry {tally.retried}")
         if tally.failed:
             parts.append(f"failed {tally.failed} (see the admin, Notification emails)")
-        if verbosity > 1 or tally.sent or tally.digests or tally.failed or tally.retried:
+        if tally.in_doubt:
+            parts.append(f"in doubt {tally.in_doubt} (a worker died sending them; see the admin)")
+        if (
+            verbosity > 1
+            or tally.sent
+            or tally.digests
+            or tally.failed
+            or tally.retried
+            or tally.in_doubt
+        ):
             self.stdout.write(", ".join(parts))
