@@ -17,6 +17,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from notifications import batch_sql, events, kinds, preferences, selectors
+from notifications.emails import claims as email_claims
 from notifications.hooks import announcement_deleted, announcement_published
 from notifications.models import (
     Announcement,
@@ -154,10 +155,11 @@ def _collapse(
         actors = [pk for pk in actors if pk != actor.pk] + [actor.pk]
     title = collapsed_title(content["title"], actor=actor, others=len(actors) - 1)
     replaces = earlier.pk
+    email = email_claims.unsent_for(earlier.pk)  # the delete cascades to it
     # Deleting publishes `event: read` for the earlier row (notification_deleted): older
     # clients then show it read, newer ones drop it on `replaces`.
     earlier.delete()
-    return Notification.objects.create(
+    survivor = Notification.objects.create(
         recipient_id=earlier.recipient_id,
         **{**content, "title": title},
         actor=actor,
@@ -166,6 +168,8 @@ def _collapse(
         collapse_actor_ids=actors,
         replaces_id=replaces,
     )
+    email_claims.carry_over(email, notification_id=survivor.pk)
+    return survivor
 
 
 def collapsed_title(title: str, *, actor: Any, others: int) -> str:

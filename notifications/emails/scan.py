@@ -9,11 +9,12 @@ may commit out of order, and a row committed late behind the cursor would be mis
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from notifications import kinds, preferences
@@ -28,12 +29,27 @@ from notifications.models import (
     NotificationSettings,
 )
 
+logger = logging.getLogger(__name__)
+
 SCAN_BATCH = 2000
+# Scans of one batch that may meet a concurrent delete before one is left to fail.
+RACE_RETRIES = 3
 SCAN_LAG = timedelta(seconds=30)
 
 
 def scan_batch(*, now: datetime) -> int:
     """Look at the next batch of notifications after the cursor; return how many it read."""
+    for _ in range(RACE_RETRIES):
+        try:
+            return _scan_batch(now=now)
+        except IntegrityError:
+            # A notification read here was deleted (a collapse, the user) before this
+            # commit: its email row's foreign key failed. Read the batch again without it.
+            logger.info("a scanned notification was deleted meanwhile; scanning again")
+    return _scan_batch(now=now)
+
+
+def _scan_batch(*, now: datetime) -> int:
     with transaction.atomic():
         cursor, _ = EmailScanCursor.objects.select_for_update().get_or_create(pk=1)
         rows = list(after_cursor(cursor.last_notification_id))
