@@ -1,6 +1,6 @@
 """Benchmark the notification email worker: send rate, the due query's plan, digest memory.
 
-    python -m bench.notification_emails [--quick] [--emails 5000] [--rows 1000000]
+    python -m bench.notification_emails [--quick] [--emails 5000] [--rows 100000,1000000]
         [--digest-users 100000] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
 Everything runs in a throwaway world (bench/env.py: a temp dir, a private Redis, SQLite or
@@ -10,12 +10,14 @@ counts what it receives. Three parts:
 1. Send rate: `--emails` missed notifications, all due, sent by one worker pass
    (`notifications.emails.worker.run_pass`), against the baseline in the same run: Django's
    `send_mail()` once per notification, as a cron script without the worker would.
-2. The due query: with `--rows` notifications in the table (most already emailed), the
-   query plans (EXPLAIN) and times of the worker's two queries, the cursor scan and the claim
-   of due rows, beside the baseline query a worker without the email table would run
-   ("unread, older than the delay, not yet emailed"), whose cost grows with the table.
+2. The due query: the table grown to each size of `--rows` in turn (most rows already
+   emailed), the query plans (EXPLAIN ANALYZE on PostgreSQL, EXPLAIN on SQLite) and times
+   of the worker's two queries, the cursor scan and the claim of due rows, beside the
+   baseline query a worker without the email table would run ("unread, older than the
+   delay, not yet emailed"), whose cost grows with the table.
 3. Digests: `--digest-users` users with one due daily digest each; peak memory of the
-   digest run (tracemalloc) against the same run for a tenth of the users.
+   digest run (tracemalloc, and the process's peak RSS) against the same run for a tenth
+   of the users.
 
 Results are printed and written as JSON to bench/results/notification_emails.json.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import resource
 import statistics
 import sys
 import time
@@ -154,36 +157,37 @@ def send_rate(emails: int, smtp: SmtpCounter) -> dict[str, Any]:
 
 
 def fill_table(rows: int) -> None:
-    """`rows` unread notifications a day old, 99% emailed already, 1% pending, not yet due."""
+    """Add `rows` unread notifications a day old, 99% emailed already, 1% pending, not yet
+    due; the scan cursor then stands after them (they are all scanned)."""
     from django.db import connection
 
-    from notifications.models import Notification, NotificationEmail
+    from notifications.models import EmailScanCursor, Notification, NotificationEmail
 
     n, e = Notification._meta.db_table, NotificationEmail._meta.db_table
-    user = create_users(1, "bulk")[0]
+    user = create_users(1, f"bulk{Notification.objects.count()}-")[0]
     with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {n}")
+        first = cursor.fetchone()[0]
         cursor.execute(
             f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %s) "
             f"INSERT INTO {n} (recipient_id, title, body, level, kind, url, send_key, created_at) "
             "SELECT %s, 'old', '', 'info', 'general', '', '', %s FROM s",
             [rows, user, _now() - timedelta(days=1)],
         )
+        # Pending ones are due in a day: the claim finds nothing due among them.
         cursor.execute(
             f"INSERT INTO {e} (notification_id, user_id, mode, state, due_at, attempts, claim, "
             f"last_error) SELECT id, recipient_id, 'immediate', CASE WHEN id %% 100 = 0 THEN "
-            f"'pending' ELSE 'sent' END, %s, 1, '', '' FROM {n} WHERE title = 'old'",
-            [_now()],
+            f"'pending' ELSE 'sent' END, CASE WHEN id %% 100 = 0 THEN %s ELSE %s END, 1, '', '' "
+            f"FROM {n} WHERE title = 'old' AND id > %s",
+            [_now() + timedelta(days=1), _now(), first],
         )
-        # Pending ones are due in a day: the claim finds nothing due among them.
         cursor.execute(f"SELECT MAX(id) FROM {n}")
         last = cursor.fetchone()[0]
-    NotificationEmail.objects.filter(state="pending").update(due_at=_now() + timedelta(days=1))
-    from notifications.models import EmailScanCursor
-
     EmailScanCursor.objects.update_or_create(pk=1, defaults={"last_notification_id": last})
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {n}; ANALYZE {e}")
+            cursor.execute(f"VACUUM ANALYZE {n}; VACUUM ANALYZE {e}")
 
 
 def _now() -> Any:
@@ -192,28 +196,34 @@ def _now() -> Any:
     return timezone.now()
 
 
-def query_plans(rows: int) -> dict[str, Any]:
+def query_plans(sizes: list[int]) -> list[dict[str, Any]]:
+    """The worker's queries and the baseline's, with the table grown to each size in turn."""
     from django.db import connection
 
+    from notifications.emails import claims, scan
     from notifications.models import Notification, NotificationEmail
 
-    fill_table(rows)
-    now = _now()
-    from notifications.emails import claims, scan
-
-    scan_query = scan.after_cursor(10**12)  # the scan once it has caught up: nothing new
-    pending = NotificationEmail.objects.filter(mode="immediate", due_at__lte=now)
-    claim = claims.due_ids(pending, limit=200)
-    baseline = (
-        Notification.objects.filter(
-            read_at__isnull=True, created_at__lte=now - timedelta(minutes=10), email__isnull=True
+    out = []
+    for size in sizes:
+        fill_table(size - Notification.objects.filter(title="old").count())
+        now = _now()
+        scan_query = scan.after_cursor(10**12)  # the scan once it has caught up: nothing new
+        pending = NotificationEmail.objects.filter(mode="immediate", due_at__lte=now)
+        claim = claims.due_ids(pending, limit=200)
+        baseline = (
+            Notification.objects.filter(
+                read_at__isnull=True,
+                created_at__lte=now - timedelta(minutes=10),
+                email__isnull=True,
+            )
+            .order_by("id")
+            .values_list("id", flat=True)[:200]
         )
-        .order_by("id")
-        .values_list("id", flat=True)[:200]
-    )
-    out: dict[str, Any] = {"rows": rows, "database": connection.vendor}
-    for name, qs in (("scan", scan_query), ("claim", claim), ("baseline", baseline)):
-        out[name] = {"plan": qs.explain(), "ms": round(_median_ms(qs), 3)}
+        analyze = {"analyze": True} if connection.vendor == "postgresql" else {}
+        result: dict[str, Any] = {"rows": size, "database": connection.vendor}
+        for name, qs in (("scan", scan_query), ("claim", claim), ("baseline", baseline)):
+            result[name] = {"plan": qs.explain(**analyze), "ms": round(_median_ms(qs), 3)}
+        out.append(result)
     return out
 
 
@@ -250,7 +260,15 @@ def digest_memory(users: int, smtp: SmtpCounter) -> dict[str, Any]:
         tracemalloc.stop()
         smtp.wait_for(before + count)
         assert tally.digests == count, tally
-        out[label] = {"users": count, "peak_mb": round(peak / 2**20, 1), "s": round(seconds, 1)}
+        # Peak RSS of the whole process so far (it only grows): bounded if "all" stays close.
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out[label] = {
+            "users": count,
+            "peak_mb": round(peak / 2**20, 1),
+            "max_rss_mb": round(rss),
+            "s": round(seconds, 1),
+            "digests_per_s": round(count / seconds),
+        }
     return out
 
 
@@ -258,7 +276,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--emails", type=int, default=5000)
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--rows",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[100_000, 1_000_000],
+        help="table sizes for the query plans, comma-separated, growing",
+    )
     parser.add_argument("--digest-users", type=int, default=100_000)
     parser.add_argument("--database-url", default="", help="a PostgreSQL server (else SQLite)")
     parser.add_argument(
@@ -266,7 +289,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.quick:
-        args.emails, args.rows, args.digest_users = 300, 20_000, 1000
+        args.emails, args.rows, args.digest_users = 300, [2000, 20_000], 1000
 
     with BenchEnv(database_url=args.database_url) as env:
         smtp = SmtpCounter()
@@ -276,7 +299,7 @@ def main() -> None:
             result: dict[str, Any] = {"send": send_rate(args.emails, smtp)}
             print(f"digests, {args.digest_users:,} users ...", flush=True)
             result["digests"] = digest_memory(args.digest_users, smtp)
-            print(f"query plans, {args.rows:,} notifications ...", flush=True)
+            print(f"query plans, {args.rows} notifications ...", flush=True)
             result["queries"] = query_plans(args.rows)
             result["database"] = "postgresql" if env.is_postgres else "sqlite"
         finally:
@@ -289,12 +312,18 @@ def report(result: dict[str, Any], path: Path) -> None:
     print(f"  worker pass:        {s['worker_per_s']:>8,} emails/s  (target >= 200)")
     print(f"  send_mail() loop:   {s['send_mail_loop_per_s']:>8,} emails/s  (baseline)")
     print(f"  ratio:              {s['ratio']:>8}x")
-    for name in ("scan", "claim", "baseline"):
-        print(f"  {name} query, {q['rows']:,} rows ({q['database']}): {q[name]['ms']} ms")
-        print("    " + q[name]["plan"].replace("\n", "\n    "))
+    for size in q:
+        for name in ("scan", "claim", "baseline"):
+            print(
+                f"  {name} query, {size['rows']:,} rows ({size['database']}): {size[name]['ms']} ms"
+            )
+            print("    " + size[name]["plan"].replace("\n", "\n    "))
     for label in ("tenth", "all"):
         r = d[label]
-        print(f"  digests, {r['users']:>7,} users: peak {r['peak_mb']} MB, {r['s']} s")
+        print(
+            f"  digests, {r['users']:>7,} users: traced peak {r['peak_mb']} MB, "
+            f"max RSS {r['max_rss_mb']} MB, {r['s']} s ({r['digests_per_s']}/s)"
+        )
     out = path.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
