@@ -393,11 +393,18 @@ def _set_state(notification: Notification, action: str, **fields: Any) -> None:
     _read_change_publish(user_id=notification.recipient_id, ids=[notification.pk], action=action)
 
 
-def notifications_mark_seen(*, user: Any) -> dict[str, int]:
-    """The bell was opened: everything up to the newest notification is seen (the badge
-    counts only what comes after). Return the badge counts."""
+def notifications_mark_seen(*, user: Any, through: int | None = None) -> dict[str, int]:
+    """The bell was opened: everything up to the newest notification it showed (`through`;
+    None: the newest of all) is seen, and the badge counts only what comes after. Return
+    the badge counts.
+
+    `through` keeps a notification that arrives while the bell's request is on its way
+    unseen: the tab did not show it."""
+    shown = Notification.objects.filter(recipient=user)
+    if through is not None:
+        shown = shown.filter(id__lte=through)
     with transaction.atomic():
-        newest = Notification.objects.filter(recipient=user).aggregate(m=Max("id"))["m"] or 0
+        newest = shown.aggregate(m=Max("id"))["m"] or 0
         InboxSeen.objects.bulk_create([InboxSeen(user=user)], ignore_conflicts=True)
         moved = InboxSeen.objects.filter(user=user, notification_id__lt=newest).update(
             notification_id=newest, seen_at=timezone.now()

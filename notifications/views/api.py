@@ -82,8 +82,15 @@ def unread_count(request: HttpRequest) -> HttpResponse:
 @require_post
 @login_required_json
 def mark_seen(request: HttpRequest) -> HttpResponse:
-    """The bell was opened: the badge (`unseen`) starts again from zero."""
-    return JsonResponse(services.notifications_mark_seen(user=request.user))
+    """The bell was opened: what it showed (`?through=<newest id shown>`, else everything)
+    is seen, and the badge (`unseen`) counts only what came after."""
+    through = request.GET.get("through")
+    if through is not None and not (through.isascii() and through.isdigit()):
+        return json_error(400, "through must be a notification id")
+    counts = services.notifications_mark_seen(
+        user=request.user, through=int(through) if through else None
+    )
+    return JsonResponse(counts)
 
 
 # The inbox actions on one notification: POST /api/notifications/<id>/<action>/.

@@ -299,15 +299,15 @@ function setDropdown(open) {
   if (!dropdown) return;
   dropdown.hidden = !open;
   bellButton.setAttribute("aria-expanded", String(open));
-  if (open) {
-    refreshDropdown();
-    markSeen();
-  }
+  if (open) refreshDropdown().then(() => markSeen());
 }
 
-// Opening the bell sees everything in it: the badge starts again from zero, on every tab.
+// Opening the bell sees what it shows: the badge starts again from zero, on every tab.
+// Only up to the newest row shown: one arriving while the request is on its way stays new.
 function markSeen() {
-  api("/api/notifications/seen/", { method: "POST" })
+  const shown = [...(bellList?.querySelectorAll("li.item[data-id]") ?? [])].map((li) => Number(li.dataset.id));
+  if (!shown.length) return; // nothing shown (none yet, or the list failed to load)
+  api(`/api/notifications/seen/?through=${Math.max(...shown)}`, { method: "POST" })
     .then((data) => setUnread(badgeOf(data)))
     .catch(() => {}); // the badge stays as it was; the next opening tries again
 }

@@ -42,6 +42,23 @@ def test_opening_the_bell_clears_the_badge_but_not_the_unread_count(alice, alice
     assert titles(alice_client, "?state=unread") == ["c", "b", "a"]
 
 
+def test_the_bell_sees_only_through_the_newest_row_it_showed(alice, alice_client):
+    shown = notification_create(recipient=alice, title="shown")
+    notification_create(recipient=alice, title="arrived while the request was on its way")
+    answer = csrf_post(alice_client, f"/api/notifications/seen/?through={shown.pk}")
+    assert answer.json() == {"unread": 2, "unseen": 1}
+    assert titles(alice_client, "?state=unseen") == ["arrived while the request was on its way"]
+
+
+@pytest.mark.parametrize("through", ["", "-1", "1.5", "x", "\u0661"])
+def test_a_through_that_is_not_an_id_is_400_and_sees_nothing(alice, alice_client, through):
+    notification_create(recipient=alice, title="a")
+    answer = csrf_post(alice_client, f"/api/notifications/seen/?through={through}")
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "through must be a notification id"
+    assert alice_client.get("/api/notifications/unread-count/").json()["unseen"] == 1
+
+
 def test_each_state_filters_the_list(alice, alice_client):
     read, unread, archived = (notification_create(recipient=alice, title=t) for t in "rua")
     notification_mark_read(user=alice, notification_id=read.pk)
