@@ -85,6 +85,8 @@ def finish(*, token: str, ids: Collection[int], state: str, now: datetime, error
 def retry_later(*, token: str, ids: Collection[int], now: datetime, error: str) -> None:
     """After an SMTP error: pending again with a growing delay, or failed after MAX_ATTEMPTS."""
     rows = NotificationEmail.objects.filter(id__in=list(ids), claim=token)
+    # Failed before DATA (no server, refused sender): an attempt too, or it would never fail.
+    rows.filter(state=EmailState.CLAIMED).update(attempts=F("attempts") + 1)
     rows.filter(attempts__gte=MAX_ATTEMPTS).update(
         state=EmailState.FAILED, claim="", claimed_until=None, last_error=error
     )

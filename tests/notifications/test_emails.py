@@ -24,6 +24,7 @@ from notifications.models import (
 from notifications.services import notification_create
 from realtime import connection_caps
 from realtime.redis_clients import sync_client
+from tests.support.servers import free_port
 from tests.support.smtp import REFUSED_DOMAIN, body_of
 
 pytestmark = pytest.mark.django_db
@@ -178,6 +179,18 @@ def test_a_refused_recipient_fails_visibly_and_a_temporary_error_is_retried(alic
     run_pass()
     assert [m["To"] for m in smtp.wait_for(1)] == ["bob@example.com"]
     assert NotificationEmail.objects.get(pk=row.pk).attempts == 2
+
+
+def test_an_smtp_server_that_is_down_is_retried_then_fails_visibly(alice, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
+    n = missed(alice)
+    for attempt in range(1, claims.MAX_ATTEMPTS + 1):
+        NotificationEmail.objects.filter(notification=n).update(due_at=timezone.now())
+        assert run_pass().retried == 1
+        row = NotificationEmail.objects.get(notification=n)
+        assert row.attempts == attempt and "Connection refused" in row.last_error
+    assert row.state == EmailState.FAILED
 
 
 def test_quiet_hours_postpone_the_email_to_their_end(alice, smtp):
