@@ -297,15 +297,14 @@ def main() -> None:
         try:
             point_email_at(smtp)
             # Each part is printed as it ends: a long run that fails later keeps its figures.
-            # The big table first: the send and digest runs then work beside it, as in life.
-            print(f"query plans, {args.rows} notifications ...", flush=True)
-            result: dict[str, Any] = {"queries": query_plans(args.rows)}
-            print(json.dumps(result["queries"], indent=1), flush=True)
             print(f"send rate, {args.emails:,} emails ...", flush=True)
-            result["send"] = send_rate(args.emails, smtp)
+            result: dict[str, Any] = {"send": send_rate(args.emails, smtp)}
             print(json.dumps(result["send"]), flush=True)
             print(f"digests, {args.digest_users:,} users ...", flush=True)
             result["digests"] = digest_memory(args.digest_users, smtp)
+            print(json.dumps(result["digests"]), flush=True)
+            print(f"query plans, {args.rows} notifications ...", flush=True)
+            result["queries"] = query_plans(args.rows)
             result["database"] = "postgresql" if env.is_postgres else "sqlite"
         finally:
             smtp.stop()

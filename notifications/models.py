@@ -100,10 +100,13 @@ class Notification(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["recipient", "-id"], name="notif_recipient_id"),
+            # Unread per recipient, and the unseen part of it (`id > seen mark`): with the id
+            # in the index, the unseen count of a user without a seen mark does not walk the
+            # primary key from 0 (measured: minutes per 2,000 badges at 1,000,000 rows).
             models.Index(
-                fields=["recipient"],
+                fields=["recipient", "id"],
                 condition=models.Q(read_at__isnull=True),
-                name="notif_recipient_unread",
+                name="notif_recipient_unread_id",
             ),
         ]
         constraints = [
