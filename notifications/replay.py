@@ -60,7 +60,7 @@ class _PerUserReplay:
         found = [self._rows_after(key, last_id, limit) for _, key, last_id, limit in reads]
         # Replayed events carry today's count, so whatever order they arrive in, the badge
         # ends on the true number.
-        unread = selectors.unread_counts(
+        counts = selectors.badge_counts(
             user_ids={read[1] for read, rows in zip(reads, found, strict=True) if rows}
         )
         out: list[tuple[list[Event], int | None]] = []
@@ -68,9 +68,15 @@ class _PerUserReplay:
             if rows is None:
                 out.append(([], self.current_id(channel, key)))
                 continue
-            count = unread.get(key, 0)
+            unread, unseen = counts.get(key, (0, 0))
             out.append(
-                ([Event(channel, self.event, self._data(r, count), id=r.pk) for r in rows], None)
+                (
+                    [
+                        Event(channel, self._event(r), self._data(r, unread, unseen), id=r.pk)
+                        for r in rows
+                    ],
+                    None,
+                )
             )
         return out
 
@@ -82,7 +88,10 @@ class _PerUserReplay:
             return None
         return rows
 
-    def _data(self, row: Any, unread: int) -> str:
+    def _event(self, row: Any) -> str:
+        return self.event
+
+    def _data(self, row: Any, unread: int, unseen: int) -> str:
         raise NotImplementedError
 
 
@@ -91,17 +100,21 @@ class NotificationReplay(_PerUserReplay):
 
     model, user_field, event = Notification, "recipient", "notification"
 
-    def _data(self, row: Any, unread: int) -> str:
-        return json.dumps(selectors.notification_payload(row, unread=unread))
+    def _data(self, row: Any, unread: int, unseen: int) -> str:
+        return json.dumps(selectors.notification_payload(row, unread=unread, unseen=unseen))
 
 
 class ReadChangeReplay(_PerUserReplay):
-    """`user-<id>-read`: each mark-read / mark-all-read, as `event: read`."""
+    """`user-<id>-read`: each inbox change (mark read, mark all read, seen, archived, ...),
+    as the event its action names (`event: read` for the read ones)."""
 
     model, user_field, event = ReadChange, "user", "read"
 
-    def _data(self, row: Any, unread: int) -> str:
-        return json.dumps(selectors.read_change_payload(row, unread=unread))
+    def _event(self, row: Any) -> str:
+        return row.action
+
+    def _data(self, row: Any, unread: int, unseen: int) -> str:
+        return json.dumps(selectors.read_change_payload(row, unread=unread, unseen=unseen))
 
 
 class AnnouncementReplay:

@@ -41,7 +41,7 @@ def test_read_changes_replay_with_the_current_unread_count(alice):
     notification_mark_read(user=alice, notification_id=a.pk)
     (event,) = ReplayStorage().get_events(f"user-{alice.pk}-read", 0)
     assert event.type == "read"
-    assert json.loads(event.data) == {"ids": [a.pk], "unread": 1}
+    assert json.loads(event.data) == {"ids": [a.pk], "unread": 1, "unseen": 1}
 
 
 def test_stream_position_is_the_newest_id_per_channel(alice):
