@@ -78,13 +78,18 @@ def badge_counts(*, user_ids: set[int]) -> dict[int, tuple[int, int]]:
     badge shows: unread notifications after the user's seen mark (InboxSeen), plus the same
     unread announcements (they stay on the badge, and in a banner, until read).
     """
+    rows = _count_rows(user_ids).values_list("pk", "n", "s", "a")
+    return {pk: (n + a, s + a) for pk, n, s, a in rows if n + a}
+
+
+def _count_rows(user_ids: set[int]) -> QuerySet:
     user = OuterRef("pk")
     unread_announcements = Announcement.objects.filter(_visible_to(user, timezone.now())).filter(
         ~_read_by(user)
     )
     seen_mark = InboxSeen.objects.filter(user_id=OuterRef(OuterRef("pk"))).values("notification_id")
     unread = Notification.objects.filter(recipient_id=user, read_at__isnull=True)
-    rows = (
+    return (
         get_user_model()
         .objects.filter(pk__in=id_set(user_ids))
         .annotate(
@@ -92,9 +97,7 @@ def badge_counts(*, user_ids: set[int]) -> dict[int, tuple[int, int]]:
             s=_count(unread.filter(id__gt=Coalesce(Subquery(seen_mark), Value(0)))),
             a=_count(unread_announcements),
         )
-        .values_list("pk", "n", "s", "a")
     )
-    return {pk: (n + a, s + a) for pk, n, s, a in rows if n + a}
 
 
 def unread_counts(*, user_ids: set[int]) -> dict[int, int]:
@@ -117,9 +120,19 @@ def unread_count(*, user_id: int) -> int:
 
 
 def badge_count(*, user_id: int) -> dict[str, int]:
-    """`{"unread", "unseen"}` of one user: the bell's badge shows `unseen`."""
-    unread, unseen = badge_counts(user_ids={user_id}).get(user_id, (0, 0))
-    return {"unread": unread, "unseen": unseen}
+    """`{"unread", "unseen", "newest"}` of one user, in one query: the bell's badge shows
+    `unseen`. `newest` is the newest of the user's notification ids when counted (0: none):
+    a page that already has a newer notification's event knows these counts are older than
+    it and asks again (static/notifications/live.js), instead of showing a stale badge."""
+    newest = Notification.objects.filter(recipient_id=OuterRef("pk")).order_by("-id")
+    row = (
+        _count_rows({user_id})
+        .annotate(m=Coalesce(Subquery(newest.values("id")[:1]), Value(0)))
+        .values_list("n", "s", "a", "m")
+        .first()
+    )
+    n, s, a, m = row or (0, 0, 0, 0)
+    return {"unread": n + a, "unseen": s + a, "newest": m}
 
 
 def notification_payload(notification: Notification, *, unread: int, unseen: int) -> dict[str, Any]:
@@ -233,10 +246,15 @@ def notification_previous_ids(*, ids: list[int]) -> dict[int, int]:
     return {pk: prev or 0 for pk, prev in rows}
 
 
-def read_change_payload(change: ReadChange, *, unread: int, unseen: int) -> dict[str, Any]:
+def read_change_payload(
+    change: ReadChange, *, unread: int, unseen: int, newest: int | None = None
+) -> dict[str, Any]:
     """The wire format of `event: read` and the other inbox changes (`event:` is the
-    change's action); `announcement_ids` only when some were read; `seen` has no ids."""
+    change's action); `announcement_ids` only when some were read; `seen` has no ids;
+    `newest` (badge_count) when published live."""
     payload: dict[str, Any] = {"ids": change.notification_ids, "unread": unread, "unseen": unseen}
+    if newest is not None:
+        payload["newest"] = newest
     if change.action == "seen":
         del payload["ids"]
     if change.announcement_ids:

@@ -61,6 +61,17 @@ const badge = document.getElementById("bell-badge");
 // servers before inbox states carry only `unread`.
 const badgeOf = (data) => (typeof data?.unseen === "number" ? data.unseen : data?.unread);
 
+// The newest notification this page has had an event for. Counts computed before it
+// arrived (an answer, or an inbox change's event, that raced the notification's event:
+// another request, another channel) are older than the badge: their `newest` says so, and
+// the page asks for the counts again instead of showing them.
+let newestHeard = 0;
+
+function showCounts(data) {
+  if (typeof data?.newest === "number" && data.newest < newestHeard) refreshCount();
+  else setUnread(badgeOf(data));
+}
+
 function setUnread(count) {
   if (!badge || typeof count !== "number") return;
   badge.dataset.count = String(count);
@@ -172,7 +183,7 @@ document.addEventListener("click", (event) => {
     .then((data) => {
       if (action === "mark-unread") markRowsUnread([row.dataset.id]);
       else removeRows([row.dataset.id]);
-      setUnread(badgeOf(data));
+      showCounts(data);
     })
     .catch((err) => toast({ title: `Could not ${ROW_ACTIONS[action].label.toLowerCase()}`, body: err.message, level: "error" }));
 });
@@ -226,14 +237,14 @@ function markRowsRead(ids) {
 async function markRead(id) {
   const data = await api(`/api/notifications/${Number(id)}/read/`, { method: "POST" });
   markRowsRead([id]);
-  setUnread(badgeOf(data));
+  showCounts(data);
 }
 
 async function markAllRead() {
   const data = await api("/api/notifications/read-all/", { method: "POST" });
   markRowsRead([...document.querySelectorAll("li.item.unread")].map((r) => r.dataset.id));
   markAnnouncementsRead([...document.querySelectorAll("[data-announcement-id]")].map((n) => n.dataset.announcementId));
-  setUnread(badgeOf(data));
+  showCounts(data);
 }
 
 function markRowRead(row) {
@@ -289,7 +300,7 @@ async function refreshDropdown() {
     for (const a of unreadNews) bellList.append(announcementRow(a, { compact: true }));
     for (const n of page.results) bellList.append(notificationRow(n, { compact: true }));
     if (!bellList.children.length) bellList.append(el("li", "empty", "No notifications yet."));
-    setUnread(badgeOf(page));
+    showCounts(page);
   } catch (err) {
     bellList.replaceChildren(el("li", "empty", `Could not load notifications (${err.message}).`));
   }
@@ -308,7 +319,7 @@ function markSeen() {
   const shown = [...(bellList?.querySelectorAll("li.item[data-id]") ?? [])].map((li) => Number(li.dataset.id));
   if (!shown.length) return; // nothing shown (none yet, or the list failed to load)
   api(`/api/notifications/seen/?through=${Math.max(...shown)}`, { method: "POST" })
-    .then((data) => setUnread(badgeOf(data)))
+    .then((data) => showCounts(data))
     .catch(() => {}); // the badge stays as it was; the next opening tries again
 }
 
@@ -367,7 +378,7 @@ async function loadInbox({ append = false } = {}) {
   showInboxEmptyState();
   inboxList.dataset.next = page.next ?? "";
   inboxMore.hidden = !page.next;
-  setUnread(badgeOf(page));
+  showCounts(page);
 }
 
 function showInboxEmptyState() {
@@ -481,7 +492,7 @@ function markAnnouncementsRead(ids) {
 async function markAnnouncementRead(id) {
   const data = await api(`/api/announcements/${Number(id)}/read/`, { method: "POST" });
   markAnnouncementsRead([id]);
-  setUnread(badgeOf(data));
+  showCounts(data);
 }
 
 async function loadBanners() {
@@ -595,7 +606,10 @@ const seen = new Set();
 function onNotification(event) {
   const n = parse(event);
   if (!n) return;
-  setUnread(badgeOf(n));
+  if (n.id >= newestHeard) {
+    newestHeard = n.id;
+    setUnread(badgeOf(n)); // counted after it was stored
+  } else refreshCount(); // an older one (relayed late): its counts are too
   if (seen.has(n.id)) return;
   seen.add(n.id);
   prependToDropdown(n);
@@ -650,7 +664,7 @@ function onRead(event) {
   if (!data) return;
   markRowsRead(data.ids || []);
   markAnnouncementsRead(data.announcement_ids || []);
-  setUnread(badgeOf(data));
+  showCounts(data);
   emit("read", data);
 }
 
@@ -660,7 +674,7 @@ function onInboxChange(type, apply) {
     const data = parse(event);
     if (!data) return;
     apply(data.ids || []);
-    setUnread(badgeOf(data));
+    showCounts(data);
     emit(type, data);
   };
 }
@@ -691,7 +705,13 @@ function onReset() {
 
 async function refreshCount() {
   try {
-    setUnread(badgeOf(await api("/api/notifications/unread-count/")));
+    const asked = newestHeard;
+    const data = await api("/api/notifications/unread-count/");
+    // A notification that came while this was on its way may be newer than these counts.
+    if (newestHeard > asked && data.newest < newestHeard) return refreshCount();
+    // Otherwise they are the newest there are (below newestHeard: that one was deleted).
+    if (typeof data.newest === "number") newestHeard = data.newest;
+    setUnread(badgeOf(data));
     return true;
   } catch (err) {
     if (err.status === 403) {

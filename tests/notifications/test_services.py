@@ -1,4 +1,5 @@
 import json
+from unittest.mock import ANY  # the counts' `newest` mark: any id
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -83,12 +84,12 @@ def test_mark_read_records_a_read_change_and_returns_unread(
     published(pubsub)
     with django_capture_on_commit_callbacks(execute=True):
         counts = notification_mark_read(user=alice, notification_id=a.pk)
-    assert counts == {"unread": 1, "unseen": 1}
+    assert counts == {"unread": 1, "unseen": 1, "newest": ANY}
     change = ReadChange.objects.get()
     assert change.notification_ids == [a.pk]
     (message,) = published(pubsub)
     assert message["channel"] == f"user-{alice.pk}-read"
-    assert json.loads(message["data"]) == {"ids": [a.pk], "unread": 1, "unseen": 1}
+    assert json.loads(message["data"]) == {"ids": [a.pk], "unread": 1, "unseen": 1, "newest": ANY}
 
 
 def test_marking_an_already_read_notification_changes_nothing(alice):
@@ -110,7 +111,7 @@ def test_bob_cannot_mark_alices_notification(alice, bob):
 def test_mark_all_read_marks_only_the_users_own(alice, bob):
     ids = [notification_create(recipient=alice, title=str(i)).pk for i in range(3)]
     notification_create(recipient=bob, title="bob's")
-    assert notification_mark_all_read(user=alice) == {"unread": 0, "unseen": 0}
+    assert notification_mark_all_read(user=alice) == {"unread": 0, "unseen": 0, "newest": ANY}
     assert ReadChange.objects.get(user=alice).notification_ids == ids
     assert Notification.objects.filter(recipient=bob, read_at__isnull=True).count() == 1
 
