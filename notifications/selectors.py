@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -119,20 +121,30 @@ def unread_count(*, user_id: int) -> int:
     return unread_counts(user_ids={user_id}).get(user_id, 0)
 
 
-def badge_count(*, user_id: int) -> dict[str, int]:
-    """`{"unread", "unseen", "newest"}` of one user, in one query: the bell's badge shows
-    `unseen`. `newest` is the newest of the user's notification ids when counted (0: none):
-    a page that already has a newer notification's event knows these counts are older than
-    it and asks again (static/notifications/live.js), instead of showing a stale badge."""
+def inbox_counts(*, user_ids: set[int]) -> dict[int, dict[str, int]]:
+    """`{"unread", "unseen", "newest"}` of each of many users, in one query: what every count
+    answer and inbox event carries, live or replayed. `newest` is the user's newest
+    notification id when counted (0: none): a page that already has a newer notification's
+    event knows these counts are older than it and asks again (static/notifications/live.js)
+    instead of showing a stale badge. `event: notification` needs no `newest` (its `id` is
+    it): the bulk path counts with badge_counts."""
     newest = Notification.objects.filter(recipient_id=OuterRef("pk")).order_by("-id")
-    row = (
-        _count_rows({user_id})
+    rows = (
+        _count_rows(user_ids)
         .annotate(m=Coalesce(Subquery(newest.values("id")[:1]), Value(0)))
-        .values_list("n", "s", "a", "m")
-        .first()
+        .values_list("pk", "n", "s", "a", "m")
     )
-    n, s, a, m = row or (0, 0, 0, 0)
-    return {"unread": n + a, "unseen": s + a, "newest": m}
+    return {pk: {"unread": n + a, "unseen": s + a, "newest": m} for pk, n, s, a, m in rows}
+
+
+# The counts of a user inbox_counts did not find (deleted meanwhile): nothing.
+NO_COUNTS: Mapping[str, int] = MappingProxyType({"unread": 0, "unseen": 0, "newest": 0})
+
+
+def badge_count(*, user_id: int) -> dict[str, int]:
+    """`{"unread", "unseen", "newest"}` of one user (inbox_counts): the bell's badge shows
+    `unseen`."""
+    return inbox_counts(user_ids={user_id}).get(user_id) or dict(NO_COUNTS)
 
 
 def notification_payload(notification: Notification, *, unread: int, unseen: int) -> dict[str, Any]:
@@ -247,14 +259,17 @@ def notification_previous_ids(*, ids: list[int]) -> dict[int, int]:
 
 
 def read_change_payload(
-    change: ReadChange, *, unread: int, unseen: int, newest: int | None = None
+    change: ReadChange, *, unread: int, unseen: int, newest: int
 ) -> dict[str, Any]:
     """The wire format of `event: read` and the other inbox changes (`event:` is the
-    change's action); `announcement_ids` only when some were read; `seen` has no ids;
-    `newest` (badge_count) when published live."""
-    payload: dict[str, Any] = {"ids": change.notification_ids, "unread": unread, "unseen": unseen}
-    if newest is not None:
-        payload["newest"] = newest
+    change's action), counts from inbox_counts; `announcement_ids` only when some were
+    read; `seen` has no ids."""
+    payload: dict[str, Any] = {
+        "ids": change.notification_ids,
+        "unread": unread,
+        "unseen": unseen,
+        "newest": newest,
+    }
     if change.action == "seen":
         del payload["ids"]
     if change.announcement_ids:

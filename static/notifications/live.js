@@ -61,15 +61,22 @@ const badge = document.getElementById("bell-badge");
 // servers before inbox states carry only `unread`.
 const badgeOf = (data) => (typeof data?.unseen === "number" ? data.unseen : data?.unread);
 
-// The newest notification this page has had an event for. Counts computed before it
-// arrived (an answer, or an inbox change's event, that raced the notification's event:
-// another request, another channel) are older than the badge: their `newest` says so, and
-// the page asks for the counts again instead of showing them.
+// The newest notification the badge's counts include: the newest one this page had an
+// event for, or the `newest` of the counts it shows. Counts computed before it (an answer,
+// or an inbox change's event, that raced the notification's event: another request,
+// another channel) are older than the badge: their `newest` says so, and the page asks for
+// the counts again instead of showing them. A notification's own counts are shown only if
+// it is newer: the badge already counts an older one (one user's notifications are stored
+// in id order), and a replay after an absence brings many.
 let newestHeard = 0;
 
 function showCounts(data) {
-  if (typeof data?.newest === "number" && data.newest < newestHeard) refreshCount();
-  else setUnread(badgeOf(data));
+  if (typeof data?.newest !== "number") setUnread(badgeOf(data)); // a server before `newest`
+  else if (data.newest < newestHeard) refreshCount();
+  else {
+    newestHeard = data.newest;
+    setUnread(badgeOf(data));
+  }
 }
 
 function setUnread(count) {
@@ -241,9 +248,13 @@ async function markRead(id) {
 }
 
 async function markAllRead() {
+  // What the page showed when asked: a notification that arrives while the request is on
+  // its way was not read (its own `read` event says so if the server read it too).
+  const rows = [...document.querySelectorAll("li.item.unread")].map((r) => r.dataset.id);
+  const news = [...document.querySelectorAll("[data-announcement-id]")].map((n) => n.dataset.announcementId);
   const data = await api("/api/notifications/read-all/", { method: "POST" });
-  markRowsRead([...document.querySelectorAll("li.item.unread")].map((r) => r.dataset.id));
-  markAnnouncementsRead([...document.querySelectorAll("[data-announcement-id]")].map((n) => n.dataset.announcementId));
+  markRowsRead(rows);
+  markAnnouncementsRead(news);
   showCounts(data);
 }
 
@@ -606,10 +617,10 @@ const seen = new Set();
 function onNotification(event) {
   const n = parse(event);
   if (!n) return;
-  if (n.id >= newestHeard) {
+  if (n.id > newestHeard) {
     newestHeard = n.id;
     setUnread(badgeOf(n)); // counted after it was stored
-  } else refreshCount(); // an older one (relayed late): its counts are too
+  }
   if (seen.has(n.id)) return;
   seen.add(n.id);
   prependToDropdown(n);
@@ -707,8 +718,9 @@ async function refreshCount() {
   try {
     const asked = newestHeard;
     const data = await api("/api/notifications/unread-count/");
-    // A notification that came while this was on its way may be newer than these counts.
-    if (newestHeard > asked && data.newest < newestHeard) return refreshCount();
+    // A notification that came while this was on its way is newer than these counts: the
+    // badge shows its counts already.
+    if (newestHeard > asked && data.newest < newestHeard) return true;
     // Otherwise they are the newest there are (below newestHeard: that one was deleted).
     if (typeof data.newest === "number") newestHeard = data.newest;
     setUnread(badgeOf(data));

@@ -1,13 +1,15 @@
 """The bell's seen/unseen badge, archive and collapse in a real headless Chromium."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from notifications.models import Notification
 from notifications.services import notification_create
-from tests.support.browser import chromium, log_in
+from tests.support.browser import chromium, log_in, signed_in_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -50,6 +52,38 @@ async def test_opening_the_bell_clears_the_badge_in_every_tab_and_new_ones_count
         await create(recipient=alice, title="Four")
         await expect(tab1.locator("#bell-badge")).to_have_text("1", timeout=5000)
         await expect(tab2.locator("#bell-badge")).to_have_text("1", timeout=5000)
+
+
+async def test_counts_answered_before_a_notification_on_the_page_do_not_clear_its_badge(
+    server, alice
+):
+    one = await create(recipient=alice, title="One")
+    async with chromium() as browser:
+        page = await signed_in_page(browser, server.url, "alice")
+        await expect(page.locator("#conn-state")).to_have_attribute("data-state", "open")
+        await expect(page.locator("#bell-badge")).to_have_text("1")
+        answered = asyncio.Event()
+
+        async def answer_after_the_next_notification(route: Route) -> None:
+            # Counted now (0 unread), then held until a newer notification's event is on
+            # the page, as a slow request beside a fast stream can deliver it.
+            answer = await route.fetch()
+            two = await create(recipient=alice, title="Two")
+            await expect(
+                page.locator(f'#inbox-list li.item.unread[data-id="{two.pk}"]')
+            ).to_have_count(1, timeout=5000)
+            await route.fulfill(response=answer)
+            answered.set()
+
+        await page.route("**/api/notifications/read-all/", answer_after_the_next_notification)
+        await page.click("#inbox-read-all")
+        await asyncio.wait_for(answered.wait(), 10)
+        await expect(page.locator(f'#inbox-list li.item.unread[data-id="{one.pk}"]')).to_have_count(
+            0, timeout=5000
+        )
+        # the answer said 0, but "Two" came after it was counted: the page asked again
+        await expect(page.locator("#bell-badge")).to_have_text("1", timeout=5000)
+        await expect(page.locator("#inbox-list li.item.unread")).to_have_count(1)  # "Two"
 
 
 async def test_archiving_in_one_browser_removes_the_row_in_another_on_another_process(

@@ -2,7 +2,6 @@
 the JSON API and the replay log."""
 
 import json
-from unittest.mock import ANY  # the counts' `newest` mark: any id
 
 import pytest
 from django.contrib.auth.models import Group
@@ -31,23 +30,24 @@ def titles(client, query: str = "") -> list[str]:
 
 def test_opening_the_bell_clears_the_badge_but_not_the_unread_count(alice, alice_client):
     notification_create(recipient=alice, title="a")
-    notification_create(recipient=alice, title="b")
+    b = notification_create(recipient=alice, title="b")
     assert csrf_post(alice_client, "/api/notifications/seen/").json() == {
         "unread": 2,
         "unseen": 0,
+        "newest": b.pk,
     }
-    notification_create(recipient=alice, title="c")
+    c = notification_create(recipient=alice, title="c")
     count = alice_client.get("/api/notifications/unread-count/").json()
-    assert count == {"unread": 3, "unseen": 1, "newest": ANY}
+    assert count == {"unread": 3, "unseen": 1, "newest": c.pk}
     assert titles(alice_client, "?state=unseen") == ["c"]
     assert titles(alice_client, "?state=unread") == ["c", "b", "a"]
 
 
 def test_the_bell_sees_only_through_the_newest_row_it_showed(alice, alice_client):
     shown = notification_create(recipient=alice, title="shown")
-    notification_create(recipient=alice, title="arrived while the request was on its way")
+    arrived = notification_create(recipient=alice, title="arrived while the request was on its way")
     answer = csrf_post(alice_client, f"/api/notifications/seen/?through={shown.pk}")
-    assert answer.json() == {"unread": 2, "unseen": 1, "newest": ANY}
+    assert answer.json() == {"unread": 2, "unseen": 1, "newest": arrived.pk}
     assert titles(alice_client, "?state=unseen") == ["arrived while the request was on its way"]
 
 
@@ -78,11 +78,12 @@ def test_archiving_reads_it_and_marking_unread_brings_it_back(alice, alice_clien
     assert notification_archive(user=alice, notification_id=n.pk) == {
         "unread": 0,
         "unseen": 0,
-        "newest": ANY,
+        "newest": n.pk,
     }
     assert notification_mark_unread(user=alice, notification_id=n.pk) == {
         "unread": 1,
         "unseen": 1,
+        "newest": n.pk,
     }
     n.refresh_from_db()
     assert n.read_at is None and n.archived_at is None
@@ -115,9 +116,10 @@ def test_each_action_is_published_as_its_own_event_after_commit(
         "seen", "read", "archived", "unarchived", "unread", "deleted", "read",
     ]  # fmt: skip
     # counts are read when published (here: after all of them)
-    assert sent[0][1] == {"unread": 0, "unseen": 0, "newest": ANY}  # `seen` has no ids
+    # `newest`: 0 once it was deleted
+    assert sent[0][1] == {"unread": 0, "unseen": 0, "newest": 0}  # `seen` has no ids
     assert all(
-        data == {"ids": [n.pk], "unread": 0, "unseen": 0, "newest": ANY} for _, data in sent[1:]
+        data == {"ids": [n.pk], "unread": 0, "unseen": 0, "newest": 0} for _, data in sent[1:]
     )
 
 
@@ -127,7 +129,7 @@ def test_a_reconnecting_tab_gets_the_changes_replayed_by_type(alice):
     notification_delete(user=alice, notification_id=n.pk)
     events = ReplayStorage().get_events(f"user-{alice.pk}-read", 0)
     assert [e.type for e in events] == ["read", "archived", "deleted"]
-    assert json.loads(events[-1].data) == {"ids": [n.pk], "unread": 0, "unseen": 0, "newest": ANY}
+    assert json.loads(events[-1].data) == {"ids": [n.pk], "unread": 0, "unseen": 0, "newest": 0}
 
 
 def test_seeing_nothing_new_publishes_nothing(alice):
@@ -160,7 +162,7 @@ def test_delete_through_the_api(alice, alice_client):
     response = alice_client.delete(
         f"/api/notifications/{n.pk}/", HTTP_X_CSRFTOKEN=csrf_token(alice_client)
     )
-    assert response.json() == {"unread": 0, "unseen": 0, "newest": ANY}
+    assert response.json() == {"unread": 0, "unseen": 0, "newest": 0}
     assert not Notification.objects.exists()
 
 
