@@ -20,6 +20,7 @@ from django.test import Client
 from config.redis_server import EmbeddedRedis
 from tests.support import content_types
 from tests.support.factories import make_user
+from tests.support.migrations import migrate_to_latest
 from tests.support.sentinel import SentinelGroup
 from tests.support.servers import RUN_DIR, UNCAPPED, Server
 from tests.support.smtp import SmtpSink
@@ -153,6 +154,13 @@ def _stable_content_type_ids(request: pytest.FixtureRequest, django_db_blocker) 
     if transactional:
         with django_db_blocker.unblock():
             content_types.restore_ids()
+
+
+@pytest.fixture
+def back_to_latest() -> Iterator[None]:
+    """For a test that migrates the database back: every migration applied again after it."""
+    yield
+    migrate_to_latest()
 
 
 @pytest.fixture

@@ -3,8 +3,12 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from notifications.index_migrations import AddIndexWithoutBlocking, RemoveIndexWithoutBlocking
+
 
 class Migration(migrations.Migration):
+    # CONCURRENTLY on PostgreSQL: notifications keep being written while the index builds.
+    atomic = False
 
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
@@ -14,11 +18,11 @@ class Migration(migrations.Migration):
 
     operations = [
         # The new index first: the unread counts are never without one.
-        migrations.AddIndex(
+        AddIndexWithoutBlocking(
             model_name='notification',
             index=models.Index(condition=models.Q(('read_at__isnull', True)), fields=['recipient', 'id'], name='notif_recipient_unread_id'),
         ),
-        migrations.RemoveIndex(
+        RemoveIndexWithoutBlocking(
             model_name='notification',
             name='notif_recipient_unread',
         ),
