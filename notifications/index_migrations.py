@@ -14,31 +14,34 @@ from typing import Any
 
 from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
 from django.db.migrations.operations import AddIndex, RemoveIndex
+from django.db.migrations.operations.base import Operation
 
 
-def _on_postgresql(schema_editor: Any) -> bool:
-    return schema_editor.connection.vendor == "postgresql"
+class _PlainOutsidePostgreSQL:
+    """The concurrent operation (next in the MRO) on PostgreSQL, `plain` elsewhere."""
+
+    plain: type[Operation]
+
+    def database_forwards(self, app_label: str, schema_editor: Any, *states: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, *states)
+        else:
+            self.plain.database_forwards(self, app_label, schema_editor, *states)
+
+    def database_backwards(self, app_label: str, schema_editor: Any, *states: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, *states)
+        else:
+            self.plain.database_backwards(self, app_label, schema_editor, *states)
 
 
-class AddIndexWithoutBlocking(AddIndexConcurrently):
+class AddIndexWithoutBlocking(_PlainOutsidePostgreSQL, AddIndexConcurrently):
     """CREATE INDEX CONCURRENTLY on PostgreSQL, CREATE INDEX elsewhere."""
 
-    def database_forwards(self, app_label: str, schema_editor: Any, *states: Any) -> None:
-        base = AddIndexConcurrently if _on_postgresql(schema_editor) else AddIndex
-        base.database_forwards(self, app_label, schema_editor, *states)
-
-    def database_backwards(self, app_label: str, schema_editor: Any, *states: Any) -> None:
-        base = AddIndexConcurrently if _on_postgresql(schema_editor) else AddIndex
-        base.database_backwards(self, app_label, schema_editor, *states)
+    plain = AddIndex
 
 
-class RemoveIndexWithoutBlocking(RemoveIndexConcurrently):
+class RemoveIndexWithoutBlocking(_PlainOutsidePostgreSQL, RemoveIndexConcurrently):
     """DROP INDEX CONCURRENTLY on PostgreSQL, DROP INDEX elsewhere."""
 
-    def database_forwards(self, app_label: str, schema_editor: Any, *states: Any) -> None:
-        base = RemoveIndexConcurrently if _on_postgresql(schema_editor) else RemoveIndex
-        base.database_forwards(self, app_label, schema_editor, *states)
-
-    def database_backwards(self, app_label: str, schema_editor: Any, *states: Any) -> None:
-        base = RemoveIndexConcurrently if _on_postgresql(schema_editor) else RemoveIndex
-        base.database_backwards(self, app_label, schema_editor, *states)
+    plain = RemoveIndex
