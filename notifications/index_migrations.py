@@ -22,6 +22,9 @@ class _PlainOutsidePostgreSQL:
 
     plain: type[Operation]
 
+    def describe(self) -> str:
+        return f"{self.plain.describe(self)} (concurrently on PostgreSQL)"
+
     def database_forwards(self, app_label: str, schema_editor: Any, *states: Any) -> None:
         if schema_editor.connection.vendor == "postgresql":
             super().database_forwards(app_label, schema_editor, *states)
