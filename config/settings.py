@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import dj_email_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -134,6 +135,14 @@ if CHAT_EDIT_WINDOW_SECONDS < 0:
         f"CHAT_EDIT_WINDOW_SECONDS must be 0 or more, got {CHAT_EDIT_WINDOW_SECONDS}"
     )
 
+# Repeated notifications of one kind on one target within this many seconds collapse into
+# one row ("bob and 3 others replied ..."; notifications.services); 0 turns it off.
+NOTIFICATION_COLLAPSE_SECONDS = env_int("NOTIFICATION_COLLAPSE_SECONDS", 3600)
+if NOTIFICATION_COLLAPSE_SECONDS < 0:
+    raise ImproperlyConfigured(
+        f"NOTIFICATION_COLLAPSE_SECONDS must be 0 or more, got {NOTIFICATION_COLLAPSE_SECONDS}"
+    )
+
 # On SIGTERM a server process stops accepting and moves its clients off over this many
 # seconds, spread out, before it exits (realtime/drain.py): a rolling restart of several
 # processes then loses nothing and causes no reconnect storm.
@@ -203,6 +212,35 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Email for missed notifications and digests (notifications/emails/): EMAIL_URL as
+# smtp://[user:password@]host:port (`?tls=True` for STARTTLS, smtps:// for TLS) or
+# console:// (the default: messages are printed, as under bin/run).
+EMAIL_URL = env_str("EMAIL_URL") or "console://"
+_email = dj_email_url.parse(EMAIL_URL)
+if "EMAIL_BACKEND" not in _email:
+    raise ImproperlyConfigured(
+        "EMAIL_URL must start with smtp://, smtps:// or console://, "
+        f"got {EMAIL_URL.partition(':')[0]}:..."
+    )
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS, EMAIL_USE_SSL = _email["EMAIL_USE_TLS"], _email["EMAIL_USE_SSL"]
+EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"] or 30
+DEFAULT_FROM_EMAIL = env_str("EMAIL_FROM") or "Pulse <pulse@localhost>"
+# A worker's claim on due email rows lasts this long; a worker that died leaves its unsent
+# rows to the others after it (notifications/emails/claims.py). Longer than a batch takes.
+NOTIFICATION_EMAIL_LEASE_SECONDS = env_int("NOTIFICATION_EMAIL_LEASE_SECONDS", 300)
+if NOTIFICATION_EMAIL_LEASE_SECONDS < 1:
+    raise ImproperlyConfigured(
+        "NOTIFICATION_EMAIL_LEASE_SECONDS must be 1 or more, "
+        f"got {NOTIFICATION_EMAIL_LEASE_SECONDS}"
+    )
+# The links in emails are absolute: the address users reach the site at.
+SITE_URL = (env_str("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
 
 # The last `manage.py compare_transports` result, which the staff page /staff/transports/ shows.
 TRANSPORT_COMPARISON_FILE = Path(

@@ -19,7 +19,9 @@ from notifications.models import (
     Announcement,
     Audience,
     CategoryPreference,
+    EmailState,
     Notification,
+    NotificationEmail,
     NotificationSettings,
     ReadChange,
 )
@@ -59,14 +61,15 @@ class NotificationAdmin(KindChoiceMixin, admin.ModelAdmin):
     list_filter = (ReadStateFilter, "kind", "level", "created_at")
     search_fields = ("title", "body", "recipient__username")
     raw_id_fields = ("recipient", "actor")
-    readonly_fields = ("created_at", "send_key")
+    # Archiving is the user's (it publishes to their tabs); the admin only shows it.
+    readonly_fields = ("created_at", "send_key", "archived_at")
     date_hierarchy = "created_at"
     list_select_related = ("recipient",)
 
 
 @admin.register(ReadChange)
 class ReadChangeAdmin(admin.ModelAdmin):
-    list_display = ("user", "created_at", "count")
+    list_display = ("user", "action", "created_at", "count")
     list_select_related = ("user",)
     raw_id_fields = ("user",)
 
@@ -81,6 +84,34 @@ class CategoryPreferenceAdmin(admin.ModelAdmin):
     list_filter = ("category", "in_app", "email")
     search_fields = ("user__username",)
     raw_id_fields = ("user",)
+
+
+RETRYABLE = (EmailState.FAILED, EmailState.IN_DOUBT, EmailState.PENDING)
+
+
+@admin.register(NotificationEmail)
+class NotificationEmailAdmin(admin.ModelAdmin):
+    """What became of each notification's email; failed ones (SMTP errors, bounces) say why."""
+
+    list_display = ("notification", "user", "mode", "state", "due_at", "attempts", "sent_at")
+    list_filter = ("state", "mode")
+    search_fields = ("user__username", "user__email")
+    raw_id_fields = ("notification", "user")
+    readonly_fields = ("claim", "claimed_until", "attempts", "sent_at", "last_error")
+    actions = ("retry_now",)
+
+    @admin.action(description="Send again now (failed, in doubt or pending ones)")
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[NotificationEmail]) -> None:
+        # In doubt: a worker died during SMTP DATA. Only staff decide to risk a second copy.
+        retried = queryset.filter(state__in=RETRYABLE)
+        in_doubt = retried.filter(state=EmailState.IN_DOUBT).count()
+        count = retried.update(
+            state=EmailState.PENDING, due_at=timezone.now(), attempts=0, last_error=""
+        )
+        text = f"{count} email(s) will be sent by the next worker pass."
+        if in_doubt:
+            text += f" {in_doubt} of them were in doubt: the recipient may get a second copy."
+        self.message_user(request, text)
 
 
 @admin.register(NotificationSettings)

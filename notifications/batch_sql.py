@@ -70,8 +70,11 @@ def notifications_insert(
 
 
 def _instances(rows: list[tuple[int, int]], content: dict[str, Any]) -> list[Notification]:
-    fields = [f.attname for f in Notification._meta.concrete_fields]
-    template = {attname: content.get(attname) for attname in fields}
+    # Columns left out of the insert hold their database default (collapse_count).
+    template = {
+        f.attname: content.get(f.attname, f.get_default() if f.has_db_default() else None)
+        for f in Notification._meta.concrete_fields
+    }
     alias = connection.alias  # read once: each read goes through a thread-local proxy
     if pre_init.has_listeners(Notification) or post_init.has_listeners(Notification):
         return [

@@ -18,7 +18,8 @@ def bell(request: HttpRequest) -> dict[str, Any]:
     # (and counted again by its own `unread`) rather than neither counted nor replayed.
     start_id = stream_start_id(request)
     return {
-        "bell_unread": selectors.unread_count(user_id=user.pk),
+        # The badge counts what is new since the bell was last opened (unseen).
+        "bell_unread": selectors.badge_count(user_id=user.pk)["unseen"],
         "stream_start_id": start_id,
         "muted_kinds": " ".join(preferences.muted_kinds(user_id=user.pk)),
     }

@@ -35,7 +35,8 @@ def notify_users_on_commit(*, notifications: Sequence[Notification]) -> None:
 
 
 def read_changed_on_commit(*, change: ReadChange) -> None:
-    """Push `event: read` so the user's other tabs update their badge and list."""
+    """Push `event: read` (or the change's other action: `unread`, `seen`, `archived`,
+    `unarchived`, `deleted`) so the user's other tabs update their badge and list."""
     transaction.on_commit(lambda: _publish_read_change(change))
 
 
@@ -86,7 +87,7 @@ def _announcement_channels(announcement: Announcement) -> list[str]:
 
 
 def _publish_notifications(notifications: list[Notification]) -> None:
-    counts = selectors.unread_counts(user_ids={n.recipient_id for n in notifications})
+    counts = selectors.badge_counts(user_ids={n.recipient_id for n in notifications})
     # Each event names the recipient's notification before it: a stream that never got
     # that one (its publish failed) reads it from the database first (realtime.sse).
     # Read after commit, it is exact: inserts for one recipient commit in id order
@@ -98,7 +99,9 @@ def _publish_notifications(notifications: list[Notification]) -> None:
     )
 
 
-def _payloads_json(notifications: list[Notification], counts: dict[int, int]) -> Iterator[str]:
+def _payloads_json(
+    notifications: list[Notification], counts: dict[int, tuple[int, int]]
+) -> Iterator[str]:
     """`json.dumps(selectors.notification_payload(...))` of each, byte for byte.
 
     The content that consecutive notifications share (all of a bulk batch) is encoded once,
@@ -109,12 +112,13 @@ def _payloads_json(notifications: list[Notification], counts: dict[int, int]) ->
     for n in notifications:
         if (current := selectors.notification_content(n)) != content:
             content, encoded = current, json.dumps(current)[1:-1]
-        yield f'{{"id": {n.pk:d}, {encoded}, "unread": {counts.get(n.recipient_id, 0):d}}}'
+        unread, unseen = counts.get(n.recipient_id, (0, 0))
+        yield f'{{"id": {n.pk:d}, {encoded}, "unread": {unread:d}, "unseen": {unseen:d}}}'
 
 
 def _publish_read_change(change: ReadChange) -> None:
-    unread = selectors.unread_count(user_id=change.user_id)
-    data = json.dumps(selectors.read_change_payload(change, unread=unread))
+    counts = selectors.badge_count(user_id=change.user_id)
+    data = json.dumps(selectors.read_change_payload(change, **counts))
     # No `prev` yet: read changes of one user may commit out of id order on PostgreSQL,
     # and a stream would drop the late one as already sent (realtime.sse).
-    sse.publish_events([(read_channel(change.user_id), "read", data, change.pk)])
+    sse.publish_events([(read_channel(change.user_id), change.action, data, change.pk)])

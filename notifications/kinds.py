@@ -39,6 +39,8 @@ class Kind:
     channels: tuple[str, ...] = (IN_APP,)
     mutable: bool = True
     label: str = ""
+    # Seconds a notification may stay unread (and unseen live) before it is emailed.
+    email_delay: int = 600
 
 
 _kinds: dict[str, Kind] = {}
@@ -52,6 +54,7 @@ def register(
     channels: tuple[str, ...] = (IN_APP,),
     mutable: bool = True,
     label: str = "",
+    email_delay: int = 600,
 ) -> Kind:
     """Add a kind of notification; call it from an AppConfig.ready().
 
@@ -70,7 +73,9 @@ def register(
         raise ImproperlyConfigured(f"level must be one of {', '.join(Level.values)}")
     if not set(channels) <= set(CHANNELS):
         raise ImproperlyConfigured(f"channels must be among {', '.join(CHANNELS)}")
-    kind = Kind(name, category, level, tuple(channels), mutable, label or name)
+    if email_delay < 0:
+        raise ImproperlyConfigured("email_delay must be 0 or more seconds")
+    kind = Kind(name, category, level, tuple(channels), mutable, label or name, email_delay)
     if _kinds.setdefault(name, kind) != kind:
         raise ImproperlyConfigured(f"notification kind {name!r} is already registered otherwise")
     return kind

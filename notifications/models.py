@@ -85,14 +85,28 @@ class Notification(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     read_at = models.DateTimeField(null=True, blank=True)
 
+    # ---- inbox states and collapse (issue 16 part 5) ----
+    # Archived: out of the inbox, and read (archiving reads it; marking unread brings it back).
+    archived_at = models.DateTimeField(null=True, blank=True)
+    # A collapsed row stands for `collapse_count` notifications of one kind on one target,
+    # from these actors (distinct ids, the latest last); it replaced the row `replaces_id`.
+    # db_default: batch_sql inserts leave these columns out.
+    collapse_count = models.PositiveIntegerField(default=1, db_default=1, editable=False)
+    collapse_actor_ids = models.JSONField(null=True, blank=True, editable=False)
+    replaces_id = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    # ---- end of inbox states ----
+
     class Meta:
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["recipient", "-id"], name="notif_recipient_id"),
+            # Unread per recipient, and the unseen part of it (`id > seen mark`): with the id
+            # in the index, the unseen count of a user without a seen mark does not walk the
+            # primary key from 0 (measured: minutes per 2,000 badges at 1,000,000 rows).
             models.Index(
-                fields=["recipient"],
+                fields=["recipient", "id"],
                 condition=models.Q(read_at__isnull=True),
-                name="notif_recipient_unread",
+                name="notif_recipient_unread_id",
             ),
         ]
         constraints = [
@@ -122,11 +136,26 @@ class Notification(models.Model):
         return self.read_at is not None
 
 
+class InboxAction(models.TextChoices):
+    """What a ReadChange did; each is replayed as the `event:` of the same name."""
+
+    READ = "read", "Read"
+    UNREAD = "unread", "Marked unread"
+    SEEN = "seen", "Seen"
+    ARCHIVED = "archived", "Archived"
+    UNARCHIVED = "unarchived", "Unarchived"
+    DELETED = "deleted", "Deleted"
+
+
 class ReadChange(models.Model):
-    """One change of a user's read state (mark one, mark all): replayed as `event: read`."""
+    """One change of a user's inbox state (read, mark all read, seen, archived, deleted, ...):
+    replayed on `user-<id>-read` as the event its action names."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="read_changes"
+    )
+    action = models.CharField(
+        max_length=10, choices=InboxAction.choices, default=InboxAction.READ, db_default="read"
     )
     notification_ids = models.JSONField(default=list)
     announcement_ids = models.JSONField(default=list, blank=True)
@@ -288,3 +317,90 @@ class NotificationSettings(models.Model):
 
     def __str__(self) -> str:
         return f"settings of {self.user_id}"
+
+
+# ---------------------------------------------------------------- inbox states (issue 16 part 5)
+
+
+class InboxSeen(models.Model):
+    """How far a user has seen their notifications (the bell was opened): the badge counts
+    unread notifications after `notification_id`, plus unread announcements."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", primary_key=True
+    )
+    notification_id = models.PositiveBigIntegerField(default=0)
+    seen_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} saw through {self.notification_id}"
+
+
+# --- Email for missed notifications and digests (notifications/emails/) -----------------------
+
+
+class EmailState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CLAIMED = "claimed", "Claimed by a worker"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+    # The worker stopped during SMTP DATA: perhaps delivered, so never resent automatically.
+    IN_DOUBT = "in_doubt", "In doubt (may have been sent)"
+
+
+class NotificationEmail(models.Model):
+    """The email side of one notification: when it is due, and what became of it.
+
+    One row at most per notification (never two emails for one); made by the worker's scan
+    only for notifications whose recipient wants them by email, immediately or in a digest.
+    """
+
+    notification = models.OneToOneField(
+        Notification, on_delete=models.CASCADE, related_name="email"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    mode = models.CharField(max_length=10, choices=EmailMode.choices)
+    state = models.CharField(max_length=10, choices=EmailState.choices, default=EmailState.PENDING)
+    due_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Which worker pass holds a claimed/sending row, and until when (then it is taken back).
+    claim = models.CharField(max_length=32, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The due query: pending rows by due time, whatever the table's size.
+            models.Index(
+                fields=["mode", "due_at"],
+                condition=models.Q(state="pending"),
+                name="notif_email_due",
+            ),
+            # Claims whose worker died: few rows, found without a scan.
+            models.Index(
+                fields=["claimed_until"],
+                condition=models.Q(state__in=["claimed", "sending"]),
+                name="notif_email_claimed",
+            ),
+            models.Index(
+                fields=["user", "due_at"],
+                condition=models.Q(state="pending"),
+                name="notif_email_user_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"email for notification {self.notification_id}: {self.state}"
+
+
+class EmailScanCursor(models.Model):
+    """How far the email worker has looked through notifications (one row, id 1)."""
+
+    last_notification_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"emails scanned up to notification {self.last_notification_id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -60,17 +61,15 @@ class _PerUserReplay:
         found = [self._rows_after(key, last_id, limit) for _, key, last_id, limit in reads]
         # Replayed events carry today's count, so whatever order they arrive in, the badge
         # ends on the true number.
-        unread = selectors.unread_counts(
-            user_ids={read[1] for read, rows in zip(reads, found, strict=True) if rows}
-        )
+        counts = self._counts({read[1] for read, rows in zip(reads, found, strict=True) if rows})
         out: list[tuple[list[Event], int | None]] = []
         for (channel, key, _, _), rows in zip(reads, found, strict=True):
             if rows is None:
                 out.append(([], self.current_id(channel, key)))
                 continue
-            count = unread.get(key, 0)
+            now = counts.get(key, selectors.NO_COUNTS)
             out.append(
-                ([Event(channel, self.event, self._data(r, count), id=r.pk) for r in rows], None)
+                ([Event(channel, self._event(r), self._data(r, now), id=r.pk) for r in rows], None)
             )
         return out
 
@@ -82,7 +81,14 @@ class _PerUserReplay:
             return None
         return rows
 
-    def _data(self, row: Any, unread: int) -> str:
+    def _counts(self, user_ids: set[int]) -> Mapping[int, Mapping[str, int]]:
+        """The counts each user's replayed events carry, in one query."""
+        raise NotImplementedError
+
+    def _event(self, row: Any) -> str:
+        return self.event
+
+    def _data(self, row: Any, counts: Mapping[str, int]) -> str:
         raise NotImplementedError
 
 
@@ -91,17 +97,31 @@ class NotificationReplay(_PerUserReplay):
 
     model, user_field, event = Notification, "recipient", "notification"
 
-    def _data(self, row: Any, unread: int) -> str:
-        return json.dumps(selectors.notification_payload(row, unread=unread))
+    def _counts(self, user_ids: set[int]) -> Mapping[int, Mapping[str, int]]:
+        # As published live (events.py): no `newest`, the event's id says it.
+        counts = selectors.badge_counts(user_ids=user_ids)
+        return {pk: {"unread": unread, "unseen": unseen} for pk, (unread, unseen) in counts.items()}
+
+    def _data(self, row: Any, counts: Mapping[str, int]) -> str:
+        return json.dumps(
+            selectors.notification_payload(row, unread=counts["unread"], unseen=counts["unseen"])
+        )
 
 
 class ReadChangeReplay(_PerUserReplay):
-    """`user-<id>-read`: each mark-read / mark-all-read, as `event: read`."""
+    """`user-<id>-read`: each inbox change (mark read, mark all read, seen, archived, ...),
+    as the event its action names (`event: read` for the read ones)."""
 
     model, user_field, event = ReadChange, "user", "read"
 
-    def _data(self, row: Any, unread: int) -> str:
-        return json.dumps(selectors.read_change_payload(row, unread=unread))
+    def _counts(self, user_ids: set[int]) -> Mapping[int, Mapping[str, int]]:
+        return selectors.inbox_counts(user_ids=user_ids)
+
+    def _event(self, row: Any) -> str:
+        return row.action
+
+    def _data(self, row: Any, counts: Mapping[str, int]) -> str:
+        return json.dumps(selectors.read_change_payload(row, **counts))
 
 
 class AnnouncementReplay:

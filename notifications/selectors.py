@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -16,8 +18,10 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from notifications.batch_sql import id_set
@@ -26,6 +30,7 @@ from notifications.models import (
     AnnouncementRead,
     Audience,
     CategoryPreference,
+    InboxSeen,
     Notification,
     ReadChange,
 )
@@ -68,22 +73,38 @@ def _read_by(user: int | OuterRef) -> Exists:
     )
 
 
-def unread_counts(*, user_ids: set[int]) -> dict[int, int]:
-    """Unread notifications plus unread visible announcements of many users, in one query."""
+def badge_counts(*, user_ids: set[int]) -> dict[int, tuple[int, int]]:
+    """(unread, unseen) of many users, in one query; users with neither are left out.
+
+    Unread: unread notifications plus unread visible announcements. Unseen, what the bell's
+    badge shows: unread notifications after the user's seen mark (InboxSeen), plus the same
+    unread announcements (they stay on the badge, and in a banner, until read).
+    """
+    rows = _count_rows(user_ids).values_list("pk", "n", "s", "a")
+    return {pk: (n + a, s + a) for pk, n, s, a in rows if n + a}
+
+
+def _count_rows(user_ids: set[int]) -> QuerySet:
     user = OuterRef("pk")
     unread_announcements = Announcement.objects.filter(_visible_to(user, timezone.now())).filter(
         ~_read_by(user)
     )
-    rows = (
+    seen_mark = InboxSeen.objects.filter(user_id=OuterRef(OuterRef("pk"))).values("notification_id")
+    unread = Notification.objects.filter(recipient_id=user, read_at__isnull=True)
+    return (
         get_user_model()
         .objects.filter(pk__in=id_set(user_ids))
         .annotate(
-            n=_count(Notification.objects.filter(recipient_id=user, read_at__isnull=True)),
+            n=_count(unread),
+            s=_count(unread.filter(id__gt=Coalesce(Subquery(seen_mark), Value(0)))),
             a=_count(unread_announcements),
         )
-        .values_list("pk", "n", "a")
     )
-    return {pk: n + a for pk, n, a in rows if n + a}
+
+
+def unread_counts(*, user_ids: set[int]) -> dict[int, int]:
+    """Unread notifications plus unread visible announcements of many users, in one query."""
+    return {pk: unread for pk, (unread, _) in badge_counts(user_ids=user_ids).items()}
 
 
 def unknown_user_ids(*, ids: list[int]) -> list[int]:
@@ -96,13 +117,44 @@ def unknown_user_ids(*, ids: list[int]) -> list[int]:
 
 
 def unread_count(*, user_id: int) -> int:
-    """What the bell shows: unread notifications and unread, unexpired announcements."""
+    """Unread notifications and unread, unexpired announcements."""
     return unread_counts(user_ids={user_id}).get(user_id, 0)
 
 
-def notification_payload(notification: Notification, *, unread: int) -> dict[str, Any]:
+def inbox_counts(*, user_ids: set[int]) -> dict[int, dict[str, int]]:
+    """`{"unread", "unseen", "newest"}` of each of many users, in one query: what every count
+    answer and inbox event carries, live or replayed. `newest` is the user's newest
+    notification id when counted (0: none): a page that already has a newer notification's
+    event knows these counts are older than it and asks again (static/notifications/live.js)
+    instead of showing a stale badge. `event: notification` needs no `newest` (its `id` is
+    it): the bulk path counts with badge_counts."""
+    newest = Notification.objects.filter(recipient_id=OuterRef("pk")).order_by("-id")
+    rows = (
+        _count_rows(user_ids)
+        .annotate(m=Coalesce(Subquery(newest.values("id")[:1]), Value(0)))
+        .values_list("pk", "n", "s", "a", "m")
+    )
+    return {pk: {"unread": n + a, "unseen": s + a, "newest": m} for pk, n, s, a, m in rows}
+
+
+# The counts of a user inbox_counts did not find (deleted meanwhile): nothing.
+NO_COUNTS: Mapping[str, int] = MappingProxyType({"unread": 0, "unseen": 0, "newest": 0})
+
+
+def badge_count(*, user_id: int) -> dict[str, int]:
+    """`{"unread", "unseen", "newest"}` of one user (inbox_counts): the bell's badge shows
+    `unseen`."""
+    return inbox_counts(user_ids={user_id}).get(user_id) or dict(NO_COUNTS)
+
+
+def notification_payload(notification: Notification, *, unread: int, unseen: int) -> dict[str, Any]:
     """The public wire format of `event: notification` and of the JSON API."""
-    return {"id": notification.pk, **notification_content(notification), "unread": unread}
+    return {
+        "id": notification.pk,
+        **notification_content(notification),
+        "unread": unread,
+        "unseen": unseen,
+    }
 
 
 def notification_content(notification: Notification) -> dict[str, Any]:
@@ -114,40 +166,79 @@ def notification_content(notification: Notification) -> dict[str, Any]:
         "level": notification.level,
         "url": notification.url,
         "created_at": notification.created_at.isoformat(),
+        **collapse_fields(notification),
     }
+
+
+def collapse_fields(notification: Notification) -> dict[str, Any]:
+    """A collapsed row's `count`, `others` (distinct actors besides the latest) and
+    `replaces` (the row it took the place of); nothing for a plain one."""
+    count = notification.collapse_count
+    if count == 1:
+        return {}
+    actors = notification.collapse_actor_ids or []
+    return {
+        "count": count,
+        "others": max(len(actors) - 1, 0),
+        "replaces": notification.replaces_id,
+    }
+
+
+# `?state=` of the inbox API; none: the inbox (everything not archived).
+STATES = ("unseen", "unread", "read", "archived")
+
+
+def _in_state(qs: QuerySet, state: str | None) -> QuerySet:
+    if state == "archived":
+        return qs.filter(archived_at__isnull=False)
+    qs = qs.filter(archived_at__isnull=True)
+    if state == "unseen":
+        return qs.filter(read_at__isnull=True, id__gt=F("seen_mark"))
+    if state == "unread":
+        return qs.filter(read_at__isnull=True)
+    if state == "read":
+        return qs.filter(read_at__isnull=False)
+    return qs
 
 
 def notification_list(
     *,
     user_id: int,
     unread: bool = False,
+    state: str | None = None,
     kind: str | None = None,
     before: int | None = None,
     limit: int = 20,
 ) -> dict[str, Any]:
-    """A page of the inbox, newest first, with the cursor of the next page."""
-    qs = Notification.objects.filter(recipient_id=user_id)
+    """A page of the inbox (or of one `state` of it), newest first, with the next cursor.
+
+    `unread=True` is `state="unread"`, kept for older clients.
+    """
+    # The user's seen mark (InboxSeen) rides along in the same query.
+    mark = InboxSeen.objects.filter(user_id=user_id).values("notification_id")
+    qs = Notification.objects.filter(recipient_id=user_id).annotate(
+        seen_mark=Coalesce(Subquery(mark), Value(0))
+    )
+    qs = _in_state(qs, state or ("unread" if unread else None))
     if kind is not None:
         qs = qs.filter(kind=kind)
-    if unread:
-        qs = qs.filter(read_at__isnull=True)
     if before is not None:
         qs = qs.filter(id__lt=before)
     rows = list(qs.order_by("-id")[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
-    count = unread_count(user_id=user_id)
     return {
         "results": [_item(n) for n in rows],
-        "unread": count,
+        **badge_count(user_id=user_id),
         "next": rows[-1].pk if has_more else None,
     }
 
 
-def _item(notification: Notification) -> dict[str, Any]:
-    item = notification_payload(notification, unread=0)
-    del item["unread"]
+def _item(notification: Any) -> dict[str, Any]:
+    item = {"id": notification.pk, **notification_content(notification)}
     item["read"] = notification.read_at is not None
+    item["seen"] = item["read"] or notification.pk <= notification.seen_mark
+    item["archived"] = notification.archived_at is not None
     return item
 
 
@@ -167,9 +258,20 @@ def notification_previous_ids(*, ids: list[int]) -> dict[int, int]:
     return {pk: prev or 0 for pk, prev in rows}
 
 
-def read_change_payload(change: ReadChange, *, unread: int) -> dict[str, Any]:
-    """The wire format of `event: read`; `announcement_ids` only when some were read."""
-    payload: dict[str, Any] = {"ids": change.notification_ids, "unread": unread}
+def read_change_payload(
+    change: ReadChange, *, unread: int, unseen: int, newest: int
+) -> dict[str, Any]:
+    """The wire format of `event: read` and the other inbox changes (`event:` is the
+    change's action), counts from inbox_counts; `announcement_ids` only when some were
+    read; `seen` has no ids."""
+    payload: dict[str, Any] = {
+        "ids": change.notification_ids,
+        "unread": unread,
+        "unseen": unseen,
+        "newest": newest,
+    }
+    if change.action == "seen":
+        del payload["ids"]
     if change.announcement_ids:
         payload["announcement_ids"] = change.announcement_ids
     return payload

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
@@ -16,12 +17,15 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from notifications import batch_sql, events, kinds, preferences, selectors
+from notifications.emails import claims as email_claims
 from notifications.hooks import announcement_deleted, announcement_published
 from notifications.models import (
     Announcement,
     AnnouncementRead,
     Audience,
     DeletedAnnouncement,
+    InboxAction,
+    InboxSeen,
     Level,
     Notification,
     ReadChange,
@@ -97,23 +101,88 @@ def notification_create(
 
     `level` defaults to the kind's; an unknown kind raises kinds.UnknownKind. It does not
     read preferences: callers that choose recipients (notify(), chat mentions) leave out
-    who turned the kind's category off (preferences.muted_user_ids).
+    who turned the kind's category off (preferences.muted_user_ids). One with a `target`
+    collapses into the recipient's unread one of the same kind on the same target from the
+    last NOTIFICATION_COLLAPSE_SECONDS: that row is replaced by the one returned.
     """
     title, body = clean_text(title), clean_text(body)
     level = level_of(kind=kind, level=level)
     notification_check(
         title=title, body=body, level=level, url=url, actor=actor, target=target, kind=kind
     )
-    return Notification.objects.create(
-        recipient=recipient,
-        title=title,
-        body=body,
-        kind=kind,
-        level=level,
-        url=url,
+    content = {"title": title, "body": body, "kind": kind, "level": level, "url": url}
+    window = settings.NOTIFICATION_COLLAPSE_SECONDS
+    if target is None or not window:
+        return Notification.objects.create(
+            recipient=recipient, **content, actor=actor, target=target
+        )
+    with transaction.atomic():
+        replay_log_lock(user_ids=[recipient.pk])  # one collapse at a time per recipient
+        earlier = _collapsible(recipient=recipient, kind=kind, target=target, seconds=window)
+        if earlier is None:
+            return Notification.objects.create(
+                recipient=recipient, **content, actor=actor, target=target
+            )
+        return _collapse(earlier, content=content, actor=actor, target=target)
+
+
+def _collapsible(
+    *, recipient: Any, kind: str, target: models.Model, seconds: int
+) -> Notification | None:
+    """The recipient's unread notification of `kind` on `target` from the last `seconds`."""
+    return (
+        Notification.objects.filter(
+            recipient=recipient,
+            kind=kind,
+            target_type=ContentType.objects.get_for_model(target),
+            target_id=str(target.pk),
+            read_at__isnull=True,
+            created_at__gte=timezone.now() - timedelta(seconds=seconds),
+        )
+        .order_by("-id")
+        .first()
+    )
+
+
+def _collapse(
+    earlier: Notification, *, content: dict[str, Any], actor: Any, target: models.Model
+) -> Notification:
+    """Replace `earlier` with one newer row standing for both: the row moves to the top,
+    counts once on the badge, and its `event: notification` names the row it `replaces`."""
+    first = [earlier.actor_id] if earlier.actor_id is not None else []
+    actors = list(earlier.collapse_actor_ids or first)
+    if actor is not None:
+        actors = [pk for pk in actors if pk != actor.pk] + [actor.pk]
+    title = collapsed_title(content["title"], actor=actor, others=len(actors) - 1)
+    replaces = earlier.pk
+    email = email_claims.unsent_for(earlier.pk)  # the delete cascades to it
+    # Deleting publishes `event: read` for the earlier row (notification_deleted): older
+    # clients then show it read, newer ones drop it on `replaces`.
+    earlier.delete()
+    survivor = Notification.objects.create(
+        recipient_id=earlier.recipient_id,
+        **{**content, "title": title},
         actor=actor,
         target=target,
+        collapse_count=earlier.collapse_count + 1,
+        collapse_actor_ids=actors,
+        replaces_id=replaces,
     )
+    email_claims.carry_over(email, notification_id=survivor.pk)
+    return survivor
+
+
+def collapsed_title(title: str, *, actor: Any, others: int) -> str:
+    """Say who else: `bob replied` from bob and 3 others is `bob and 3 others replied`."""
+    if others < 1:
+        return title
+    more = f"{others} other{'s' if others > 1 else ''}"
+    name = actor.get_username() if actor is not None else ""
+    if name and title.startswith(f"{name} "):
+        title = f"{name} and {more}{title[len(name) :]}"
+    else:
+        title = f"{title} (and {more})"
+    return title[:TITLE_MAX]
 
 
 def notification_publish(*, notification: Notification) -> None:
@@ -187,8 +256,9 @@ def _actor_and_target(actor: Any, target: models.Model | None) -> dict[str, Any]
     }
 
 
-def notification_mark_read(*, user: Any, notification_id: int) -> int:
-    """Mark one of the user's notifications read; return their unread count.
+def notification_mark_read(*, user: Any, notification_id: int) -> dict[str, int]:
+    """Mark one of the user's notifications read; return their badge counts
+    (`{"unread", "unseen"}`).
 
     Raises Notification.DoesNotExist for an id that is not theirs.
     """
@@ -196,11 +266,12 @@ def notification_mark_read(*, user: Any, notification_id: int) -> int:
         if not Notification.objects.filter(id=notification_id, recipient=user).exists():
             raise Notification.DoesNotExist(notification_id)
         _mark(user=user, ids=[notification_id])
-    return selectors.unread_count(user_id=user.pk)
+    return selectors.badge_count(user_id=user.pk)
 
 
-def notification_mark_all_read(*, user: Any) -> int:
-    """Mark every unread notification and announcement of the user read; return 0."""
+def notification_mark_all_read(*, user: Any) -> dict[str, int]:
+    """Mark every unread notification and announcement of the user read; return the
+    badge counts (0, 0)."""
     with transaction.atomic():
         ids = list(
             Notification.objects.filter(recipient=user, read_at__isnull=True).values_list(
@@ -209,7 +280,7 @@ def notification_mark_all_read(*, user: Any) -> int:
         )
         announcement_ids = selectors.announcement_unread_ids(user_id=user.pk)
         _mark(user=user, ids=ids, announcement_ids=announcement_ids)
-    return selectors.unread_count(user_id=user.pk)
+    return selectors.badge_count(user_id=user.pk)
 
 
 def notification_read_at_changed(*, notification: Notification) -> None:
@@ -246,11 +317,19 @@ def _read_changes_publish(ids_by_user: dict[int, list[int]]) -> None:
 
 
 def _read_change_publish(
-    *, user_id: int, ids: list[int], announcement_ids: Sequence[int] = ()
+    *,
+    user_id: int,
+    ids: list[int],
+    announcement_ids: Sequence[int] = (),
+    action: str = InboxAction.READ,
 ) -> None:
-    """Record one read-state change (the replay log of `event: read`) and publish it."""
+    """Record one inbox change (the replay log of `event: read`, `archived`, ...) and
+    publish it."""
     change = ReadChange.objects.create(
-        user_id=user_id, notification_ids=sorted(ids), announcement_ids=list(announcement_ids)
+        user_id=user_id,
+        action=action,
+        notification_ids=sorted(ids),
+        announcement_ids=list(announcement_ids),
     )
     events.read_changed_on_commit(change=change)
 
@@ -262,8 +341,8 @@ def group_members_changed(*, user_ids: Iterable[int]) -> None:
         events.streams_close_on_commit(user_id=user_id, session_key=None, reason=CHANNELS_CHANGED)
 
 
-def announcement_mark_read(*, user: Any, announcement_id: int) -> int:
-    """Record that the user read an announcement; return their unread count.
+def announcement_mark_read(*, user: Any, announcement_id: int) -> dict[str, int]:
+    """Record that the user read an announcement; return their badge counts.
 
     Raises Announcement.DoesNotExist for one they are not shown (not theirs, expired, draft).
     """
@@ -271,7 +350,7 @@ def announcement_mark_read(*, user: Any, announcement_id: int) -> int:
         if not selectors.announcement_is_visible(user_id=user.pk, announcement_id=announcement_id):
             raise Announcement.DoesNotExist(announcement_id)
         _mark(user=user, ids=[], announcement_ids=[announcement_id])
-    return selectors.unread_count(user_id=user.pk)
+    return selectors.badge_count(user_id=user.pk)
 
 
 def _mark(*, user: Any, ids: list[int], announcement_ids: Sequence[int] = ()) -> None:
@@ -294,6 +373,98 @@ def _mark(*, user: Any, ids: list[int], announcement_ids: Sequence[int] = ()) ->
     )
     if changed or newly_read:
         _read_change_publish(user_id=user.pk, ids=changed, announcement_ids=newly_read)
+
+
+# ---------------------------------------------------------------- inbox states
+
+
+def _change_one(
+    *, user: Any, notification_id: int, change: Callable[[Notification], None]
+) -> dict[str, int]:
+    """Apply `change` to one of the user's notifications, locked, in a transaction; return
+    the badge counts. Raises Notification.DoesNotExist for an id that is not theirs."""
+    with transaction.atomic():
+        change(Notification.objects.select_for_update().get(id=notification_id, recipient=user))
+    return selectors.badge_count(user_id=user.pk)
+
+
+def _set_state(notification: Notification, action: str, **fields: Any) -> None:
+    Notification.objects.filter(pk=notification.pk).update(**fields)
+    _read_change_publish(user_id=notification.recipient_id, ids=[notification.pk], action=action)
+
+
+def notifications_mark_seen(*, user: Any, through: int | None = None) -> dict[str, int]:
+    """The bell was opened: everything up to the newest notification it showed (`through`;
+    None: the newest of all) is seen, and the badge counts only what comes after. Return
+    the badge counts.
+
+    `through` keeps a notification that arrives while the bell's request is on its way
+    unseen: the tab did not show it."""
+    shown = Notification.objects.filter(recipient=user)
+    if through is not None:
+        shown = shown.filter(id__lte=through)
+    with transaction.atomic():
+        newest = shown.aggregate(m=Max("id"))["m"] or 0
+        InboxSeen.objects.bulk_create([InboxSeen(user=user)], ignore_conflicts=True)
+        moved = InboxSeen.objects.filter(user=user, notification_id__lt=newest).update(
+            notification_id=newest, seen_at=timezone.now()
+        )
+        if moved:
+            _read_change_publish(user_id=user.pk, ids=[], action=InboxAction.SEEN)
+    return selectors.badge_count(user_id=user.pk)
+
+
+def notification_mark_unread(*, user: Any, notification_id: int) -> dict[str, int]:
+    """Mark one of the user's notifications unread (back in the inbox if it was archived).
+
+    Raises Notification.DoesNotExist for an id that is not theirs.
+    """
+
+    def unread(notification: Notification) -> None:
+        if notification.read_at is not None:
+            _set_state(notification, InboxAction.UNREAD, read_at=None, archived_at=None)
+
+    return _change_one(user=user, notification_id=notification_id, change=unread)
+
+
+def notification_archive(*, user: Any, notification_id: int) -> dict[str, int]:
+    """Move one of the user's notifications out of the inbox; archiving reads it.
+
+    Raises Notification.DoesNotExist for an id that is not theirs.
+    """
+
+    def archive(notification: Notification) -> None:
+        if notification.archived_at is None:
+            _mark(user=user, ids=[notification.pk])  # `event: read` too, for older clients
+            _set_state(notification, InboxAction.ARCHIVED, archived_at=timezone.now())
+
+    return _change_one(user=user, notification_id=notification_id, change=archive)
+
+
+def notification_unarchive(*, user: Any, notification_id: int) -> dict[str, int]:
+    """Bring an archived notification back into the inbox (still read).
+
+    Raises Notification.DoesNotExist for an id that is not theirs.
+    """
+
+    def unarchive(notification: Notification) -> None:
+        if notification.archived_at is not None:
+            _set_state(notification, InboxAction.UNARCHIVED, archived_at=None)
+
+    return _change_one(user=user, notification_id=notification_id, change=unarchive)
+
+
+def notification_delete(*, user: Any, notification_id: int) -> dict[str, int]:
+    """Delete one of the user's notifications for good, on all their tabs.
+
+    Raises Notification.DoesNotExist for an id that is not theirs.
+    """
+
+    def delete(notification: Notification) -> None:
+        notification.delete()  # an unread one also goes out as `event: read` (older clients)
+        _read_change_publish(user_id=user.pk, ids=[notification_id], action=InboxAction.DELETED)
+
+    return _change_one(user=user, notification_id=notification_id, change=delete)
 
 
 # ---------------------------------------------------------------- announcements

@@ -1,12 +1,18 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from notifications.views import api, pages, staff, stream
+from notifications.views import api, email, pages, staff, stream
 
 app_name = "notifications"
 
 urlpatterns = [
     path("notifications/", pages.inbox, name="inbox"),
     path("notifications/settings/", pages.preferences_page, name="preferences"),
+    path(
+        "notifications/<int:notification_id>/open/",
+        email.open_notification,
+        name="email-open",
+    ),
+    path("email/unsubscribe/<str:token>/", email.unsubscribe, name="email-unsubscribe"),
     path("events/", stream.events, name="events"),
     path("staff/transports/", staff.transports, name="staff-transports"),
     path("api/health/", api.health, name="api-health"),
@@ -15,6 +21,17 @@ urlpatterns = [
     path("api/notifications/poll/", stream.poll, name="api-poll"),
     path("api/notifications/read-all/", api.mark_all_read, name="api-read-all"),
     path("api/notifications/<int:notification_id>/read/", api.mark_read, name="api-read"),
+    path("api/notifications/seen/", api.mark_seen, name="api-seen"),
+    path(
+        "api/notifications/<int:notification_id>/",
+        api.notification_delete,
+        name="api-notification",
+    ),
+    re_path(
+        r"^api/notifications/(?P<notification_id>[0-9]+)/(?P<action>unread|archive|unarchive)/$",
+        api.inbox_action,
+        name="api-inbox-action",
+    ),
     path("api/announcements/", api.announcement_list, name="api-announcements"),
     path("api/preferences/", api.preferences_view, name="api-preferences"),
     path(

@@ -20,8 +20,10 @@ from django.test import Client
 from config.redis_server import EmbeddedRedis
 from tests.support import content_types
 from tests.support.factories import make_user
+from tests.support.migrations import migrate_to_latest
 from tests.support.sentinel import SentinelGroup
 from tests.support.servers import RUN_DIR, UNCAPPED, Server
+from tests.support.smtp import SmtpSink
 
 _redis = EmbeddedRedis(RUN_DIR / "redis.sock")
 
@@ -152,3 +154,21 @@ def _stable_content_type_ids(request: pytest.FixtureRequest, django_db_blocker) 
     if transactional:
         with django_db_blocker.unblock():
             content_types.restore_ids()
+
+
+@pytest.fixture
+def back_to_latest() -> Iterator[None]:
+    """For a test that migrates the database back: every migration applied again after it."""
+    yield
+    migrate_to_latest()
+
+
+@pytest.fixture
+def smtp(settings) -> Iterator[SmtpSink]:
+    """A real SMTP server on a free port, and Django's email settings pointing at it."""
+    sink = SmtpSink().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    yield sink
+    sink.stop()

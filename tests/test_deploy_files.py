@@ -51,7 +51,9 @@ def test_the_env_file_documents_every_setting_read_from_the_environment():
     assert documented - read == set(), "documented but never read"
 
 
-@pytest.mark.parametrize("unit", ["pulse@.service", "pulse-announcements.service"])
+@pytest.mark.parametrize(
+    "unit", ["pulse@.service", "pulse-announcements.service", "pulse-emails.service"]
+)
 def test_systemd_units_verify(unit, tmp_path):
     # The units name /srv/pulse; here the checkout, whose .venv/bin/python exists.
     text = (DEPLOY / "systemd" / unit).read_text().replace("/srv/pulse", str(ROOT))

@@ -62,12 +62,28 @@ def test_cookies_are_httponly_lax_and_secure_under_https():
         ({**PRODUCTION, "ALLOWED_HOSTS": "a.example,*"}, "ALLOWED_HOSTS must name hosts"),
         ({"DEBUG": "0", "ALLOWED_HOSTS": "x.example"}, "SECRET_KEY must be set"),
         ({**PRODUCTION, "DEBUG": "maybe"}, "DEBUG must be a boolean"),
+        # The password in the URL is not echoed back.
+        ({**PRODUCTION, "EMAIL_URL": "smpt://u:secret@h:25"}, "EMAIL_URL must start with smtp"),
     ],
 )
 def test_unsafe_or_malformed_settings_refuse_to_start(env, message):
     result = run("import django; django.setup()", **env)
     assert result.returncode != 0
-    assert message in result.stderr
+    assert message in result.stderr and "secret" not in result.stderr
+
+
+def test_email_url_configures_django_email():
+    code = (
+        "import django, json; django.setup(); from django.conf import settings as s;"
+        "print(json.dumps([s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_HOST_USER,"
+        " s.EMAIL_USE_TLS]))"
+    )
+    result = run(code, **PRODUCTION, EMAIL_URL="smtp://mailer:pw@mail.example:587?tls=True")
+    assert json.loads(result.stdout) == [
+        "django.core.mail.backends.smtp.EmailBackend", "mail.example", 587, "mailer", True,
+    ]  # fmt: skip
+    unset = run(code, **PRODUCTION)
+    assert json.loads(unset.stdout)[0] == "django.core.mail.backends.console.EmailBackend"
 
 
 @pytest.mark.django_db

@@ -57,6 +57,28 @@ export function timeAgo(iso) {
 
 const badge = document.getElementById("bell-badge");
 
+// The badge counts what is new since the bell was last opened (`unseen`); answers from
+// servers before inbox states carry only `unread`.
+const badgeOf = (data) => (typeof data?.unseen === "number" ? data.unseen : data?.unread);
+
+// The newest notification the badge's counts include: the newest one this page had an
+// event for, or the `newest` of the counts it shows. Counts computed before it (an answer,
+// or an inbox change's event, that raced the notification's event: another request,
+// another channel) are older than the badge: their `newest` says so, and the page asks for
+// the counts again instead of showing them. A notification's own counts are shown only if
+// it is newer: the badge already counts an older one (one user's notifications are stored
+// in id order), and a replay after an absence brings many.
+let newestHeard = 0;
+
+function showCounts(data) {
+  if (typeof data?.newest !== "number") setUnread(badgeOf(data)); // a server before `newest`
+  else if (data.newest < newestHeard) refreshCount();
+  else {
+    newestHeard = data.newest;
+    setUnread(badgeOf(data));
+  }
+}
+
 function setUnread(count) {
   if (!badge || typeof count !== "number") return;
   badge.dataset.count = String(count);
@@ -123,6 +145,7 @@ function notificationRow(n, { compact = false } = {}) {
   if (n.body && !compact) main.append(el("div", "item-body", n.body));
   const time = el("time", "item-time", timeAgo(n.created_at));
   time.dateTime = n.created_at;
+  if (n.count > 1) main.append(el("span", "item-count", `×${n.count}`));
   main.append(time);
   li.append(main);
   if (!n.read) {
@@ -131,7 +154,77 @@ function notificationRow(n, { compact = false } = {}) {
     button.title = "Mark read";
     li.append(button);
   }
+  if (n.id !== undefined && !li.dataset.announcementId) li.append(...rowActions(n, compact));
   return li;
+}
+
+// Inbox states: mark unread, archive (or bring back), delete; each goes to every tab.
+const ROW_ACTIONS = {
+  "mark-unread": { label: "Mark unread", icon: "●", call: (id) => api(`/api/notifications/${id}/unread/`, { method: "POST" }) },
+  archive: { label: "Archive", icon: "🗄", call: (id) => api(`/api/notifications/${id}/archive/`, { method: "POST" }) },
+  unarchive: { label: "Move to inbox", icon: "↩", call: (id) => api(`/api/notifications/${id}/unarchive/`, { method: "POST" }) },
+  delete: { label: "Delete", icon: "🗑", call: (id) => api(`/api/notifications/${id}/`, { method: "DELETE" }) },
+};
+
+function rowActions(n, compact) {
+  const names = [n.archived ? "unarchive" : "archive"];
+  if (!compact) names.unshift(...(n.read && !n.archived ? ["mark-unread"] : []));
+  if (!compact) names.push("delete");
+  return names.map((name) => {
+    const button = el("button", `link-button row-action ${name}`, compact ? ROW_ACTIONS[name].icon : ROW_ACTIONS[name].label);
+    button.type = "button";
+    button.title = ROW_ACTIONS[name].label;
+    button.dataset.action = name;
+    return button;
+  });
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button.row-action");
+  const row = button?.closest("li.item[data-id]");
+  if (!row) return;
+  event.stopPropagation();
+  const action = button.dataset.action;
+  ROW_ACTIONS[action]
+    .call(Number(row.dataset.id))
+    .then((data) => {
+      if (action === "mark-unread") markRowsUnread([row.dataset.id]);
+      else removeRows([row.dataset.id]);
+      showCounts(data);
+    })
+    .catch((err) => toast({ title: `Could not ${ROW_ACTIONS[action].label.toLowerCase()}`, body: err.message, level: "error" }));
+});
+
+function markRowsUnread(ids) {
+  let missing = false;
+  for (const id of ids) {
+    const rows = document.querySelectorAll(`li.item[data-id="${Number(id)}"]`);
+    if (!rows.length) missing = true;
+    for (const row of rows) {
+      if (inboxState() === "archived" && row.closest("#inbox-list")) {
+        row.remove(); // marking unread brought it back to the inbox
+        continue;
+      }
+      row.classList.add("unread");
+      row.querySelector(".mark-unread")?.remove();
+      if (!row.querySelector(".mark-read")) {
+        const button = el("button", "link-button mark-read", row.closest("#bell-list") ? "✓" : "Mark read");
+        button.type = "button";
+        button.title = "Mark read";
+        row.querySelector(".row-action")?.before(button);
+      }
+    }
+  }
+  // Marking unread brings an archived one back: the inbox shows it once reloaded.
+  if (missing && inboxList && inboxState() === "") loadInbox();
+}
+
+function removeRows(ids) {
+  for (const id of ids) {
+    for (const row of document.querySelectorAll(`li.item[data-id="${Number(id)}"]`)) row.remove();
+  }
+  showInboxEmptyState();
+  if (bellList && !bellList.children.length) bellList.append(el("li", "empty", "No notifications yet."));
 }
 
 function markRowsRead(ids) {
@@ -139,23 +232,30 @@ function markRowsRead(ids) {
     for (const row of document.querySelectorAll(`li.item[data-id="${Number(id)}"]`)) {
       row.classList.remove("unread");
       row.querySelector(".mark-read")?.remove();
-      if (inboxUnreadOnly?.checked && row.closest("#inbox-list")) row.remove();
+      if (inboxState() === "unread" && row.closest("#inbox-list")) row.remove();
+      else if (row.closest("#inbox-list") && inboxState() === "" && !row.querySelector(".mark-unread")) {
+        row.querySelector(".row-action")?.before(...rowActions({ read: true }, false).slice(0, 1));
+      }
     }
   }
-  if (inboxUnreadOnly?.checked) showInboxEmptyState();
+  if (inboxState() === "unread") showInboxEmptyState();
 }
 
 async function markRead(id) {
   const data = await api(`/api/notifications/${Number(id)}/read/`, { method: "POST" });
   markRowsRead([id]);
-  setUnread(data.unread);
+  showCounts(data);
 }
 
 async function markAllRead() {
+  // What the page showed when asked: a notification that arrives while the request is on
+  // its way was not read (its own `read` event says so if the server read it too).
+  const rows = [...document.querySelectorAll("li.item.unread")].map((r) => r.dataset.id);
+  const news = [...document.querySelectorAll("[data-announcement-id]")].map((n) => n.dataset.announcementId);
   const data = await api("/api/notifications/read-all/", { method: "POST" });
-  markRowsRead([...document.querySelectorAll("li.item.unread")].map((r) => r.dataset.id));
-  markAnnouncementsRead([...document.querySelectorAll("[data-announcement-id]")].map((n) => n.dataset.announcementId));
-  setUnread(data.unread);
+  markRowsRead(rows);
+  markAnnouncementsRead(news);
+  showCounts(data);
 }
 
 function markRowRead(row) {
@@ -174,7 +274,7 @@ document.addEventListener("click", (event) => {
 const FOLLOW_WAIT_MS = 1500;
 
 document.addEventListener("click", (event) => {
-  if (event.target.closest(".mark-read")) return;
+  if (event.target.closest(".mark-read, .row-action")) return;
   const row = event.target.closest("li.item.unread");
   if (!row?.closest("#bell-list, #inbox-list, #inbox-announcements")) return;
   const done = markRowRead(row);
@@ -211,7 +311,7 @@ async function refreshDropdown() {
     for (const a of unreadNews) bellList.append(announcementRow(a, { compact: true }));
     for (const n of page.results) bellList.append(notificationRow(n, { compact: true }));
     if (!bellList.children.length) bellList.append(el("li", "empty", "No notifications yet."));
-    setUnread(page.unread);
+    showCounts(page);
   } catch (err) {
     bellList.replaceChildren(el("li", "empty", `Could not load notifications (${err.message}).`));
   }
@@ -221,7 +321,17 @@ function setDropdown(open) {
   if (!dropdown) return;
   dropdown.hidden = !open;
   bellButton.setAttribute("aria-expanded", String(open));
-  if (open) refreshDropdown();
+  if (open) refreshDropdown().then(() => markSeen());
+}
+
+// Opening the bell sees what it shows: the badge starts again from zero, on every tab.
+// Only up to the newest row shown: one arriving while the request is on its way stays new.
+function markSeen() {
+  const shown = [...(bellList?.querySelectorAll("li.item[data-id]") ?? [])].map((li) => Number(li.dataset.id));
+  if (!shown.length) return; // nothing shown (none yet, or the list failed to load)
+  api(`/api/notifications/seen/?through=${Math.max(...shown)}`, { method: "POST" })
+    .then((data) => showCounts(data))
+    .catch(() => {}); // the badge stays as it was; the next opening tries again
 }
 
 bellButton?.addEventListener("click", (event) => {
@@ -242,9 +352,11 @@ function prependToDropdown(n) {
   if (!bellList || dropdown.hidden) return;
   bellList.querySelector(".empty")?.remove();
   // Announcements stay pinned above the notifications.
+  if (n.replaces) bellList.querySelector(`li.item[data-id="${Number(n.replaces)}"]`)?.remove();
   bellList.insertBefore(notificationRow(n, { compact: true }), bellList.querySelector("li.item[data-id]"));
   const rows = bellList.querySelectorAll("li.item[data-id]");
   if (rows.length > 8) rows[rows.length - 1].remove();
+  if (document.visibilityState === "visible") markSeen(); // shown in the open bell: seen
 }
 
 // ---------------------------------------------------------------- inbox page
@@ -252,10 +364,17 @@ function prependToDropdown(n) {
 const inboxList = document.getElementById("inbox-list");
 const inboxMore = document.getElementById("inbox-more");
 const inboxUnreadOnly = document.getElementById("inbox-unread-only");
+const inboxArchived = document.getElementById("inbox-archived");
+
+// What the inbox page lists: "" (the inbox), "unread" or "archived" (the API's ?state=).
+function inboxState() {
+  if (inboxArchived?.checked) return "archived";
+  return inboxUnreadOnly?.checked ? "unread" : "";
+}
 
 async function loadInbox({ append = false } = {}) {
   const params = new URLSearchParams({ limit: "30" });
-  if (inboxUnreadOnly.checked) params.set("unread", "1");
+  if (inboxState()) params.set("state", inboxState());
   if (append && inboxList.dataset.next) params.set("before", inboxList.dataset.next);
   inboxList.querySelector(".load-error")?.remove();
   let page;
@@ -270,12 +389,12 @@ async function loadInbox({ append = false } = {}) {
   showInboxEmptyState();
   inboxList.dataset.next = page.next ?? "";
   inboxMore.hidden = !page.next;
-  setUnread(page.unread);
+  showCounts(page);
 }
 
 function showInboxEmptyState() {
   if (!inboxList || inboxList.querySelector("li.item")) return;
-  const text = inboxUnreadOnly?.checked ? "No unread notifications." : "You're all caught up.";
+  const text = { unread: "No unread notifications.", archived: "Nothing archived." }[inboxState()] || "You're all caught up.";
   inboxList.replaceChildren(el("li", "empty", text));
 }
 
@@ -295,13 +414,15 @@ if (inboxList) {
   for (const time of inboxList.querySelectorAll("time.item-time")) time.textContent = timeAgo(time.dateTime);
   inboxMore?.addEventListener("click", () => loadInbox({ append: true }));
   inboxUnreadOnly?.addEventListener("change", () => loadInbox());
+  inboxArchived?.addEventListener("change", () => loadInbox());
   document.getElementById("inbox-read-all")?.addEventListener("click", () => {
     markAllRead().catch((err) => toast({ title: "Could not mark all read", body: err.message, level: "error" }));
   });
 }
 
 function prependToInbox(n) {
-  if (!inboxList || inboxList.querySelector(`li.item[data-id="${Number(n.id)}"]`)) return;
+  if (n.replaces) inboxList?.querySelector(`li.item[data-id="${Number(n.replaces)}"]`)?.remove();
+  if (!inboxList || inboxState() === "archived" || inboxList.querySelector(`li.item[data-id="${Number(n.id)}"]`)) return;
   inboxList.querySelector(".empty")?.remove();
   const row = notificationRow({ ...n, read: false });
   row.classList.add("arriving");
@@ -318,6 +439,7 @@ const seenAnnouncements = new Set();
 
 function announcementRow(a, options) {
   const row = notificationRow({ ...a, url: "" }, options);
+  for (const button of row.querySelectorAll(".row-action")) button.remove(); // read or not, no more
   delete row.dataset.id;
   row.dataset.announcementId = String(a.id);
   row.querySelector(".item-title").prepend(el("span", "pin", "Announcement"), " ");
@@ -381,7 +503,7 @@ function markAnnouncementsRead(ids) {
 async function markAnnouncementRead(id) {
   const data = await api(`/api/announcements/${Number(id)}/read/`, { method: "POST" });
   markAnnouncementsRead([id]);
-  setUnread(data.unread);
+  showCounts(data);
 }
 
 async function loadBanners() {
@@ -495,7 +617,10 @@ const seen = new Set();
 function onNotification(event) {
   const n = parse(event);
   if (!n) return;
-  setUnread(n.unread);
+  if (n.id > newestHeard) {
+    newestHeard = n.id;
+    setUnread(badgeOf(n)); // counted after it was stored
+  }
   if (seen.has(n.id)) return;
   seen.add(n.id);
   prependToDropdown(n);
@@ -550,9 +675,34 @@ function onRead(event) {
   if (!data) return;
   markRowsRead(data.ids || []);
   markAnnouncementsRead(data.announcement_ids || []);
-  setUnread(data.unread);
+  showCounts(data);
   emit("read", data);
 }
+
+// The other inbox changes (README, "Events"): every tab shows the state the user chose.
+function onInboxChange(type, apply) {
+  return (event) => {
+    const data = parse(event);
+    if (!data) return;
+    apply(data.ids || []);
+    showCounts(data);
+    emit(type, data);
+  };
+}
+
+const inboxChanges = {
+  seen: onInboxChange("seen", () => {}),
+  unread: onInboxChange("unread", markRowsUnread),
+  archived: onInboxChange("archived", (ids) => {
+    if (inboxState() !== "archived") removeRows(ids);
+    else if (ids.some((id) => !inboxList.querySelector(`li.item[data-id="${Number(id)}"]`))) loadInbox();
+  }),
+  unarchived: onInboxChange("unarchived", (ids) => {
+    if (inboxState() === "archived") removeRows(ids);
+    else if (inboxList && ids.some((id) => !inboxList.querySelector(`li.item[data-id="${Number(id)}"]`))) loadInbox();
+  }),
+  deleted: onInboxChange("deleted", removeRows),
+};
 
 function onReset() {
   // The server could not replay what this tab missed: reload the state from the API.
@@ -566,7 +716,14 @@ function onReset() {
 
 async function refreshCount() {
   try {
-    setUnread((await api("/api/notifications/unread-count/")).unread);
+    const asked = newestHeard;
+    const data = await api("/api/notifications/unread-count/");
+    // A notification that came while this was on its way is newer than these counts: the
+    // badge shows its counts already.
+    if (newestHeard > asked && data.newest < newestHeard) return true;
+    // Otherwise they are the newest there are (below newestHeard: that one was deleted).
+    if (typeof data.newest === "number") newestHeard = data.newest;
+    setUnread(badgeOf(data));
     return true;
   } catch (err) {
     if (err.status === 403) {
@@ -582,6 +739,7 @@ const eventHandlers = {
   message: parse,
   notification: onNotification,
   read: onRead,
+  ...inboxChanges,
   "stream-reset": onReset,
   announcement: onAnnouncement,
   "announcement-expired": (event) => {

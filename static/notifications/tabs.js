@@ -8,7 +8,10 @@
 
 const REPLAY_KEEP = 200; // events the leader keeps for a tab that opens a moment late
 // What a tab that opens late replays: events with a position, not a stream's end or reset.
-const KEEP = new Set(["notification", "read", "announcement", "announcement-expired", "activity", "activity-removed"]);
+const KEEP = new Set([
+  "notification", "read", "unread", "seen", "archived", "unarchived", "deleted",
+  "announcement", "announcement-expired", "activity", "activity-removed",
+]);
 const HELLO_WAIT_MS = 3000; // a new tab holds live events this long for the leader's replay
 
 // An SSE id is per-channel positions, "user-7:42,user-7-read:3,announcements:5".

@@ -6,7 +6,6 @@ import re
 import selectors
 import signal
 import subprocess
-import sys
 import time
 from typing import IO
 
@@ -17,36 +16,11 @@ from django.utils import timezone
 
 from notifications.models import Announcement, Notification
 from notifications.services import announcement_create
-from tests.support import servers
 from tests.support.factories import make_users, session_cookie
-from tests.support.servers import ROOT, run_manage
+from tests.support.servers import run_manage, start_manage
 from tests.support.sse_client import open_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def start_manage(*args: str, redis_url: str) -> subprocess.Popen[bytes]:
-    """`manage.py <args>` in its own process against the test database, not waited for."""
-    env = dict(
-        os.environ,
-        DATABASE_URL=servers.database_url(),
-        REDIS_URL=redis_url,
-        PYTHONUNBUFFERED="1",
-    )
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_as_from_a_terminal,
-    )
-
-
-def _as_from_a_terminal() -> None:
-    """Ctrl-C reaches the command, as in a terminal, even where this test run was started in
-    the background with SIGINT ignored (a shell's `cmd &`), which children inherit."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(process: subprocess.Popen[bytes], timeout: float = 120) -> tuple[int, str, str]:

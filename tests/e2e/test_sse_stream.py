@@ -40,10 +40,13 @@ async def test_a_notification_made_in_another_process_reaches_the_recipient(
         assert result.returncode == 0, result.stderr
         (event,) = await stream.collect("notification", 1, timeout=10)
         data = event.json()
-        assert set(data) == {"id", "title", "body", "kind", "level", "url", "created_at", "unread"}
-        assert (data["title"], data["body"], data["level"], data["url"], data["unread"]) == (
-            "Build #42 passed", "All green", "success", "/builds/42/", 1
+        assert set(data) == {
+            "id", "title", "body", "kind", "level", "url", "created_at", "unread", "unseen"
+        }  # fmt: skip
+        assert (data["title"], data["body"], data["level"], data["url"]) == (
+            "Build #42 passed", "All green", "success", "/builds/42/"
         )  # fmt: skip
+        assert (data["unread"], data["unseen"]) == (1, 1)
         assert parse_event_id(event.id) == {
             f"user-{alice.pk}": data["id"],
             f"user-{alice.pk}-read": 0,
@@ -104,12 +107,12 @@ async def test_a_first_connection_that_drops_before_any_event_loses_nothing(
 async def test_read_state_syncs_to_the_users_other_tabs(transport, server, alice):
     cookie = await sync_to_async(session_cookie)(alice)
     n = await create(recipient=alice, title="read me")
-    await create(recipient=alice, title="still unread")
+    newer = await create(recipient=alice, title="still unread")
     other_tab = await open_feed(transport, server.url, session=cookie)
     try:
         await sync_to_async(notification_mark_read)(user=alice, notification_id=n.pk)
         (event,) = await other_tab.collect("read", 1)
-        assert event.json() == {"ids": [n.pk], "unread": 1}
+        assert event.json() == {"ids": [n.pk], "unread": 1, "unseen": 1, "newest": newer.pk}
     finally:
         await other_tab.close()
 

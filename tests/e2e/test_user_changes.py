@@ -151,16 +151,21 @@ async def test_admin_edits_and_deletes_update_the_recipients_badge(server, alice
         now = timezone.localtime().strftime("%Y-%m-%d %H:%M:%S")
         await sync_to_async(admin_edit_read_at)(client, first, now)
         (read,) = await stream.collect("read", 1)
-        assert read.json() == {"ids": [first.pk], "unread": 2}
+        assert read.json() == {"ids": [first.pk], "unread": 2, "unseen": 2, "newest": third.pk}
 
         await sync_to_async(admin_edit_read_at)(client, first, "")  # unread again
         (read,) = await stream.collect("read", 1)
-        assert read.json() == {"ids": [], "unread": 3}
+        assert read.json() == {"ids": [], "unread": 3, "unseen": 3, "newest": third.pk}
 
         # one event for the whole delete, with the unread ones it removed
         await sync_to_async(admin_delete)(client, second, third, bobs)
         (read,) = await stream.collect("read", 1)
-        assert read.json() == {"ids": sorted([second.pk, third.pk]), "unread": 1}
+        assert read.json() == {
+            "ids": sorted([second.pk, third.pk]),
+            "unread": 1,
+            "unseen": 1,
+            "newest": first.pk,  # the newer ones were deleted
+        }
         assert [e.event for e in await stream.quiet(0.5)] == []
     finally:
         await stream.close()

@@ -207,12 +207,18 @@ def test_reading_an_announcement_stores_one_row_and_tells_the_users_tabs(
     a = announce()
     published(pubsub)
     with django_capture_on_commit_callbacks(execute=True):
-        assert announcement_mark_read(user=alice, announcement_id=a.pk) == 0
+        assert announcement_mark_read(user=alice, announcement_id=a.pk) == {
+            "unread": 0,
+            "unseen": 0,
+            "newest": 0,  # no notifications
+        }
         announcement_mark_read(user=alice, announcement_id=a.pk)  # again: no change
     assert AnnouncementRead.objects.filter(user=alice).count() == 1
     (message,) = published(pubsub)
     assert message["channel"] == f"user-{alice.pk}-read"
-    assert json.loads(message["data"]) == {"ids": [], "announcement_ids": [a.pk], "unread": 0}
+    assert json.loads(message["data"]) == {
+        "ids": [], "announcement_ids": [a.pk], "unread": 0, "unseen": 0, "newest": 0
+    }  # fmt: skip
     assert selectors.unread_count(user_id=bob.pk) == 1
 
 
@@ -226,7 +232,7 @@ def test_an_announcement_for_a_group_cannot_be_read_by_outsiders(alice, ops):
 def test_mark_all_read_covers_announcements(alice, bob):
     n = notification_create(recipient=alice, title="n")
     a = announce()
-    assert notification_mark_all_read(user=alice) == 0
+    assert notification_mark_all_read(user=alice) == {"unread": 0, "unseen": 0, "newest": n.pk}
     change = ReadChange.objects.get(user=alice)
     assert (change.notification_ids, change.announcement_ids) == ([n.pk], [a.pk])
     assert selectors.unread_count(user_id=bob.pk) == 1
@@ -246,13 +252,17 @@ def test_api_lists_the_users_announcements_with_read_state(alice, alice_client, 
     assert body["results"][0]["level"] == "success"
     unread = alice_client.get("/api/announcements/?unread=1").json()["results"]
     assert [r["id"] for r in unread] == [new.pk]
-    assert alice_client.get("/api/notifications/unread-count/").json() == {"unread": 1}
+    assert alice_client.get("/api/notifications/unread-count/").json() == {
+        "unread": 1,
+        "unseen": 1,
+        "newest": 0,
+    }
 
 
 def test_api_marks_an_announcement_read(alice_client, ops):
     a = announce()
     response = csrf_post(alice_client, f"/api/announcements/{a.pk}/read/")
-    assert response.json() == {"unread": 0}
+    assert response.json() == {"unread": 0, "unseen": 0, "newest": 0}
     hidden = announce(groups=[ops])
     response = csrf_post(alice_client, f"/api/announcements/{hidden.pk}/read/")
     assert response.status_code == 404

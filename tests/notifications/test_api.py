@@ -25,7 +25,7 @@ def test_list_item_format(alice, alice_client):
     (item,) = alice_client.get("/api/notifications/").json()["results"]
     assert item == {
         "id": n.pk, "title": "t", "body": "b", "kind": "general", "level": "warning", "url": "/x/",
-        "created_at": n.created_at.isoformat(), "read": False,
+        "created_at": n.created_at.isoformat(), "read": False, "seen": False, "archived": False,
     }  # fmt: skip
 
 
@@ -54,17 +54,22 @@ def test_anonymous_gets_403_json_everywhere(client):
 
 
 def test_unread_count(alice, alice_client):
-    notification_create(recipient=alice, title="a")
-    assert alice_client.get("/api/notifications/unread-count/").json() == {"unread": 1}
+    a = notification_create(recipient=alice, title="a")
+    assert alice_client.get("/api/notifications/unread-count/").json() == {
+        "unread": 1,
+        "unseen": 1,
+        "newest": a.pk,
+    }
 
 
 def test_mark_read_and_read_all(alice, alice_client):
     a = notification_create(recipient=alice, title="a")
-    notification_create(recipient=alice, title="b")
+    b = notification_create(recipient=alice, title="b")
     response = csrf_post(alice_client, f"/api/notifications/{a.pk}/read/")
     assert response.status_code == 200
-    assert response.json() == {"unread": 1}
-    assert csrf_post(alice_client, "/api/notifications/read-all/").json() == {"unread": 0}
+    assert response.json() == {"unread": 1, "unseen": 1, "newest": b.pk}
+    read_all = csrf_post(alice_client, "/api/notifications/read-all/").json()
+    assert read_all == {"unread": 0, "unseen": 0, "newest": b.pk}
 
 
 def test_another_users_notification_is_404(bob, alice_client):
@@ -116,7 +121,7 @@ def test_wrong_method_gets_405_json_with_allow(alice_client, method, path, allow
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/notifications/abc/read/", "/api/nothing-here/", "/api/notifications/1/unread/"],
+    ["/api/notifications/abc/read/", "/api/nothing-here/", "/api/notifications/1/unknown/"],
 )
 def test_unknown_api_paths_get_404_json(alice_client, client, path):
     for c in (alice_client, client):
@@ -135,7 +140,7 @@ def test_server_error_under_api_is_json(alice_client, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("notifications.selectors.unread_count", broken)
+    monkeypatch.setattr("notifications.selectors.badge_count", broken)
     alice_client.raise_request_exception = False
     response = alice_client.get("/api/notifications/unread-count/")
     assert response.status_code == 500

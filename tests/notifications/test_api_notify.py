@@ -72,6 +72,7 @@ def test_one_user_gets_one_notification_published_live(alice, pubsub):
         "url": "/deploys/7/",
         "created_at": n.created_at.isoformat(),
         "unread": 1,
+        "unseen": 1,
     }
 
 

@@ -20,7 +20,7 @@ from tests.support.streams import live_connection
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC_KEYS = {"id", "title", "body", "kind", "level", "url", "created_at", "unread"}
+PUBLIC_KEYS = {"id", "title", "body", "kind", "level", "url", "created_at", "unread", "unseen"}
 
 
 @pytest.fixture
@@ -78,9 +78,11 @@ def test_published_json_is_the_payload_byte_for_byte(alice, bob, published):
     published(lambda: notifications_publish_bulk(notifications=[*rows, rows[0]]))
     assert len(published.sent) == 5
     for _channel, _type, data, event_id, *_ in published.sent:
-        unread = json.loads(data)["unread"]
+        counts = json.loads(data)
         row = Notification.objects.get(pk=event_id)
-        assert data == json.dumps(selectors.notification_payload(row, unread=unread))
+        assert data == json.dumps(
+            selectors.notification_payload(row, unread=counts["unread"], unseen=counts["unseen"])
+        )
     assert [json.loads(m[2])["unread"] for m in published.sent] == [1, 1, 2, 2, 2]
 
 

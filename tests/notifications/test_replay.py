@@ -3,8 +3,13 @@ import json
 import pytest
 from django_eventstream.storage import EventDoesNotExist
 
-from notifications.services import notification_create, notification_mark_read
+from notifications.services import (
+    notification_archive,
+    notification_create,
+    notification_mark_read,
+)
 from notifications.storage import ReplayStorage, stream_position
+from tests.support.published import published
 
 pytestmark = pytest.mark.django_db
 
@@ -37,11 +42,27 @@ def test_an_id_beyond_the_newest_asks_the_client_to_reset(alice):
 
 def test_read_changes_replay_with_the_current_unread_count(alice):
     a = notification_create(recipient=alice, title="a")
-    notification_create(recipient=alice, title="b")
     notification_mark_read(user=alice, notification_id=a.pk)
+    b = notification_create(recipient=alice, title="b")
     (event,) = ReplayStorage().get_events(f"user-{alice.pk}-read", 0)
     assert event.type == "read"
-    assert json.loads(event.data) == {"ids": [a.pk], "unread": 1}
+    # as published live, with the counts of now: `newest` is the one made since
+    assert json.loads(event.data) == {"ids": [a.pk], "unread": 1, "unseen": 1, "newest": b.pk}
+
+
+def test_a_replayed_inbox_change_is_the_live_one_when_nothing_changed_since(
+    alice, pubsub, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    a = notification_create(recipient=alice, title="a")
+    notification_create(recipient=alice, title="b")
+    published(pubsub)
+    with django_capture_on_commit_callbacks(execute=True):
+        notification_archive(user=alice, notification_id=a.pk)
+    live = [(m["event"], json.loads(m["data"])) for m in published(pubsub)]
+    with django_assert_num_queries(3):  # where the channel stands, the rows, the counts
+        events = ReplayStorage().get_events(f"user-{alice.pk}-read", 0)
+    assert [(e.type, json.loads(e.data)) for e in events] == live
+    assert [event for event, _ in live] == ["read", "archived"]
 
 
 def test_stream_position_is_the_newest_id_per_channel(alice):

@@ -36,6 +36,7 @@ def test_notification_is_published_only_after_commit(
         "url": "",
         "created_at": n.created_at.isoformat(),
         "unread": 1,
+        "unseen": 1,
     }
 
 
@@ -78,16 +79,16 @@ def test_mark_read_records_a_read_change_and_returns_unread(
     alice, pubsub, django_capture_on_commit_callbacks
 ):
     a = notification_create(recipient=alice, title="a")
-    notification_create(recipient=alice, title="b")
+    b = notification_create(recipient=alice, title="b")
     published(pubsub)
     with django_capture_on_commit_callbacks(execute=True):
-        unread = notification_mark_read(user=alice, notification_id=a.pk)
-    assert unread == 1
+        counts = notification_mark_read(user=alice, notification_id=a.pk)
+    assert counts == {"unread": 1, "unseen": 1, "newest": b.pk}
     change = ReadChange.objects.get()
     assert change.notification_ids == [a.pk]
     (message,) = published(pubsub)
     assert message["channel"] == f"user-{alice.pk}-read"
-    assert json.loads(message["data"]) == {"ids": [a.pk], "unread": 1}
+    assert json.loads(message["data"]) == {"ids": [a.pk], "unread": 1, "unseen": 1, "newest": b.pk}
 
 
 def test_marking_an_already_read_notification_changes_nothing(alice):
@@ -108,8 +109,8 @@ def test_bob_cannot_mark_alices_notification(alice, bob):
 
 def test_mark_all_read_marks_only_the_users_own(alice, bob):
     ids = [notification_create(recipient=alice, title=str(i)).pk for i in range(3)]
-    notification_create(recipient=bob, title="bob's")
-    assert notification_mark_all_read(user=alice) == 0
+    notification_create(recipient=bob, title="bob's")  # newer, not hers
+    assert notification_mark_all_read(user=alice) == {"unread": 0, "unseen": 0, "newest": ids[-1]}
     assert ReadChange.objects.get(user=alice).notification_ids == ids
     assert Notification.objects.filter(recipient=bob, read_at__isnull=True).count() == 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -195,9 +196,11 @@ def server_processes(
             server.stop()
 
 
-def run_manage(*args: str, redis_url: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_manage(
+    *args: str, redis_url: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run `manage.py <args>` in its own process against the test database."""
-    env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=redis_url)
+    env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=redis_url, **(env or {}))
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -206,6 +209,33 @@ def run_manage(*args: str, redis_url: str, timeout: float = 60) -> subprocess.Co
         text=True,
         timeout=timeout,
     )
+
+
+def start_manage(
+    *args: str, redis_url: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`manage.py <args>` in its own process against the test database, not waited for."""
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url(),
+        REDIS_URL=redis_url,
+        PYTHONUNBUFFERED="1",
+        **(env or {}),
+    )
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_as_from_a_terminal,
+    )
+
+
+def _as_from_a_terminal() -> None:
+    """Ctrl-C reaches the command, as in a terminal, even where this test run was started in
+    the background with SIGINT ignored (a shell's `cmd &`), which children inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def create_in_another_process(
