@@ -74,6 +74,11 @@ def _own(user: Any, key: str | None) -> bool:
     return key is not None and key.removesuffix("-read") == str(user.pk)
 
 
+def _recipient(key: str | None) -> int | None:
+    """`user-42` carries user 42's notifications; `user-42-read` only read states."""
+    return int(key) if key is not None and key.isdigit() else None
+
+
 def _member(user: Any, key: str | None) -> bool:
     return key is not None and int(key) in _group_ids(user)
 
@@ -86,7 +91,11 @@ def register_kinds() -> None:
     """Add this app's channel kinds to the core's registry (NotificationsConfig.ready)."""
     ids = r"[1-9][0-9]{0,17}"
     realtime_channels.register(
-        "user", can_read=_own, replay=realtime_channels.STORAGE, key=rf"{ids}(?:-read)?"
+        "user",
+        can_read=_own,
+        replay=realtime_channels.STORAGE,
+        key=rf"{ids}(?:-read)?",
+        owner=_recipient,  # a live user-42 means 42 saw it: no email (realtime.seen_live)
     )
     realtime_channels.register("group", can_read=_member, replay=realtime_channels.STORAGE, key=ids)
     for name in PUBLIC_CHANNELS:

@@ -28,6 +28,10 @@ REPLAYS = (STORAGE, LATEST, NO_REPLAY)
 # can_read(user, key): `user` is an active, authenticated user; `key` the part of the
 # channel name after "<kind>-" (None for a single-channel kind), as the pattern matched it.
 AccessRule = Callable[[Any, str | None], bool]
+# owner(key): the id of the user whose own events the channel carries (a user's private
+# channel), else None. A live connection on such a channel counts as that user having been
+# on the site (realtime.seen_live: no email for what they saw).
+OwnerRule = Callable[[str | None], int | None]
 
 DEFAULT_KEY = r"[A-Za-z0-9_.]{1,64}"
 
@@ -39,6 +43,7 @@ class ChannelKind:
     can_read: AccessRule
     replay: str
     source: Any = None  # STORAGE: what replays it (see realtime.api.register_channel)
+    owner: OwnerRule | None = None
 
     def key(self, channel: str) -> str | bool | None:
         """The key of `channel` if it is of this kind; False if it is not."""
@@ -58,11 +63,13 @@ def register(
     replay: str = NO_REPLAY,
     key: str | None = DEFAULT_KEY,
     source: Any = None,
+    owner: OwnerRule | None = None,
 ) -> ChannelKind:
     """Register a kind of channel: `<name>-<key>` (or just `<name>` with key=None).
 
     `key`: a regular expression for the part after the dash. Registering the same name
     again replaces the kind (a reload); two kinds whose names could collide are refused.
+    `owner`: for a user's private channel, key -> that user's id (None for keys of no one).
     """
     if replay not in REPLAYS:
         raise ValueError(f"replay must be one of {', '.join(REPLAYS)}, not {replay!r}")
@@ -74,11 +81,18 @@ def register(
         raise ValueError(f"channel kind {name!r}: no '-' (it separates the kind from the key)")
     if not callable(can_read):
         raise TypeError("can_read must be a function (user, key) -> bool")
+    if owner is not None and not callable(owner):
+        raise TypeError("owner must be a function (key) -> user id or None")
     pattern = re.escape(name) if key is None else rf"{re.escape(name)}-(?P<key>{key})"
     if source is not None and replay != STORAGE:
         raise ValueError("a replay source needs replay=STORAGE")
     kind = ChannelKind(
-        name=name, pattern=re.compile(pattern), can_read=can_read, replay=replay, source=source
+        name=name,
+        pattern=re.compile(pattern),
+        can_read=can_read,
+        replay=replay,
+        source=source,
+        owner=owner,
     )
     _KINDS[name] = kind
     return kind
@@ -105,6 +119,14 @@ def can_read(user: Any, channel: str) -> bool:
         return False
     kind, key = found
     return bool(kind.can_read(user, key))
+
+
+def owner_of(channel: str) -> int | None:
+    """The user whose own events `channel` carries, or None (shared, or not registered)."""
+    found = kind_of(channel)
+    if found is None or found[0].owner is None:
+        return None
+    return found[0].owner(found[1])
 
 
 def replay_of(channel: str) -> str:

@@ -6,7 +6,8 @@ JSON, as an SSE client would parse it). A latest-value channel sends its latest 
 once and never an older one after a newer. It is a plain Channels consumer on the Pulse
 layer's standard API (group_add and a handler per message type), which is also what makes
 it the example for consumers of your own. Live only: replay of stored channels after a
-gap is what SSE's `Last-Event-ID` is for.
+gap is what SSE's `Last-Event-ID` is for. A socket on the user's own channel counts as
+their being on the site (realtime.seen_live), as a stream does: what it showed is not emailed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from realtime import channels, latest, metrics
+from realtime import channels, latest, metrics, seen_live
 from realtime.db import connect_database
 from realtime.wire import PUBLISHED_AT, user_group
 
@@ -69,6 +70,7 @@ class EventsConsumer(UserGroupMixin, AsyncJsonWebsocketConsumer):
     names: list[str] = []
     last: dict[str, int] = {}
     counted = False
+    live: tuple[int, str] | None = None  # its entry in seen_live.BEAT, if it shows own events
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -92,6 +94,10 @@ class EventsConsumer(UserGroupMixin, AsyncJsonWebsocketConsumer):
         for group in names:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.join_user_group(user)
+        if seen_live.carries_own(user.pk, names):
+            self.live = (user.pk, self.channel_name)
+            await seen_live.mark((user.pk,))
+            seen_live.BEAT.add(self.live)
         newest = await latest.aread([n for n in names if channels.replay_of(n) == channels.LATEST])
         for name, (event_id, event, data) in newest.items():
             # A value published before this read may still be on its way: never after it.
@@ -106,6 +112,10 @@ class EventsConsumer(UserGroupMixin, AsyncJsonWebsocketConsumer):
         if self.counted:
             self.counted = False
             metrics.WS_EVENTS_OPEN.dec()
+        if self.live is not None:
+            seen_live.BEAT.discard(self.live)
+            await seen_live.mark((self.live[0],))
+            self.live = None
         user = self.scope.get("user")
         if self.names and user is not None:
             for group in self.names:

@@ -43,7 +43,7 @@ from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import get_storage
 from prometheus_client import Gauge
 
-from realtime import connection_caps, latest, metrics, tcp
+from realtime import connection_caps, latest, metrics, seen_live, tcp
 from realtime.channels import LATEST, STORAGE, replay_of
 from realtime.connection_caps import SSE
 from realtime.db import connect_database
@@ -110,6 +110,7 @@ class Connection:
         "close_after_flush",
         "epoch",
         "last_write",
+        "live",
         "on_abort",
         "opened",
         "pending",
@@ -136,6 +137,8 @@ class Connection:
         # Its slot among the user's streams (realtime.connection_caps), if it holds one.
         self.cap_id = cap_id
         self.channels = tuple(positions)
+        # It shows the user's own events: while it is open they count as seen (seen_live).
+        self.live = seen_live.carries_own(user_id, self.channels)
         self.positions = dict(positions)
         self._index = {channel: i for i, channel in enumerate(self.channels)}
         self._quoted = [quote(channel) for channel in self.channels]
@@ -458,6 +461,8 @@ class Streams:
 
     def attach(self, conn: Connection) -> None:
         self.by_user.setdefault(conn.user_id, set()).add(conn)
+        if conn.live:
+            self._spawn(seen_live.mark((conn.user_id,)))
         self.catch_up(conn)
         if self._ticker is None or self._ticker.done():
             self._ticker = self.loop.create_task(self._keepalive(), context=contextvars.Context())
@@ -470,6 +475,9 @@ class Streams:
             if not users:
                 del self.by_user[conn.user_id]
         self._replay_queue.pop(conn, None)
+        if conn.live:
+            conn.live = False
+            self._spawn(seen_live.mark((conn.user_id,)))
         if conn.cap_id:
             self._spawn(
                 connection_caps.release(kind=SSE, user_id=conn.user_id, conn_id=conn.cap_id)
@@ -532,6 +540,9 @@ class Streams:
             if now - refreshed >= CAP_REFRESH_SECONDS:
                 refreshed = now
                 await connection_caps.refresh(kind=SSE, connections=self._capped())
+                await seen_live.mark(
+                    {uid for uid, cs in self.by_user.items() if any(c.live for c in cs)}
+                )
 
     def _capped(self) -> list[tuple[int, str]]:
         return [(c.user_id, c.cap_id) for cs in self.by_user.values() for c in cs if c.cap_id]

@@ -23,7 +23,7 @@ from notifications.models import (
     NotificationEmail,
     NotificationSettings,
 )
-from realtime.connection_caps import last_live_ms
+from realtime.seen_live import last_live_ms
 
 logger = logging.getLogger(__name__)
 

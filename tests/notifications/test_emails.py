@@ -7,6 +7,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core import signing
 from django.core.management import call_command
 from django.test import Client
@@ -22,8 +23,9 @@ from notifications.models import (
     NotificationSettings,
 )
 from notifications.services import notification_create
-from realtime import connection_caps
+from realtime import seen_live
 from realtime.redis_clients import sync_client
+from realtime.redis_state import key
 from tests.support.servers import free_port
 from tests.support.smtp import REFUSED_DOMAIN, body_of
 
@@ -77,8 +79,9 @@ def test_nothing_is_emailed_before_the_kinds_delay_or_once_read(alice, smtp):
 
 def test_a_notification_seen_on_a_live_stream_is_not_emailed(alice, bob, smtp):
     seen = missed(alice, title="seen")
-    # alice's page held an SSE stream after it arrived (realtime.connection_caps records it).
-    assert connection_caps.acquire(kind=connection_caps.SSE, user_id=alice.pk, conn_id="tab")
+    # alice's page held a stream after it arrived (tests/notifications/test_seen_live.py
+    # has the streams and sockets that record it).
+    async_to_sync(seen_live.mark)([alice.pk])
     missed(bob, title="bob was away")
     tally = run_pass()
     assert [m["To"] for m in smtp.wait_for(1)] == ["bob@example.com"]
@@ -89,8 +92,8 @@ def test_a_notification_seen_on_a_live_stream_is_not_emailed(alice, bob, smtp):
 def test_a_stream_that_closed_before_the_notification_came_does_not_count_as_seen(alice, smtp):
     missed(alice, minutes=11)
     twenty_minutes_ago = int((timezone.now() - timedelta(minutes=20)).timestamp() * 1000)
-    sync_client().set(connection_caps.key("live", alice.pk), twenty_minutes_ago)
-    assert connection_caps.last_live_ms(user_ids=[alice.pk]) == {alice.pk: twenty_minutes_ago}
+    sync_client().set(key("live", alice.pk), twenty_minutes_ago)
+    assert seen_live.last_live_ms(user_ids=[alice.pk]) == {alice.pk: twenty_minutes_ago}
     run_pass()
     assert [m["To"] for m in smtp.wait_for(1)] == ["alice@example.com"]
 
