@@ -8,10 +8,8 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from config.asgi import application
 from notifications.channels import channels_for_user
 from notifications.emails.worker import run_pass
 from notifications.models import Notification
@@ -19,23 +17,9 @@ from notifications.services import notification_create
 from realtime import channels, seen_live
 from realtime.redis_clients import close_loop_clients
 from realtime.sse import Connection
-from tests.support.factories import session_cookie
+from tests.support.communicators import events_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def events_socket(user, *names: str) -> WebsocketCommunicator:
-    cookie = await sync_to_async(session_cookie)(user)
-    headers = [
-        (b"host", b"testserver"),
-        (b"origin", b"http://testserver"),
-        (b"cookie", f"sessionid={cookie}".encode()),
-    ]
-    query = "&".join(f"channel={name}" for name in names)
-    socket = WebsocketCommunicator(application, f"/ws/events/?{query}", headers=headers)
-    connected, code = await socket.connect(timeout=5)
-    assert connected, f"refused with {code}"
-    return socket
 
 
 @sync_to_async

@@ -6,30 +6,14 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 
-from config.asgi import application
 from realtime import api, channels, sse
 from realtime.layer import pulse_layer
 from realtime.redis_clients import close_loop_clients
 from realtime.wire import event_message
-from tests.support.factories import session_cookie
+from tests.support.communicators import events_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def events_socket(user, *names: str) -> WebsocketCommunicator:
-    cookie = await sync_to_async(session_cookie)(user)
-    headers = [
-        (b"host", b"testserver"),
-        (b"origin", b"http://testserver"),
-        (b"cookie", f"sessionid={cookie}".encode()),
-    ]
-    query = "&".join(f"channel={name}" for name in names)
-    socket = WebsocketCommunicator(application, f"/ws/events/?{query}", headers=headers)
-    connected, code = await socket.connect(timeout=5)
-    assert connected, f"refused with {code}"
-    return socket
 
 
 def price(channel: str, value: int, event_id: int) -> dict:

@@ -1,4 +1,4 @@
-"""Chat WebSocket clients for consumer tests: the full ASGI stack, no network."""
+"""WebSocket clients for consumer tests (chat, `/ws/events/`): the full ASGI stack, no network."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from tests.support.factories import session_cookie
 ORIGIN = "http://testserver"
 
 
-async def open_socket(
-    slug: str, user: Any = None, *, origin: str | None = ORIGIN, cookie: str | None = None
-) -> WebsocketCommunicator:
+async def _headers(user: Any, origin: str | None, cookie: str | None) -> list[tuple[bytes, bytes]]:
     headers = [(b"host", b"testserver")]
     if origin:
         headers.append((b"origin", origin.encode()))
@@ -24,7 +22,24 @@ async def open_socket(
         cookie = await sync_to_async(session_cookie)(user)
     if cookie:
         headers.append((b"cookie", f"sessionid={cookie}".encode()))
+    return headers
+
+
+async def open_socket(
+    slug: str, user: Any = None, *, origin: str | None = ORIGIN, cookie: str | None = None
+) -> WebsocketCommunicator:
+    headers = await _headers(user, origin, cookie)
     return WebsocketCommunicator(application, f"/ws/chat/{slug}/", headers=headers)
+
+
+async def events_socket(user: Any, *names: str) -> WebsocketCommunicator:
+    """A connected `/ws/events/?channel=...` socket of `user` (a session of its own)."""
+    query = "&".join(f"channel={name}" for name in names)
+    headers = await _headers(user, ORIGIN, None)
+    socket = WebsocketCommunicator(application, f"/ws/events/?{query}", headers=headers)
+    connected, code = await socket.connect(timeout=5)
+    assert connected, f"refused with {code}"
+    return socket
 
 
 async def join(slug: str, user: Any, **kw: Any) -> tuple[WebsocketCommunicator, dict[str, Any]]:
