@@ -7,8 +7,9 @@ it (`last_live_ms`) to leave alone what was seen live.
 Only a connection that carries a channel whose owner (realtime.channels, `owner=`) is its
 user counts: an SSE stream or long poll with the page's defaults, or a `/ws/events/` socket
 that asked for `user-<id>`. A ticker-only socket saw none of the user's notifications.
-Each counts at three moments (open, every CAP_REFRESH_SECONDS while open, close), in
-batches per process: one key write per connection per refresh, nothing per event.
+Each counts at three moments (open, every 20 s while open, close), in batches per process:
+SSE streams and long polls with their keep-alive's refresh (realtime.sse), `/ws/events/`
+sockets with BEAT below. One key write per user per refresh, nothing per event.
 """
 
 from __future__ import annotations
